@@ -1,0 +1,1 @@
+"""Code every Heron service shares: settings, logging, bus, db, messages, clock."""

@@ -1,0 +1,158 @@
+"""RabbitMQ: one place that names and declares the topology, and a confirmed publisher.
+
+Topology (``P`` is ``HERON_AMQP_PREFIX``):
+
+- ``P.ingest``  direct exchange; routing key ``shard.<n>`` → quorum queue ``P.detector.shard.<n>``
+  with single-active-consumer, so each shard has exactly one active detector and one stream's
+  events are processed in order; a standby takes over when the owner's channel closes.
+- ``P.alerts``  topic exchange (``incident.opened.event`` …) → quorum queue ``P.notifier.alerts``
+  shared by competing notifiers.
+- ``P.dlx``     topic exchange for poison messages: after ``x-delivery-limit`` redeliveries a
+  message lands in ``P.detector.dead`` or ``P.notifier.dead`` to be inspected, never dropped.
+
+Every declaration is idempotent, so each service declares what it uses at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+
+from heron_common import messages
+
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Names:
+    prefix: str
+
+    @property
+    def ingest_exchange(self) -> str:
+        return f"{self.prefix}.ingest"
+
+    @property
+    def alerts_exchange(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    @property
+    def dlx(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    def shard_queue(self, shard: int) -> str:
+        return f"{self.prefix}.detector.shard.{shard}"
+
+    @staticmethod
+    def shard_key(shard: int) -> str:
+        return f"shard.{shard}"
+
+    @property
+    def notifier_queue(self) -> str:
+        return f"{self.prefix}.notifier.alerts"
+
+    @property
+    def detector_dead(self) -> str:
+        return f"{self.prefix}.detector.dead"
+
+    @property
+    def notifier_dead(self) -> str:
+        return f"{self.prefix}.notifier.dead"
+
+
+async def connect(url: str, name: str) -> AbstractRobustConnection:
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+
+
+def _quorum_args(names: Names, dead_key: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": names.dlx,
+        "x-dead-letter-routing-key": dead_key,
+        **extra,
+    }
+
+
+async def declare_dead_letters(channel: AbstractChannel, names: Names) -> None:
+    dlx = await channel.declare_exchange(names.dlx, aio_pika.ExchangeType.TOPIC, durable=True)
+    for queue_name, key in ((names.detector_dead, "detector.#"), (names.notifier_dead, "notifier.#")):
+        queue = await channel.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "quorum"})
+        await queue.bind(dlx, key)
+
+
+async def declare_ingest(channel: AbstractChannel, names: Names) -> AbstractExchange:
+    return await channel.declare_exchange(names.ingest_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+
+
+async def declare_shard_queues(channel: AbstractChannel, names: Names, shards: int) -> list[AbstractQueue]:
+    """Declare and bind every shard queue (ingest does this too, so a publish is never unroutable)."""
+    await declare_dead_letters(channel, names)
+    exchange = await declare_ingest(channel, names)
+    queues = []
+    for shard in range(shards):
+        queue = await channel.declare_queue(
+            names.shard_queue(shard),
+            durable=True,
+            arguments=_quorum_args(names, f"detector.shard.{shard}", **{"x-single-active-consumer": True}),
+        )
+        await queue.bind(exchange, names.shard_key(shard))
+        queues.append(queue)
+    return queues
+
+
+async def declare_alerts(channel: AbstractChannel, names: Names) -> AbstractExchange:
+    return await channel.declare_exchange(names.alerts_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_notifier_queue(channel: AbstractChannel, names: Names) -> AbstractQueue:
+    await declare_dead_letters(channel, names)
+    exchange = await declare_alerts(channel, names)
+    queue = await channel.declare_queue(
+        names.notifier_queue, durable=True, arguments=_quorum_args(names, "notifier.alerts")
+    )
+    await queue.bind(exchange, "#")
+    return queue
+
+
+async def publish(exchange: AbstractExchange, routing_key: str, message: dict[str, Any]) -> None:
+    """Publish persistently and return only once the broker has confirmed it.
+
+    The channel must have publisher confirms on (aio-pika's default) and ``on_return_raises``
+    so that an unroutable ``mandatory`` message raises instead of vanishing.
+    """
+    await exchange.publish(
+        aio_pika.Message(
+            messages.encode(message),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+            message_id=message["id"],
+            type=message["type"],
+        ),
+        routing_key=routing_key,
+        mandatory=True,
+    )
+
+
+async def delete_topology(url: str, names: Names, shards: int) -> None:
+    """Remove every queue and exchange under a prefix (used by tests to clean up after themselves)."""
+    connection = await aio_pika.connect(url)
+    try:
+        queue_names = [names.shard_queue(s) for s in range(shards)]
+        queue_names += [names.notifier_queue, names.detector_dead, names.notifier_dead]
+        for queue_name in queue_names:
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(queue_name)
+            except aio_pika.exceptions.AMQPError:
+                pass
+        for exchange_name in (names.ingest_exchange, names.alerts_exchange, names.dlx):
+            channel = await connection.channel()
+            try:
+                await channel.exchange_delete(exchange_name)
+            except aio_pika.exceptions.AMQPError:
+                pass
+    finally:
+        await connection.close()

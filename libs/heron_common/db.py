@@ -1,0 +1,132 @@
+"""Postgres: the pool every service opens, and the append-only migrations under an advisory lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+# Any constant works; it only has to be the same in every process that migrates.
+_MIGRATION_LOCK = 0x4E52_4F4E
+
+
+def to_dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def to_ts(dt: datetime | None) -> float | None:
+    return None if dt is None else dt.timestamp()
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO-8601 UTC with a ``Z``, as the API has always returned times."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary format (a version byte, then the JSON text) so COPY works too; orjson for speed.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        decoder=lambda b: orjson.loads(b[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    assert pool is not None
+    return pool
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("heron_common.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply every migration not yet applied, in order, each in its own transaction.
+
+    Several services may start at once: the advisory lock makes the others wait, then find
+    nothing left to do.
+    """
+    conn = await asyncpg.connect(url)
+    applied_now = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in _migration_files():
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                applied_now.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    finally:
+        await conn.close()
+    return applied_now
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database named in ``url`` if it does not exist; True if it was created."""
+    database = urlsplit(url).path.lstrip("/") or "postgres"
+    conn = await asyncpg.connect(_with_database(url, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if exists:
+            return False
+        await conn.execute(f'CREATE DATABASE "{database}"')
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    database = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(_with_database(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def migrate_main() -> None:
+    """``heron-migrate``: create the database if needed and apply migrations."""
+    from heron_common.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"heron-migrate: {exc}")
+
+    async def run() -> None:
+        if await ensure_database(settings.database_url):
+            print("created database")
+        applied = await migrate(settings.database_url)
+        print("applied: " + (", ".join(applied) if applied else "nothing (schema is current)"))
+
+    asyncio.run(run())

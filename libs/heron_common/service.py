@@ -1,0 +1,209 @@
+"""What every service process shares: the aiohttp app with /healthz, /readyz and /metrics,
+the connections opened in ``cleanup_ctx``, and ``run`` with graceful shutdown on SIGTERM.
+
+Each service is an app factory (used by ``run_app`` and by tests alike). Background loops are
+started in a cleanup context and stopped there: aiohttp's shutdown first stops accepting
+requests, then unwinds the contexts in reverse, so loops finish their in-flight work while
+the connections they need are still open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import asyncpg
+import orjson
+import redis.asyncio as redis_asyncio
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from heron_common import bus, db
+from heron_common.clock import Clock, SystemClock
+from heron_common.logging import configure_logging, get_logger
+from heron_common.settings import Settings, SettingsError
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+PG = web.AppKey("pg", asyncpg.Pool)
+REDIS = web.AppKey("redis", redis_asyncio.Redis)
+AMQP = web.AppKey("amqp", AbstractRobustConnection)  # type: ignore[type-abstract]
+NAMES = web.AppKey("names", bus.Names)
+STOPPING = web.AppKey("stopping", asyncio.Event)
+
+ReadyCheck = Callable[[web.Application], Awaitable[None]]
+READY_CHECKS = web.AppKey("ready_checks", list)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    # Liveness: the event loop answers. Dependencies are /readyz's business.
+    return json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    failures = {}
+    for check in request.app[READY_CHECKS]:
+        try:
+            await asyncio.wait_for(check(request.app), timeout=2.0)
+        except Exception as exc:
+            failures[check.__name__.removeprefix("check_")] = str(exc) or type(exc).__name__
+    if request.app[STOPPING].is_set():
+        failures["shutdown"] = "shutting down"
+    if failures:
+        return json_response({"status": "unavailable", "failures": failures}, status=503)
+    return json_response({"status": "ready"})
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def check_postgres(app: web.Application) -> None:
+    await app[PG].fetchval("SELECT 1")
+
+
+async def check_redis(app: web.Application) -> None:
+    await app[REDIS].ping()
+
+
+async def check_rabbitmq(app: web.Application) -> None:
+    if app[AMQP].is_closed:
+        raise ConnectionError("connection closed")
+
+
+def base_app(settings: Settings, clock: Clock | None = None, **app_kwargs: Any) -> web.Application:
+    app = web.Application(**app_kwargs)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[NAMES] = bus.Names(settings.amqp_prefix)
+    app[STOPPING] = asyncio.Event()
+    app[READY_CHECKS] = []
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+
+    async def mark_stopping(app: web.Application) -> None:
+        app[STOPPING].set()
+
+    app.on_shutdown.append(mark_stopping)
+    return app
+
+
+def use_postgres(app: web.Application, *, max_size: int = 10) -> None:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[PG] = await db.create_pool(app[SETTINGS].database_url, max_size=max_size)
+        app[READY_CHECKS].append(check_postgres)
+        yield
+        await app[PG].close()
+
+    app.cleanup_ctx.append(ctx)
+
+
+def use_redis(app: web.Application) -> None:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[REDIS] = redis_asyncio.Redis.from_url(app[SETTINGS].redis_url)
+        app[READY_CHECKS].append(check_redis)
+        yield
+        await app[REDIS].aclose()
+
+    app.cleanup_ctx.append(ctx)
+
+
+def use_rabbitmq(app: web.Application, name: str) -> None:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[AMQP] = await bus.connect(app[SETTINGS].amqp_url, name)
+        app[READY_CHECKS].append(check_rabbitmq)
+        yield
+        await app[AMQP].close()
+
+    app.cleanup_ctx.append(ctx)
+
+
+def background(app: web.Application, name: str, loop: Callable[[web.Application], Awaitable[None]]) -> None:
+    """Run ``loop(app)`` for the app's lifetime; at shutdown it is cancelled after STOPPING is set
+    and given the chance to finish what it was doing (loops check STOPPING between steps)."""
+    log = get_logger(name)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(app), name=name)
+
+        def _done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background loop crashed", exc_info=t.exception())
+
+        task.add_done_callback(_done)
+        yield
+        app[STOPPING].set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.append(ctx)
+
+
+async def sleep_or_stop(app: web.Application, seconds: float) -> bool:
+    """Wait ``seconds`` or until shutdown begins; True if shutting down."""
+    stopping = app[STOPPING]
+    if stopping.is_set():
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+    return stopping.is_set()
+
+
+def run(service: str, factory: Callable[[Settings], web.Application], port_of: Callable[[Settings], int]) -> None:
+    """Entry point of ``python -m heron_<service>``: validate settings, then serve until SIGTERM."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"heron-{service}: configuration error: {exc}")
+    configure_logging(settings.log_level, settings.log_json)
+    log = get_logger(service)
+    log.info("starting", settings=settings.public())
+    web.run_app(
+        factory(settings),
+        host=settings.http_host,
+        port=port_of(settings),
+        print=None,
+        access_log=None,
+        shutdown_timeout=15.0,
+        handle_signals=True,
+    )
+    log.info("stopped")
+
+
+__all__ = [
+    "AMQP",
+    "CLOCK",
+    "NAMES",
+    "PG",
+    "REDIS",
+    "SETTINGS",
+    "STOPPING",
+    "aio_pika",
+    "background",
+    "base_app",
+    "error_response",
+    "json_response",
+    "run",
+    "sleep_or_stop",
+    "use_postgres",
+    "use_rabbitmq",
+    "use_redis",
+]

@@ -1,0 +1,189 @@
+"""Settings from ``HERON_*`` environment variables, validated once at start-up.
+
+Every service reads the same :class:`Settings`; a bad value stops the process at start with a
+message that names the variable and says what it should be. Secrets also accept a ``_FILE``
+variant (``HERON_ADMIN_TOKEN_FILE=/run/secrets/admin``) so they never have to sit in the
+environment of a container.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    file_var = f"{name}_FILE"
+    if file_var in env:
+        path = env[file_var]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as exc:
+            raise SettingsError(f"{file_var}={path!r} cannot be read: {exc.strerror}") from exc
+    return env.get(name)
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number (e.g. {name}={default})") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number (e.g. {name}={default})") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}{upper}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = _secret(env, name) or default
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in schemes:
+        raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = env.get(name, "")
+    nets = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {part!r} is not a CIDR block (e.g. 127.0.0.0/8,::1/128)") from None
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/heron"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefixes keep several Heron installs (or test runs) apart on shared servers.
+    redis_prefix: str = "heron"
+    amqp_prefix: str = "heron"
+    shards: int = 16
+    admin_token: str | None = field(default=None, repr=False)
+
+    # HTTP listeners (each service serves /healthz, /readyz and /metrics on its port).
+    http_host: str = "0.0.0.0"
+    ingest_port: int = 8080
+    detector_port: int = 8081
+    notifier_port: int = 8082
+    prober_port: int = 8083
+
+    # Ingest.
+    max_body_bytes: int = 1_048_576
+    max_batch_events: int = 1000
+    max_metadata_bytes: int = 8192
+    publish_linger: float = 0.002
+    key_cache_seconds: float = 10.0
+
+    # Detection timing: production defaults; tests and demos shrink them to seconds.
+    learning_threshold: int = 3
+    min_tolerance: float = 60.0
+    scan_interval: float = 1.0
+    event_retention_days: int = 7
+    max_clock_skew: float = 3600.0
+
+    # Notifier.
+    slack_retry_schedule: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
+    delivery_timeout: float = 15.0
+    delivery_concurrency: int = 64
+    delivery_poll_interval: float = 1.0
+    outbound_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON unless stderr is a terminal
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+        schedule_raw = env.get("HERON_SLACK_RETRY_SCHEDULE")
+        schedule = d.slack_retry_schedule
+        if schedule_raw:
+            try:
+                schedule = tuple(float(s) for s in schedule_raw.split(",") if s.strip())
+            except ValueError:
+                raise SettingsError(
+                    "HERON_SLACK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 0,5,30,120"
+                ) from None
+            if not schedule or any(s < 0 for s in schedule):
+                raise SettingsError("HERON_SLACK_RETRY_SCHEDULE needs at least one delay, none negative")
+        log_json_raw = env.get("HERON_LOG_JSON", "").lower()
+        log_json = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(log_json_raw)
+        settings = cls(
+            database_url=_url(env, "HERON_DATABASE_URL", d.database_url, ("postgresql", "postgres")),
+            redis_url=_url(env, "HERON_REDIS_URL", d.redis_url, ("redis", "rediss", "unix")),
+            amqp_url=_url(env, "HERON_AMQP_URL", d.amqp_url, ("amqp", "amqps")),
+            redis_prefix=env.get("HERON_REDIS_PREFIX", d.redis_prefix),
+            amqp_prefix=env.get("HERON_AMQP_PREFIX", d.amqp_prefix),
+            shards=_int(env, "HERON_SHARDS", d.shards, minimum=1, maximum=1024),
+            admin_token=_secret(env, "HERON_ADMIN_TOKEN"),
+            http_host=env.get("HERON_HTTP_HOST", d.http_host),
+            ingest_port=_int(env, "HERON_INGEST_PORT", d.ingest_port, maximum=65535),
+            detector_port=_int(env, "HERON_DETECTOR_PORT", d.detector_port, maximum=65535),
+            notifier_port=_int(env, "HERON_NOTIFIER_PORT", d.notifier_port, maximum=65535),
+            prober_port=_int(env, "HERON_PROBER_PORT", d.prober_port, maximum=65535),
+            max_body_bytes=_int(env, "HERON_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            max_batch_events=_int(env, "HERON_MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
+            max_metadata_bytes=_int(env, "HERON_MAX_METADATA_BYTES", d.max_metadata_bytes, minimum=2),
+            publish_linger=_float(env, "HERON_PUBLISH_LINGER", d.publish_linger),
+            key_cache_seconds=_float(env, "HERON_KEY_CACHE_SECONDS", d.key_cache_seconds),
+            learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
+            min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
+            scan_interval=_float(env, "HERON_SCAN_INTERVAL", d.scan_interval, minimum=0.01),
+            event_retention_days=_int(env, "HERON_EVENT_RETENTION_DAYS", d.event_retention_days, minimum=1),
+            max_clock_skew=_float(env, "HERON_MAX_CLOCK_SKEW", d.max_clock_skew),
+            slack_retry_schedule=schedule,
+            delivery_timeout=_float(env, "HERON_DELIVERY_TIMEOUT", d.delivery_timeout, minimum=0.1),
+            delivery_concurrency=_int(env, "HERON_DELIVERY_CONCURRENCY", d.delivery_concurrency, minimum=1),
+            delivery_poll_interval=_float(env, "HERON_DELIVERY_POLL_INTERVAL", d.delivery_poll_interval, minimum=0.01),
+            outbound_allow_cidrs=_networks(env, "HERON_OUTBOUND_ALLOW_CIDRS"),
+            log_level=env.get("HERON_LOG_LEVEL", d.log_level).upper(),
+            log_json=log_json,
+        )
+        if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError("HERON_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+        return replace(settings, **overrides) if overrides else settings
+
+    def public(self) -> dict[str, Any]:
+        """The settings safe to log: credentials in URLs and tokens are masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "admin_token":
+                value = "***" if value else None
+            elif f.name.endswith("_url") and isinstance(value, str) and "@" in value:
+                scheme, rest = value.split("://", 1)
+                value = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+            elif isinstance(value, tuple):
+                value = [str(v) for v in value]
+            out[f.name] = value
+        return out

@@ -1,0 +1,200 @@
+"""The detector service: consume every shard queue, tick, relay the outbox, keep partitions.
+
+Each shard queue is single-active-consumer: every detector subscribes to every shard, RabbitMQ
+hands each shard to one of them, and a standby takes over when that one goes away. Because the
+ticks that trigger the silence scan travel through the same queue as the events, the scan of a
+shard runs in the one process that owns it, after every event published before the tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from aio_pika.abc import AbstractIncomingMessage
+from aiohttp import web
+from heron_common import bus, messages
+from heron_common.clock import Clock
+from heron_common.logging import get_logger
+from heron_common.messages import MessageError
+from heron_common.service import (
+    AMQP,
+    CLOCK,
+    NAMES,
+    PG,
+    REDIS,
+    SETTINGS,
+    STOPPING,
+    background,
+    base_app,
+    sleep_or_stop,
+    use_postgres,
+    use_rabbitmq,
+    use_redis,
+)
+from heron_common.settings import Settings
+from heron_detector.core import Detector
+
+DETECTOR = web.AppKey("detector", Detector)
+CONSUMERS = web.AppKey("consumers", list)
+log = get_logger("detector")
+
+# Lua: take the lease if free, extend it if ours. Only the holder publishes ticks.
+_LEASE = """
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
+    await bus.declare_shard_queues(channel, app[NAMES], settings.shards)
+    await bus.declare_notifier_queue(channel, app[NAMES])
+    alerts = await bus.declare_alerts(channel, app[NAMES])
+    app[DETECTOR] = Detector(app[PG], app[REDIS], alerts, settings)
+    yield
+    await channel.close()
+
+
+async def _consume_shard(app: web.Application, shard: int) -> None:
+    detector = app[DETECTOR]
+    clock = app[CLOCK]
+    channel = await app[AMQP].channel()
+    await channel.set_qos(prefetch_count=32)
+    queue = await channel.get_queue(app[NAMES].shard_queue(shard), ensure=False)
+    shard_log = log.bind(queue=queue.name, shard=shard)
+
+    async def process(message: AbstractIncomingMessage) -> None:
+        msg_log = shard_log.bind(message_id=message.message_id)
+        try:
+            handled = await detector.handle(shard, message.body, clock.now())
+        except MessageError as exc:
+            msg_log.error("poison message dead-lettered", error=str(exc))
+            await message.reject(requeue=False)
+            return
+        except Exception:
+            msg_log.exception("message failed; it will be redelivered")
+            await message.nack(requeue=True)
+            # Back off so a broken dependency does not spin; the delivery limit dead-letters
+            # a message that can never succeed.
+            await asyncio.sleep(1.0)
+            return
+        await message.ack()
+        if handled.opened:
+            msg_log.info("scan opened incidents", opened=handled.opened)
+
+    try:
+        async with queue.iterator() as messages_in:
+            async for message in messages_in:
+                # Shielded: shutdown never interrupts a message half-way; it finishes and is acked.
+                await asyncio.shield(process(message))
+                if app[STOPPING].is_set():
+                    break
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+
+async def _consumers_ctx(app: web.Application) -> AsyncIterator[None]:
+    tasks = [
+        asyncio.create_task(_consume_shard(app, shard), name=f"shard-{shard}") for shard in range(app[SETTINGS].shards)
+    ]
+    app[CONSUMERS] = tasks
+    yield
+    app[STOPPING].set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _ticker(app: web.Application) -> None:
+    """Publish a tick to every shard each scan interval, from whichever detector holds the lease."""
+    settings = app[SETTINGS]
+    names = app[NAMES]
+    redis = app[REDIS]
+    me = f"{socket.gethostname()}:{os.getpid()}:{id(app)}"
+    lease_key = f"{settings.redis_prefix}:detector:ticker"
+    lease_ms = max(1000, int(settings.scan_interval * 3000))
+    channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
+    exchange = await bus.declare_ingest(channel, names)
+    try:
+        while not app[STOPPING].is_set():
+            try:
+                if await redis.eval(_LEASE, 1, lease_key, me, lease_ms):
+                    now = app[CLOCK].now()
+                    await asyncio.gather(
+                        *(
+                            bus.publish(exchange, names.shard_key(s), messages.tick_message(s, now))
+                            for s in range(settings.shards)
+                        )
+                    )
+            except Exception:
+                log.exception("tick failed")
+            if await sleep_or_stop(app, settings.scan_interval):
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+
+async def _outbox_relay(app: web.Application) -> None:
+    """Publish outbox rows a crash left unsent (the normal path publishes right after commit)."""
+    while not await sleep_or_stop(app, 5.0):
+        try:
+            await app[DETECTOR].publish_outbox(None)
+        except Exception:
+            log.exception("outbox relay failed")
+
+
+async def _maintenance(app: web.Application) -> None:
+    """Create event partitions ahead of time and drop those past retention."""
+    settings = app[SETTINGS]
+    while True:
+        try:
+            async with app[PG].acquire() as conn:
+                await conn.execute("SELECT heron_ensure_event_partitions(1, 3)")
+                old = await conn.fetch(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
+                    " AND c.relname ~ '^events_[0-9]{8}$'"
+                    " AND to_date(substr(c.relname, 8), 'YYYYMMDD')"
+                    "     < (now() AT TIME ZONE 'UTC')::date - $1::int",
+                    settings.event_retention_days,
+                )
+                for row in old:
+                    await conn.execute(f'DROP TABLE IF EXISTS "{row["relname"]}"')
+                    log.info("dropped event partition past retention", partition=row["relname"])
+                await conn.execute(
+                    "DELETE FROM events_default WHERE received_at < now() - make_interval(days => $1)",
+                    settings.event_retention_days,
+                )
+                await conn.execute(
+                    "DELETE FROM processed_messages WHERE processed_at < now() - make_interval(days => $1)",
+                    settings.event_retention_days,
+                )
+        except Exception:
+            log.exception("maintenance failed")
+        if await sleep_or_stop(app, 3600.0):
+            break
+
+
+def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool = True) -> web.Application:
+    app = base_app(settings, clock)
+    use_postgres(app, max_size=settings.shards + 4)
+    use_redis(app)
+    use_rabbitmq(app, "heron-detector")
+    app.cleanup_ctx.append(_detector_ctx)
+    if consume:
+        app.cleanup_ctx.append(_consumers_ctx)
+        background(app, "ticker", _ticker)
+        background(app, "outbox-relay", _outbox_relay)
+        background(app, "maintenance", _maintenance)
+    return app

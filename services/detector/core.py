@@ -1,0 +1,131 @@
+"""The detector's steps, each a small coroutine that takes ``now`` and reports what it did.
+
+The service loops in ``app.py`` call these; tests call them directly with a controlled clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as redis_asyncio
+from aio_pika.abc import AbstractExchange
+from heron_common import bus, messages
+from heron_common.logging import get_logger
+from heron_common.messages import MessageError, TrackedEvent
+from heron_common.settings import Settings
+from heron_detector import store
+from heron_detector.cadence import CadenceParams
+from heron_detector.index import DeadlineIndex
+from prometheus_client import Counter, Gauge
+
+EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
+DUPLICATES = Counter("heron_detector_duplicate_messages_total", "Redelivered messages recognised and skipped")
+OPENED = Counter("heron_detector_incidents_opened_total", "Incidents opened")
+WATERMARK = Gauge("heron_detector_watermark_seconds", "Newest tick time scanned, per shard", ["shard"])
+
+SCAN_BATCH = 500
+log = get_logger("detector")
+
+
+def cadence_params(settings: Settings) -> CadenceParams:
+    return CadenceParams(learning_threshold=settings.learning_threshold, min_tolerance=settings.min_tolerance)
+
+
+@dataclass
+class Handled:
+    kind: str
+    events: int = 0
+    duplicate: bool = False
+    opened: int = 0
+
+
+class Detector:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: redis_asyncio.Redis,
+        alerts: AbstractExchange | None,
+        settings: Settings,
+    ) -> None:
+        self.pool = pool
+        self.index = DeadlineIndex(redis, settings.redis_prefix)
+        self.alerts = alerts
+        self.params = cadence_params(settings)
+        self.settings = settings
+
+    async def handle(self, shard: int, body: bytes, now: float) -> Handled:
+        """Process one message from a shard queue; raises MessageError for poison messages."""
+        message = messages.decode(body)
+        if message["type"] == messages.EVENTS:
+            return await self.apply_events(shard, message, now)
+        if message["type"] == messages.TICK:
+            at = float(message["at"])
+            opened = 0
+            while True:
+                found, n = await self.scan(shard, at)
+                opened += n
+                if not found:
+                    break
+            WATERMARK.labels(str(shard)).set(at)
+            return Handled("tick", opened=opened)
+        raise MessageError(f"unknown message type {message['type']!r}")
+
+    async def apply_events(self, shard: int, message: dict, now: float) -> Handled:
+        try:
+            events = [TrackedEvent.from_wire(row) for row in message["events"]]
+            uuid.UUID(message["id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"malformed events message: {exc}") from exc
+        async with self.pool.acquire() as conn:
+            applied = await store.apply_events_message(conn, message["id"], events, shard, self.params, now)
+        if applied.duplicate:
+            DUPLICATES.inc()
+            return Handled("events", duplicate=True)
+        EVENTS.inc(applied.events - applied.dropped)
+        if applied.dropped:
+            log.warning("events for unknown projects dropped", count=applied.dropped, message_id=message["id"])
+        await self.index.update(shard, applied.deadlines)
+        await self.publish_outbox(applied.outbox_ids)
+        return Handled("events", events=applied.events - applied.dropped)
+
+    async def scan(self, shard: int, now: float) -> tuple[bool, int]:
+        """Open incidents for what is overdue on ``shard`` at ``now``. Returns (found work, opened)."""
+        due = await self.index.due(shard, now, SCAN_BATCH, lambda s: store.due_from_postgres(self.pool, s))
+        if not due:
+            return False, 0
+        async with self.pool.acquire() as conn:
+            outbox_ids, corrections = await store.open_overdue(conn, due, now, self.params)
+        await self.index.update(shard, corrections)
+        OPENED.inc(len(outbox_ids))
+        for _ in outbox_ids:
+            log.info("incident opened", shard=shard)
+        await self.publish_outbox(outbox_ids)
+        return True, len(outbox_ids)
+
+    async def publish_outbox(self, ids: list[int] | None = None) -> int:
+        """Publish unsent outbox rows (these ``ids``, or any left over by a crash) and mark them sent.
+
+        Rows are claimed with ``SKIP LOCKED`` so two detectors never publish the same row at once;
+        a crash between the publish and the commit republishes it, and consumers deduplicate on
+        the alert id.
+        """
+        if self.alerts is None or ids == []:
+            return 0
+        sent = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, routing_key, message FROM outbox WHERE sent_at IS NULL"
+                " AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"
+                " ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
+                ids,
+            )
+            for row in rows:
+                await bus.publish(self.alerts, row["routing_key"], row["message"])
+                sent += 1
+            if rows:
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+                )
+        return sent

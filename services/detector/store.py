@@ -1,0 +1,248 @@
+"""The detector's writes: each one a single transaction, idempotent on the message id.
+
+``apply_events_message`` and ``open_overdue`` are the only two places monitors change state.
+Both lock the monitor rows (``FOR UPDATE`` in id order, so racing detectors never deadlock) and
+write the flip, the incident change and an outbox row in the same transaction as the state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from heron_common import messages
+from heron_common.db import to_dt, to_ts
+from heron_common.messages import TrackedEvent
+from heron_detector import cadence, machine
+from heron_detector.alerts import incident_data
+from heron_detector.cadence import CadenceParams
+
+StreamKey = tuple[int, str, str, str]
+
+
+@dataclass
+class Applied:
+    duplicate: bool = False
+    events: int = 0
+    # monitor id -> deadline (None: remove from the deadline index)
+    deadlines: dict[int, float | None] = field(default_factory=dict)
+    outbox_ids: list[int] = field(default_factory=list)
+    dropped: int = 0  # events of projects that no longer exist
+
+
+def _stream_key(e: TrackedEvent) -> StreamKey:
+    return (e.project_id, e.event_name, e.service or "", e.environment or "")
+
+
+def _load(row: asyncpg.Record) -> machine.Monitor:
+    return machine.Monitor(row["state"], cadence.from_dict(row["cadence"] or {}), row["event_count"])
+
+
+async def _outbox(conn: asyncpg.Connection, topic: str, alert_id: uuid.UUID, now: float, data: dict[str, Any]) -> int:
+    message = messages.alert_message(topic, str(alert_id), now, data)
+    return await conn.fetchval(
+        "INSERT INTO outbox (alert_id, routing_key, message) VALUES ($1, $2, $3) RETURNING id",
+        alert_id,
+        f"{topic}.event",
+        message,
+    )
+
+
+async def apply_events_message(
+    conn: asyncpg.Connection,
+    message_id: str,
+    events: list[TrackedEvent],
+    shard: int,
+    params: CadenceParams,
+    now: float,
+) -> Applied:
+    applied = Applied(events=len(events))
+    async with conn.transaction():
+        first_time = await conn.fetchval(
+            "INSERT INTO processed_messages (message_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
+            uuid.UUID(message_id),
+        )
+        if not first_time:
+            return Applied(duplicate=True)
+
+        streams: dict[StreamKey, list[TrackedEvent]] = defaultdict(list)
+        for e in events:
+            streams[_stream_key(e)].append(e)
+        cols: tuple[list[Any], ...] = ([], [], [], [])
+        for key in streams:
+            for col, value in zip(cols, key, strict=True):
+                col.append(value)
+        # Monitors are created on first sight; a project deleted since the publish has none.
+        await conn.execute(
+            "INSERT INTO monitors (project_id, event_name, service, environment, shard)"
+            " SELECT k.p, k.n, k.s, k.e, $5"
+            " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(p, n, s, e)"
+            " JOIN projects ON projects.id = k.p"
+            " ON CONFLICT DO NOTHING",
+            *cols,
+            shard,
+        )
+        rows = await conn.fetch(
+            "SELECT m.* FROM monitors m"
+            " JOIN unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(p, n, s, e)"
+            " ON m.project_id = k.p AND m.kind = 'event' AND m.event_name = k.n"
+            " AND m.service = k.s AND m.environment = k.e"
+            " ORDER BY m.id FOR UPDATE OF m",
+            *cols,
+        )
+
+        event_records = []
+        updates: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        for row in rows:
+            key = (row["project_id"], row["event_name"], row["service"], row["environment"])
+            stream_events = streams.pop(key)
+            before = _load(row)
+            after, flips = machine.apply_events(before, [e.event_time for e in stream_events], params)
+            for e in stream_events:
+                event_records.append(
+                    (
+                        row["id"],
+                        row["project_id"],
+                        to_dt(e.event_time),
+                        to_dt(e.received_at),
+                        e.metadata,
+                        uuid.UUID(message_id),
+                    )
+                )
+            deadline = after.deadline(params)
+            applied.deadlines[row["id"]] = deadline
+            for value, col in zip(
+                (
+                    row["id"],
+                    after.state,
+                    after.event_count,
+                    to_dt(after.cadence.last_seen),
+                    cadence.to_dict(after.cadence),
+                    to_dt(deadline),
+                ),
+                updates,
+                strict=True,
+            ):
+                col.append(value)
+            for flip in flips:
+                await _record_flip(conn, row, flip, now, applied)
+        applied.dropped = sum(len(v) for v in streams.values())
+
+        if event_records:
+            await conn.copy_records_to_table(
+                "events",
+                records=event_records,
+                columns=["monitor_id", "project_id", "event_time", "received_at", "metadata", "message_id"],
+            )
+        if rows:
+            await conn.execute(
+                "UPDATE monitors m SET state = u.state, event_count = u.event_count, last_seen = u.last_seen,"
+                " cadence = u.cadence, deadline = u.deadline, updated_at = now()"
+                " FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::timestamptz[], $5::jsonb[],"
+                " $6::timestamptz[]) AS u(id, state, event_count, last_seen, cadence, deadline)"
+                " WHERE m.id = u.id",
+                *updates,
+            )
+    return applied
+
+
+async def _record_flip(
+    conn: asyncpg.Connection, monitor: asyncpg.Record, flip: machine.Flip, now: float, applied: Applied
+) -> None:
+    await conn.execute(
+        "INSERT INTO flips (monitor_id, project_id, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+        monitor["id"],
+        monitor["project_id"],
+        to_dt(flip.at),
+        flip.from_state,
+        flip.to_state,
+        flip.reason,
+    )
+    if flip.from_state == machine.DOWN and flip.to_state == machine.UP:
+        alert_id = uuid.uuid4()
+        incident = await conn.fetchrow(
+            "UPDATE incidents SET resolved_at = $2, resolve_alert_id = $3,"
+            " duration = greatest(0, round(extract(epoch FROM $2 - started_at)))::int"
+            " WHERE monitor_id = $1 AND resolved_at IS NULL RETURNING *",
+            monitor["id"],
+            to_dt(flip.resumed_at),
+            alert_id,
+        )
+        if incident is not None:
+            name = await conn.fetchval("SELECT name FROM projects WHERE id = $1", monitor["project_id"])
+            applied.outbox_ids.append(
+                await _outbox(conn, "incident.resolved", alert_id, now, incident_data(incident, name))
+            )
+
+
+async def open_overdue(
+    conn: asyncpg.Connection, monitor_ids: list[int], now: float, params: CadenceParams
+) -> tuple[list[int], dict[int, float | None]]:
+    """Open an incident for every monitor in ``monitor_ids`` that is still overdue at ``now``.
+
+    Returns the outbox rows written and, for every id that was *not* opened, its true deadline
+    (None if it no longer has one), so the caller can correct the deadline index.
+    """
+    outbox_ids: list[int] = []
+    corrections: dict[int, float | None] = {}
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT m.*, p.name AS project_name FROM monitors m JOIN projects p ON p.id = m.project_id"
+            " WHERE m.id = ANY($1::bigint[]) ORDER BY m.id FOR UPDATE OF m",
+            monitor_ids,
+        )
+        found = {row["id"] for row in rows}
+        corrections.update({i: None for i in monitor_ids if i not in found})
+        for row in rows:
+            monitor = _load(row)
+            flip = machine.check_silence(monitor, now, params)
+            # The stored state is the one that counts: a racing detector may have flipped it already.
+            if flip is None or row["state"] != machine.UP:
+                corrections[row["id"]] = monitor.deadline(params)
+                continue
+            status = await conn.execute(
+                "UPDATE monitors SET state = 'down', deadline = NULL, updated_at = now() WHERE id = $1 AND state = 'up'",
+                row["id"],
+            )
+            if status != "UPDATE 1":
+                continue
+            alert_id = uuid.uuid4()
+            incident = await conn.fetchrow(
+                "INSERT INTO incidents (project_id, monitor_id, alert_id, event_name, service, environment,"
+                " started_at, opened_at, expected_interval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT (monitor_id) WHERE resolved_at IS NULL DO NOTHING RETURNING *",
+                row["project_id"],
+                row["id"],
+                alert_id,
+                row["event_name"],
+                row["service"],
+                row["environment"],
+                to_dt(monitor.cadence.last_seen),
+                to_dt(now),
+                cadence.expected_interval(monitor.cadence),
+            )
+            await conn.execute(
+                "INSERT INTO flips (monitor_id, project_id, at, from_state, to_state, reason)"
+                " VALUES ($1, $2, $3, 'up', 'down', $4)",
+                row["id"],
+                row["project_id"],
+                to_dt(now),
+                flip.reason,
+            )
+            corrections[row["id"]] = None
+            if incident is not None:
+                outbox_ids.append(
+                    await _outbox(conn, "incident.opened", alert_id, now, incident_data(incident, row["project_name"]))
+                )
+    return outbox_ids, corrections
+
+
+async def due_from_postgres(pool: asyncpg.Pool, shard: int) -> list[tuple[int, float]]:
+    """Every up monitor's deadline on a shard: what the Redis index is rebuilt from."""
+    rows = await pool.fetch(
+        "SELECT id, deadline FROM monitors WHERE shard = $1 AND state = 'up' AND deadline IS NOT NULL", shard
+    )
+    return [(r["id"], to_ts(r["deadline"]) or 0.0) for r in rows]

@@ -1,0 +1,1 @@
+"""Heron ingest service."""

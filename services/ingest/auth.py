@@ -1,0 +1,56 @@
+"""API-key authentication with a short in-process cache.
+
+Keys are looked up by their SHA-256 hash (an indexed equality: the database never compares
+plaintext) and the matched hash is compared again in constant time. Results — misses included,
+so a flood of bad keys cannot hammer Postgres — are cached for ``HERON_KEY_CACHE_SECONDS``: a
+revoked key stops working at once on the replica that revoked it and within that time elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from heron_common.clock import Clock
+from heron_common.keys import constant_time_equal, hash_key
+
+_MAX_CACHE = 100_000
+
+
+class KeyAuthenticator:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, ttl: float) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._ttl = ttl
+        self._cache: dict[bytes, tuple[int | None, float]] = {}
+
+    async def project_for(self, key: str) -> int | None:
+        digest = hash_key(key)
+        now = self._clock.now()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        row = await self._pool.fetchrow(
+            "SELECT project_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+        )
+        project_id = row["project_id"] if row and constant_time_equal(bytes(row["key_hash"]), digest) else None
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[digest] = (project_id, now + self._ttl)
+        return project_id
+
+    def forget(self, key_hash: bytes) -> None:
+        self._cache.pop(key_hash, None)
+
+
+def presented_key(request: web.Request, body: object = None) -> str | None:
+    """The key as a bearer token, else ``?api_key=``, else a body field (older SDKs send these)."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if "api_key" in request.query:
+        return request.query["api_key"] or None
+    if isinstance(body, dict):
+        key = body.get("api_key")
+        if isinstance(key, str) and key:
+            return key
+    return None

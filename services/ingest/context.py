@@ -1,0 +1,8 @@
+"""Typed keys for what the ingest app holds."""
+
+from aiohttp import web
+from heron_ingest.auth import KeyAuthenticator
+from heron_ingest.publisher import GroupPublisher
+
+AUTH = web.AppKey("auth", KeyAuthenticator)
+PUBLISHER = web.AppKey("publisher", GroupPublisher)

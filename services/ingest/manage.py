@@ -1,0 +1,186 @@
+"""Projects, API keys and the Slack target: the management half of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from heron_common.db import iso
+from heron_common.keys import constant_time_equal, hash_key, key_hint, new_api_key
+from heron_common.outbound import check_url
+from heron_common.service import PG, SETTINGS, error_response, json_response
+from heron_ingest.auth import presented_key
+from heron_ingest.context import AUTH
+from heron_ingest.validation import InputError, parse_json
+
+MAX_PROJECT_NAME = 200
+
+
+def _admin(request: web.Request) -> None:
+    token = request.app[SETTINGS].admin_token
+    if not token:
+        raise InputError(403, "admin_disabled", "set HERON_ADMIN_TOKEN to enable project administration")
+    header = request.headers.get("Authorization", "")
+    presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not presented or not constant_time_equal(presented, token):
+        raise InputError(401, "invalid_admin_token", "send 'Authorization: Bearer <HERON_ADMIN_TOKEN>'")
+
+
+async def caller_project(request: web.Request, body: Any = None) -> int:
+    key = presented_key(request, body)
+    if key is None:
+        raise InputError(401, "missing_api_key", "send your project API key as 'Authorization: Bearer heron_…'")
+    project_id = await request.app[AUTH].project_for(key)
+    if project_id is None:
+        raise InputError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
+    return project_id
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise InputError(404, "not_found", f"no such {name.removesuffix('_id')}")
+    return int(raw)
+
+
+async def _project_scope(request: web.Request, body: Any = None) -> int:
+    """The project in the path, which the caller's key (or the admin token) must own.
+
+    Another project's key gets 404, not 403: it must not learn which ids exist.
+    """
+    project_id = _path_id(request, "project_id")
+    header = request.headers.get("Authorization", "")
+    token = request.app[SETTINGS].admin_token
+    if token and header[:7].lower() == "bearer " and constant_time_equal(header[7:].strip(), token):
+        exists = await request.app[PG].fetchval("SELECT 1 FROM projects WHERE id = $1", project_id)
+    else:
+        exists = await caller_project(request, body) == project_id
+    if not exists:
+        raise InputError(404, "not_found", "no such project")
+    return project_id
+
+
+async def _json_body(request: web.Request, *, required: bool) -> Any:
+    raw = await request.read()
+    if not raw.strip() and not required:
+        return None
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise InputError(422, "invalid_body", "the body must be a JSON object")
+    return body
+
+
+async def _create_key(request: web.Request, project_id: int, name: str | None) -> dict[str, Any]:
+    key = new_api_key()
+    row = await request.app[PG].fetchrow(
+        "INSERT INTO api_keys (project_id, key_hash, hint, name) VALUES ($1, $2, $3, $4) RETURNING id",
+        project_id,
+        hash_key(key),
+        key_hint(key),
+        name,
+    )
+    return {"id": row["id"], "api_key": key, "hint": key_hint(key), "name": name}
+
+
+def handles_errors(handler: Any) -> Any:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except InputError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+@handles_errors
+async def create_project(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _json_body(request, required=False) or {}
+    name = request.query.get("name", body.get("name"))
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(422, "missing_field", 'name is required (?name=MyApp or {"name": "MyApp"})')
+    if len(name) > MAX_PROJECT_NAME:
+        raise InputError(422, "invalid_field", f"name is longer than {MAX_PROJECT_NAME} characters")
+    async with request.app[PG].acquire() as conn, conn.transaction():
+        project_id = await conn.fetchval("INSERT INTO projects (name) VALUES ($1) RETURNING id", name.strip())
+        key = new_api_key()
+        await conn.execute(
+            "INSERT INTO api_keys (project_id, key_hash, hint, name) VALUES ($1, $2, $3, 'default')",
+            project_id,
+            hash_key(key),
+            key_hint(key),
+        )
+    return json_response({"project_id": project_id, "name": name.strip(), "api_key": key}, status=201)
+
+
+@handles_errors
+async def list_keys(request: web.Request) -> web.Response:
+    project_id = await _project_scope(request)
+    rows = await request.app[PG].fetch(
+        "SELECT id, hint, name, created_at, revoked_at FROM api_keys WHERE project_id = $1 ORDER BY id",
+        project_id,
+    )
+    return json_response(
+        [
+            {
+                "id": r["id"],
+                "hint": r["hint"],
+                "name": r["name"],
+                "created_at": iso(r["created_at"]),
+                "revoked_at": iso(r["revoked_at"]),
+            }
+            for r in rows
+        ]
+    )
+
+
+@handles_errors
+async def add_key(request: web.Request) -> web.Response:
+    project_id = await _project_scope(request)
+    body = await _json_body(request, required=False) or {}
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_PROJECT_NAME):
+        raise InputError(422, "invalid_field", "name must be a string of at most 200 characters")
+    return json_response(await _create_key(request, project_id, name), status=201)
+
+
+@handles_errors
+async def revoke_key(request: web.Request) -> web.Response:
+    project_id = await _project_scope(request)
+    key_id = _path_id(request, "key_id")
+    row = await request.app[PG].fetchrow(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND project_id = $2"
+        " RETURNING key_hash",
+        key_id,
+        project_id,
+    )
+    if row is None:
+        raise InputError(404, "not_found", "no such key")
+    request.app[AUTH].forget(bytes(row["key_hash"]))
+    return web.Response(status=204)
+
+
+@handles_errors
+async def set_slack(request: web.Request) -> web.Response:
+    body = await _json_body(request, required=True)
+    project_id = await _project_scope(request, body)
+    if "slack_webhook_url" not in body:
+        raise InputError(422, "missing_field", "slack_webhook_url is required (a URL, or null to remove it)")
+    url = body["slack_webhook_url"]
+    if url is not None:
+        if not isinstance(url, str) or len(url) > 2000:
+            raise InputError(422, "invalid_field", "slack_webhook_url must be a URL string")
+        problem = check_url(url, request.app[SETTINGS].outbound_allow_cidrs)
+        if problem:
+            raise InputError(422, "invalid_field", f"slack_webhook_url {problem}")
+    await request.app[PG].execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", url, project_id)
+    return json_response({"project_id": project_id, "slack_webhook_url": url})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/projects", create_project)
+    app.router.add_get("/v1/projects/{project_id}/keys", list_keys)
+    app.router.add_post("/v1/projects/{project_id}/keys", add_key)
+    app.router.add_delete("/v1/projects/{project_id}/keys/{key_id}", revoke_key)
+    app.router.add_patch("/v1/projects/{project_id}/slack", set_slack)

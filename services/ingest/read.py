@@ -1,0 +1,158 @@
+"""Reading what Heron knows: incidents and monitors, always scoped to the caller's project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from heron_common.db import iso, to_ts
+from heron_common.service import PG, json_response
+from heron_ingest.manage import _path_id, caller_project, handles_errors
+from heron_ingest.validation import InputError
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+def _page_args(request: web.Request) -> tuple[int, int | None, str | None]:
+    q = request.query
+    raw_limit = q.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise InputError(422, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    raw_before = q.get("before")
+    if raw_before is not None and (not raw_before.isdigit() or len(raw_before) > 18):
+        raise InputError(422, "invalid_parameter", "before must be an id from a previous page")
+    environment = q.get("environment")
+    return int(raw_limit), int(raw_before) if raw_before else None, environment
+
+
+def _next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, str]:
+    if len(rows) < limit:
+        return {}
+    query = {k: v for k, v in request.query.items() if k not in ("before", "api_key")}
+    query["before"] = str(rows[-1]["id"])
+    query["limit"] = str(limit)
+    url = request.url.with_query(query)
+    return {"Link": f'<{url.path_qs}>; rel="next"'}
+
+
+def _incident(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "monitor_id": r["monitor_id"],
+        "event_name": r["event_name"],
+        "service": r["service"],
+        "environment": r["environment"],
+        "started_at": iso(r["started_at"]),
+        "opened_at": iso(r["opened_at"]),
+        "resolved_at": iso(r["resolved_at"]),
+        "duration": r["duration"],
+    }
+
+
+async def _incidents(request: web.Request, active_only: bool) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = _page_args(request)
+    rows = await request.app[PG].fetch(
+        "SELECT * FROM incidents WHERE project_id = $1"
+        " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
+        + (" AND resolved_at IS NULL" if active_only else "")
+        + " ORDER BY id DESC LIMIT $4",
+        project_id,
+        before,
+        environment,
+        limit,
+    )
+    return json_response([_incident(r) for r in rows], headers=_next_link(request, rows, limit))
+
+
+@handles_errors
+async def incidents(request: web.Request) -> web.Response:
+    return await _incidents(request, active_only=False)
+
+
+@handles_errors
+async def active_incidents(request: web.Request) -> web.Response:
+    return await _incidents(request, active_only=True)
+
+
+def _monitor(r: asyncpg.Record) -> dict[str, Any]:
+    cadence = r["cadence"] or {}
+    deadline = r["deadline"]
+    mean = cadence.get("mean") if cadence.get("intervals") else None
+    last_seen = to_ts(r["last_seen"])
+    tolerance = None
+    if deadline is not None and last_seen is not None and mean is not None:
+        tolerance = round(deadline.timestamp() - last_seen - mean, 3)
+    return {
+        "id": r["id"],
+        "kind": r["kind"],
+        "event_name": r["event_name"],
+        "service": r["service"],
+        "environment": r["environment"],
+        "state": r["state"],
+        "event_count": r["event_count"],
+        "last_seen": iso(r["last_seen"]),
+        "expected_interval": round(mean, 3) if mean is not None else None,
+        "tolerance": tolerance,
+        "deadline": iso(deadline),
+        "created_at": iso(r["created_at"]),
+    }
+
+
+@handles_errors
+async def monitors(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = _page_args(request)
+    rows = await request.app[PG].fetch(
+        "SELECT * FROM monitors WHERE project_id = $1"
+        " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
+        " ORDER BY id DESC LIMIT $4",
+        project_id,
+        before,
+        environment,
+        limit,
+    )
+    return json_response([_monitor(r) for r in rows], headers=_next_link(request, rows, limit))
+
+
+async def _own_monitor(request: web.Request) -> asyncpg.Record:
+    project_id = await caller_project(request)
+    monitor_id = _path_id(request, "monitor_id")
+    row = await request.app[PG].fetchrow(
+        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2", monitor_id, project_id
+    )
+    if row is None:
+        raise InputError(404, "not_found", "no such monitor")
+    return row
+
+
+@handles_errors
+async def monitor(request: web.Request) -> web.Response:
+    return json_response(_monitor(await _own_monitor(request)))
+
+
+@handles_errors
+async def monitor_events(request: web.Request) -> web.Response:
+    row = await _own_monitor(request)
+    limit, _, _ = _page_args(request)
+    events = await request.app[PG].fetch(
+        "SELECT event_time, received_at, metadata FROM events WHERE monitor_id = $1 ORDER BY event_time DESC LIMIT $2",
+        row["id"],
+        limit,
+    )
+    return json_response(
+        [
+            {"timestamp": iso(e["event_time"]), "received_at": iso(e["received_at"]), "metadata": e["metadata"]}
+            for e in events
+        ]
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/incidents", incidents)
+    app.router.add_get("/v1/incidents/active", active_incidents)
+    app.router.add_get("/v1/monitors", monitors)
+    app.router.add_get("/v1/monitors/{monitor_id}", monitor)
+    app.router.add_get("/v1/monitors/{monitor_id}/events", monitor_events)

@@ -1,0 +1,83 @@
+"""``POST /v1/track`` and ``POST /v1/events``: authenticate, validate, publish with confirms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from heron_common.service import CLOCK, SETTINGS, error_response, json_response
+from heron_ingest.auth import presented_key
+from heron_ingest.context import AUTH, PUBLISHER
+from heron_ingest.validation import InputError, batch_items, parse_event, parse_json
+from prometheus_client import Counter
+
+REQUESTS = Counter("heron_ingest_requests_total", "Ingest requests by endpoint and outcome", ["endpoint", "status"])
+
+
+async def _read_body(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        raise InputError(413, "body_too_large", f"the request body is larger than {limit} bytes") from None
+    return parse_json(raw)
+
+
+async def _authenticate(request: web.Request, body: Any) -> int:
+    key = presented_key(request, body)
+    if key is None:
+        raise InputError(401, "missing_api_key", "send your project API key as 'Authorization: Bearer heron_…'")
+    project_id = await request.app[AUTH].project_for(key)
+    if project_id is None:
+        raise InputError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
+    return project_id
+
+
+async def _ingest(request: web.Request, endpoint: str, batch: bool) -> web.Response:
+    settings = request.app[SETTINGS]
+    try:
+        body = await _read_body(request)
+        project_id = await _authenticate(request, body)
+        received_at = request.app[CLOCK].now()
+        items = batch_items(body, settings.max_batch_events) if batch else [body]
+        events = [
+            parse_event(
+                item,
+                project_id=project_id,
+                received_at=received_at,
+                max_metadata_bytes=settings.max_metadata_bytes,
+                max_skew=settings.max_clock_skew,
+                where=f"events[{i}]." if batch else "",
+            )
+            for i, item in enumerate(items)
+        ]
+    except InputError as exc:
+        REQUESTS.labels(endpoint, str(exc.status)).inc()
+        return error_response(exc.status, exc.code, exc.message)
+    try:
+        await request.app[PUBLISHER].publish(events)
+    except Exception:
+        REQUESTS.labels(endpoint, "503").inc()
+        # Not confirmed, so not accepted: the client keeps the events and retries.
+        return error_response(
+            503, "unavailable", "events could not be stored right now; retry", headers={"Retry-After": "1"}
+        )
+    if batch:
+        REQUESTS.labels(endpoint, "200").inc()
+        # 200 with this exact body: existing SDKs treat anything else as failure and resend.
+        return json_response({"status": "stored", "count": len(events)})
+    REQUESTS.labels(endpoint, "202").inc()
+    return json_response({"status": "accepted", "count": 1}, status=202)
+
+
+async def track(request: web.Request) -> web.Response:
+    return await _ingest(request, "track", batch=False)
+
+
+async def events(request: web.Request) -> web.Response:
+    return await _ingest(request, "events", batch=True)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/track", track)
+    app.router.add_post("/v1/events", events)

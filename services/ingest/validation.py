@@ -1,0 +1,112 @@
+"""Turning request bodies into events, with errors that name the offending field.
+
+Pure: no I/O. Raises :class:`InputError` carrying the HTTP status, a stable code and a message.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from heron_common.messages import TrackedEvent
+
+MAX_NAME = 200
+MAX_LABEL = 200
+
+
+@dataclass
+class InputError(Exception):
+    status: int
+    code: str
+    message: str
+
+
+def event_time(client_ts: float | None, received_at: float, max_skew: float) -> float:
+    """Client time clamped to [received − max_skew, received]; receive time when absent."""
+    if client_ts is None:
+        return received_at
+    return min(received_at, max(received_at - max_skew, client_ts))
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InputError(400, "empty_body", "the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _label(raw: dict[str, Any], name: str, where: str) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(422, "invalid_field", f"{where}{name} must be a string")
+    if len(value) > MAX_LABEL:
+        raise InputError(422, "invalid_field", f"{where}{name} is longer than {MAX_LABEL} characters")
+    return value or None
+
+
+def parse_event(
+    raw: Any,
+    *,
+    project_id: int,
+    received_at: float,
+    max_metadata_bytes: int,
+    max_skew: float,
+    where: str = "",
+) -> TrackedEvent:
+    if not isinstance(raw, dict):
+        raise InputError(422, "invalid_event", f"{where or 'the body'} must be a JSON object")
+    name = raw.get("event_name", raw.get("event"))
+    if name is None:
+        raise InputError(422, "missing_field", f"{where}event_name is required")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(422, "invalid_field", f"{where}event_name must be a non-empty string")
+    if len(name) > MAX_NAME:
+        raise InputError(422, "invalid_field", f"{where}event_name is longer than {MAX_NAME} characters")
+
+    metadata = raw.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise InputError(422, "invalid_field", f"{where}metadata must be a JSON object")
+        size = len(orjson.dumps(metadata))
+        if size > max_metadata_bytes:
+            raise InputError(
+                413,
+                "metadata_too_large",
+                f"{where}metadata is {size} bytes as JSON; the limit is {max_metadata_bytes}",
+            )
+
+    ts = raw.get("timestamp")
+    if ts is not None:
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+            raise InputError(422, "invalid_field", f"{where}timestamp must be unix seconds (a number)")
+        ts = float(ts)
+
+    return TrackedEvent(
+        project_id=project_id,
+        event_name=name,
+        service=_label(raw, "service", where),
+        environment=_label(raw, "environment", where),
+        event_time=event_time(ts, received_at, max_skew),
+        received_at=received_at,
+        metadata=metadata,
+    )
+
+
+def batch_items(body: Any, max_events: int) -> list[Any]:
+    """The events of a batch body: ``{"events": [...]}`` (what SDKs send) or a bare array."""
+    items = body.get("events") if isinstance(body, dict) else body
+    if isinstance(body, dict) and "events" not in body:
+        raise InputError(422, "missing_field", "events is required: an array of event objects")
+    if not isinstance(items, list):
+        raise InputError(422, "invalid_field", "events must be an array of event objects")
+    if not items:
+        raise InputError(422, "invalid_field", "events is empty; send at least one event")
+    if len(items) > max_events:
+        raise InputError(413, "batch_too_large", f"{len(items)} events in one batch; the limit is {max_events}")
+    return items

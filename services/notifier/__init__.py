@@ -1,0 +1,1 @@
+"""Heron notifier service."""

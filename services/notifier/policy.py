@@ -1,0 +1,52 @@
+"""What to do after a delivery attempt. Pure: the ledger applies what this decides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+MAX_RETRY_AFTER = 3600.0
+# Slack answers these when the webhook is gone or the request can never succeed as sent.
+PERMANENT = frozenset({400, 401, 403, 404, 410})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: str  # "succeeded", "failed" (final) or "pending" (retry)
+    retry_in: float | None = None
+    reason: str = ""
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    raw = headers.get("Retry-After")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if raw.isdigit():
+        return min(float(raw), MAX_RETRY_AFTER)
+    try:
+        return min(max(0.0, parsedate_to_datetime(raw).timestamp() - now), MAX_RETRY_AFTER)
+    except (TypeError, ValueError):
+        return None
+
+
+def decide(
+    status_code: int | None,
+    headers: Mapping[str, str],
+    attempts_made: int,
+    schedule: Sequence[float],
+    now: float,
+) -> Decision:
+    """``attempts_made`` counts the attempt just made; ``schedule[i]`` is the wait before attempt i+1."""
+    if status_code is not None and 200 <= status_code < 300:
+        return Decision("succeeded", reason=f"HTTP {status_code}")
+    if status_code in PERMANENT:
+        return Decision("failed", reason=f"HTTP {status_code}: permanent, not retried")
+    reason = "no response" if status_code is None else f"HTTP {status_code}"
+    if attempts_made >= len(schedule):
+        return Decision("failed", reason=f"{reason}: gave up after {attempts_made} attempts")
+    wait = schedule[attempts_made]
+    if status_code in (429, 503):
+        wait = max(wait, retry_after(headers, now) or 0.0)
+    return Decision("pending", retry_in=wait, reason=reason)

@@ -1,0 +1,67 @@
+"""Slack messages for incidents, as Block Kit with a plain ``text`` fallback. Pure: no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+def _unit(count: int, name: str) -> str:
+    return f"{count} {name}{'' if count == 1 else 's'}"
+
+
+def humanize(seconds: float) -> str:
+    """``45 seconds``, ``18 minutes``, ``2 hours 5 minutes``, ``1 day 3 hours``: two units at most."""
+    if 0 < seconds < 9.95 and round(seconds, 1) != round(seconds):
+        return f"{seconds:.1f} seconds"  # sub-second cadences (demos, tests) stay readable
+    s = max(0, round(seconds))
+    if s < 60:
+        return _unit(s, "second")
+    if s < 3600:
+        return _unit(round(s / 60), "minute")
+    big, small, big_name, small_name = (3600, 60, "hour", "minute") if s < 86400 else (86400, 3600, "day", "hour")
+    count, rest = divmod(s, big)
+    parts = [_unit(count, big_name)]
+    if rest // small:
+        parts.append(_unit(rest // small, small_name))
+    return " ".join(parts)
+
+
+def _ts(value: str | None) -> float | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in pairs]}
+
+
+def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    incident = data["incident"]
+    service = incident.get("service") or "—"
+    environment = incident.get("environment") or "—"
+    event = incident["event_name"]
+    if topic == "incident.resolved":
+        title = "✅ Heron recovery"
+        downtime = humanize(incident.get("duration") or 0)
+        pairs = [("Event", event), ("Downtime", downtime), ("Service", service), ("Environment", environment)]
+    else:
+        title = "🚨 Heron alert"
+        started, opened = _ts(incident.get("started_at")), _ts(incident.get("opened_at"))
+        last_seen = f"{humanize(opened - started)} ago" if started is not None and opened is not None else "never"
+        expected = incident.get("expected_interval")
+        interval = f"~{humanize(expected)}" if expected else "unknown"
+        pairs = [
+            ("Event", event),
+            ("Last seen", last_seen),
+            ("Expected interval", interval),
+            ("Service", service),
+            ("Environment", environment),
+        ]
+    text = f"{title}: " + ", ".join(f"{k}: {v}" for k, v in pairs)
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+            _fields(pairs),
+        ],
+    }

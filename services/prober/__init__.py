@@ -1,0 +1,1 @@
+"""Heron prober service."""

@@ -1,0 +1,86 @@
+"""Fixtures: real Postgres, Redis and RabbitMQ, isolated per run and per test.
+
+- one fresh database per test run (``heron_test_<random>``), dropped at the end;
+- a fresh Redis key prefix and RabbitMQ name prefix per test, removed after it;
+so two runs, or leftovers of a crashed one, never collide.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
+
+import ipaddress
+
+import pytest
+import redis.asyncio as redis_asyncio
+
+from heron_common import bus, db
+from heron_common.settings import Settings
+from tests.support.fakes import FakeSlack
+from tests.support.servers import ServerURLs, locate
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[ServerURLs]:
+    with ExitStack() as stack:
+        yield locate(stack)
+
+
+@pytest.fixture(scope="session")
+async def database_url(servers: ServerURLs) -> AsyncIterator[str]:
+    parts = urlsplit(servers.postgres)
+    url = urlunsplit(parts._replace(path=f"/heron_test_{secrets.token_hex(6)}"))
+    await db.ensure_database(url)
+    await db.migrate(url)
+    yield url
+    await db.drop_database(url)
+
+
+@pytest.fixture
+async def settings(servers: ServerURLs, database_url: str) -> AsyncIterator[Settings]:
+    """Settings for one test: its own key and queue namespace, timings on a scale of seconds."""
+    tag = f"heron-test-{secrets.token_hex(5)}"
+    s = Settings(
+        database_url=database_url,
+        redis_url=servers.redis,
+        amqp_url=servers.amqp,
+        redis_prefix=tag,
+        amqp_prefix=tag,
+        shards=4,
+        admin_token="test-admin-token",
+        http_host="127.0.0.1",
+        publish_linger=0.001,
+        key_cache_seconds=0.5,
+        learning_threshold=3,
+        min_tolerance=0.4,
+        scan_interval=0.05,
+        slack_retry_schedule=(0.0, 0.05, 0.1, 0.2),
+        delivery_timeout=2.0,
+        delivery_poll_interval=0.05,
+        outbound_allow_cidrs=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
+        log_json=True,
+    )
+    yield s
+    await bus.delete_topology(s.amqp_url, bus.Names(s.amqp_prefix), s.shards)
+    r = redis_asyncio.Redis.from_url(s.redis_url)
+    try:
+        keys = [k async for k in r.scan_iter(match=f"{tag}:*", count=1000)]
+        if keys:
+            await r.delete(*keys)
+    finally:
+        await r.aclose()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = await FakeSlack().start()
+    yield fake
+    await fake.stop()
+
+
+def with_overrides(s: Settings, **kw: object) -> Settings:
+    return replace(s, **kw)  # type: ignore[arg-type]
