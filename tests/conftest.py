@@ -7,19 +7,18 @@ so two runs, or leftovers of a crashed one, never collide.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
-import ipaddress
-
 import pytest
 import redis.asyncio as redis_asyncio
-
 from heron_common import bus, db
 from heron_common.settings import Settings
+
 from tests.support.fakes import FakeSlack
 from tests.support.servers import ServerURLs, locate
 
@@ -31,11 +30,21 @@ def servers() -> Iterator[ServerURLs]:
 
 
 @pytest.fixture(scope="session")
-async def database_url(servers: ServerURLs) -> AsyncIterator[str]:
+async def template_database(servers: ServerURLs) -> AsyncIterator[str]:
+    """Migrated once per run; every test gets a copy (CREATE DATABASE … TEMPLATE is cheap)."""
     parts = urlsplit(servers.postgres)
-    url = urlunsplit(parts._replace(path=f"/heron_test_{secrets.token_hex(6)}"))
+    url = urlunsplit(parts._replace(path=f"/heron_tpl_{secrets.token_hex(6)}"))
     await db.ensure_database(url)
     await db.migrate(url)
+    yield url
+    await db.drop_database(url)
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    template = urlsplit(template_database).path.lstrip("/")
+    url = urlunsplit(urlsplit(template_database)._replace(path=f"/heron_test_{secrets.token_hex(6)}"))
+    await db.create_database_from(url, template)
     yield url
     await db.drop_database(url)
 
@@ -84,3 +93,30 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 def with_overrides(s: Settings, **kw: object) -> Settings:
     return replace(s, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def pg(settings: Settings) -> AsyncIterator[object]:
+    pool = await db.create_pool(settings.database_url, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[redis_asyncio.Redis]:
+    r = redis_asyncio.Redis.from_url(settings.redis_url)
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+async def project(pg: object) -> tuple[int, str]:
+    """A project and one API key, made directly in the database."""
+    from heron_common.keys import hash_key, key_hint, new_api_key
+
+    key = new_api_key()
+    project_id = await pg.fetchval("INSERT INTO projects (name) VALUES ('fixture') RETURNING id")  # type: ignore[attr-defined]
+    await pg.execute(  # type: ignore[attr-defined]
+        "INSERT INTO api_keys (project_id, key_hash, hint) VALUES ($1, $2, $3)", project_id, hash_key(key), key_hint(key)
+    )
+    return project_id, key

@@ -105,6 +105,16 @@ async def ensure_database(url: str) -> bool:
         await conn.close()
 
 
+async def create_database_from(url: str, template: str) -> None:
+    """Create the database named in ``url`` as a copy of ``template`` (used by tests)."""
+    database = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(_with_database(url, "postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+
+
 async def drop_database(url: str) -> None:
     database = urlsplit(url).path.lstrip("/")
     conn = await asyncpg.connect(_with_database(url, "postgres"))

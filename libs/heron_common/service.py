@@ -19,7 +19,7 @@ import aio_pika
 import asyncpg
 import orjson
 import redis.asyncio as redis_asyncio
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -153,6 +153,41 @@ def background(app: web.Application, name: str, loop: Callable[[web.Application]
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    app.cleanup_ctx.append(ctx)
+
+
+async def consume(
+    queue: AbstractQueue, process: Callable[[AbstractIncomingMessage], Awaitable[None]]
+) -> None:
+    """Feed ``queue``'s messages to ``process`` one at a time, until cancelled.
+
+    Cancellation (shutdown) only ever lands between messages: a message being processed is
+    finished and acked first, so stopping a consumer never leaves work half-done. Messages
+    prefetched but not started go back to the queue when the channel closes.
+    """
+    async with queue.iterator() as incoming:
+        async for message in incoming:
+            task = asyncio.ensure_future(process(message))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await task
+                raise
+
+
+def consumers(app: web.Application, name: str, *loops: Callable[[web.Application], Awaitable[None]]) -> None:
+    """Run consumer loops for the app's lifetime; at shutdown stop them between messages."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(loop(app), name=f"{name}-{i}") for i, loop in enumerate(loops)]
+        yield
+        app[STOPPING].set()
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                get_logger(name).error("consumer ended with an error", exc_info=result)
 
     app.cleanup_ctx.append(ctx)
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
@@ -30,6 +31,8 @@ from heron_common.service import (
     STOPPING,
     background,
     base_app,
+    consume,
+    consumers,
     sleep_or_stop,
     use_postgres,
     use_rabbitmq,
@@ -39,7 +42,6 @@ from heron_common.settings import Settings
 from heron_detector.core import Detector
 
 DETECTOR = web.AppKey("detector", Detector)
-CONSUMERS = web.AppKey("consumers", list)
 log = get_logger("detector")
 
 # Lua: take the lease if free, extend it if ours. Only the holder publishes ticks.
@@ -64,7 +66,7 @@ async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:
     await channel.close()
 
 
-async def _consume_shard(app: web.Application, shard: int) -> None:
+async def _consume_shard(app: web.Application, *, shard: int) -> None:
     detector = app[DETECTOR]
     clock = app[CLOCK]
     channel = await app[AMQP].channel()
@@ -92,27 +94,10 @@ async def _consume_shard(app: web.Application, shard: int) -> None:
             msg_log.info("scan opened incidents", opened=handled.opened)
 
     try:
-        async with queue.iterator() as messages_in:
-            async for message in messages_in:
-                # Shielded: shutdown never interrupts a message half-way; it finishes and is acked.
-                await asyncio.shield(process(message))
-                if app[STOPPING].is_set():
-                    break
+        await consume(queue, process)
     finally:
         with contextlib.suppress(Exception):
             await channel.close()
-
-
-async def _consumers_ctx(app: web.Application) -> AsyncIterator[None]:
-    tasks = [
-        asyncio.create_task(_consume_shard(app, shard), name=f"shard-{shard}") for shard in range(app[SETTINGS].shards)
-    ]
-    app[CONSUMERS] = tasks
-    yield
-    app[STOPPING].set()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _ticker(app: web.Application) -> None:
@@ -193,7 +178,9 @@ def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool 
     use_rabbitmq(app, "heron-detector")
     app.cleanup_ctx.append(_detector_ctx)
     if consume:
-        app.cleanup_ctx.append(_consumers_ctx)
+        consumers(
+            app, "shard-consumer", *(partial(_consume_shard, shard=s) for s in range(settings.shards))
+        )
         background(app, "ticker", _ticker)
         background(app, "outbox-relay", _outbox_relay)
         background(app, "maintenance", _maintenance)

@@ -9,6 +9,7 @@ shard, so a shard's keys live together on a Redis Cluster node.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis_asyncio
@@ -58,7 +59,7 @@ class DeadlineIndex:
 
     async def rebuild(self, shard: int, entries: list[tuple[int, float]]) -> None:
         key = self._key(shard)
-        staging = f"{key}:rebuild"
+        staging = f"{key}:rebuild:{secrets.token_hex(4)}"  # unique: racing rebuilds never share one
         await self._redis.delete(staging)
         for start in range(0, len(entries), REBUILD_CHUNK):
             chunk = entries[start : start + REBUILD_CHUNK]

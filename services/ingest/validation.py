@@ -12,6 +12,9 @@ from typing import Any
 import orjson
 from heron_common.messages import TrackedEvent
 
+# The clamp rule belongs to the cadence model (docs/detection.md); ingest applies it on receipt.
+from heron_detector.cadence import event_time
+
 MAX_NAME = 200
 MAX_LABEL = 200
 
@@ -21,13 +24,6 @@ class InputError(Exception):
     status: int
     code: str
     message: str
-
-
-def event_time(client_ts: float | None, received_at: float, max_skew: float) -> float:
-    """Client time clamped to [received − max_skew, received]; receive time when absent."""
-    if client_ts is None:
-        return received_at
-    return min(received_at, max(received_at - max_skew, client_ts))
 
 
 def parse_json(raw: bytes) -> Any:

@@ -23,6 +23,8 @@ from heron_common.service import (
     STOPPING,
     background,
     base_app,
+    consume,
+    consumers,
     use_postgres,
     use_rabbitmq,
     use_redis,
@@ -72,11 +74,7 @@ async def _consume_alerts(app: web.Application) -> None:
         app[WAKE].set()
 
     try:
-        async with queue.iterator() as incoming:
-            async for message in incoming:
-                await asyncio.shield(process(message))
-                if app[STOPPING].is_set():
-                    break
+        await consume(queue, process)
     finally:
         with contextlib.suppress(Exception):
             await channel.close()
@@ -106,5 +104,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     use_rabbitmq(app, "heron-notifier")
     app.cleanup_ctx.append(_worker_ctx)
     background(app, "deliveries", _deliver_loop)
-    background(app, "alerts-consumer", _consume_alerts)
+    consumers(app, "alerts-consumer", _consume_alerts)
     return app

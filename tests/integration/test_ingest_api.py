@@ -1,0 +1,221 @@
+"""The public HTTP API: authentication, validation errors, scoping, pagination, no loss."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from heron_common.settings import Settings
+
+from tests.support.system import System, running_system
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    async with running_system(settings, services=("detector",)) as s:
+        yield s
+
+
+async def post(system: System, path: str, body: object = None, *, raw: bytes | None = None, headers=None, params=None):
+    data = raw if raw is not None else orjson.dumps(body)
+    async with system.http.post(system.ingest.url + path, data=data, headers=headers or {}, params=params) as r:
+        return r.status, await r.json(), r.headers
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_project_creation_needs_the_admin_token(system: System) -> None:
+    status, body, _ = await post(system, "/v1/projects", params={"name": "x"})
+    assert status == 401 and body["error"]["code"] == "invalid_admin_token"
+    status, body, _ = await post(system, "/v1/projects", params={"name": "x"}, headers=bearer("wrong"))
+    assert status == 401
+    status, body, _ = await post(system, "/v1/projects", {}, headers=bearer(system.settings.admin_token or ""))
+    assert status == 422 and "name" in body["error"]["message"]
+    project_id, key = await system.create_project("MyApp")
+    assert key.startswith("heron_") and project_id > 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code", "mentions"),
+    [
+        ("/v1/track", {}, 422, "missing_field", "event_name"),
+        ("/v1/track", {"event_name": ""}, 422, "invalid_field", "event_name"),
+        ("/v1/track", {"event_name": 5}, 422, "invalid_field", "event_name"),
+        ("/v1/track", {"event_name": "a", "metadata": [1]}, 422, "invalid_field", "metadata"),
+        ("/v1/track", {"event_name": "a", "metadata": {"x": "y" * 9000}}, 413, "metadata_too_large", "metadata"),
+        ("/v1/track", {"event_name": "a", "timestamp": "yesterday"}, 422, "invalid_field", "timestamp"),
+        ("/v1/track", {"event_name": "a", "service": 3}, 422, "invalid_field", "service"),
+        ("/v1/track", [1, 2], 422, "invalid_event", "object"),
+        ("/v1/events", {"events": []}, 422, "invalid_field", "events"),
+        ("/v1/events", {"events": "no"}, 422, "invalid_field", "events"),
+        ("/v1/events", {"nothing": 1}, 422, "missing_field", "events"),
+        ("/v1/events", {"events": [{"event": "ok"}, {"event": "ok"}, {"evnt": "typo"}]}, 422, "missing_field",
+         "events[2].event_name"),
+        ("/v1/events", {"events": [{"event": "x"}] * 1001}, 413, "batch_too_large", "1000"),
+    ],
+)
+async def test_bad_input_gets_a_clear_error(system: System, path, body, status, code, mentions) -> None:
+    _, key = await system.create_project()
+    got_status, got, _ = await post(system, path, body, headers=bearer(key))
+    assert got_status == status
+    assert got["error"]["code"] == code
+    assert mentions in got["error"]["message"]
+
+
+async def test_malformed_requests(system: System) -> None:
+    _, key = await system.create_project()
+    status, body, _ = await post(system, "/v1/track", raw=b"{nope", headers=bearer(key))
+    assert (status, body["error"]["code"]) == (400, "invalid_json")
+    status, body, _ = await post(system, "/v1/track", raw=b"", headers=bearer(key))
+    assert (status, body["error"]["code"]) == (400, "empty_body")
+    big = b'{"event_name": "a", "metadata": {"x": "' + b"y" * 2_000_000 + b'"}}'
+    status, body, _ = await post(system, "/v1/track", raw=big, headers=bearer(key))
+    assert (status, body["error"]["code"]) == (413, "body_too_large")
+    async with system.http.get(system.ingest.url + "/v1/nothing-here") as r:
+        assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+    async with system.http.get(system.ingest.url + "/v1/track") as r:
+        assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_invalid_keys_are_never_accepted(system: System) -> None:
+    status, body, _ = await post(system, "/v1/events", {"events": [{"event": "a"}]})
+    assert (status, body["error"]["code"]) == (401, "missing_api_key")
+    for key in ("heron_forged", "", "x" * 500):
+        status, body, _ = await post(system, "/v1/events", {"api_key": key, "events": [{"event": "a"}]})
+        assert status == 401, key
+    status, _, _ = await post(system, "/v1/track", {"event_name": "a"}, params={"api_key": "heron_nope"})
+    assert status == 401
+
+
+async def test_revoked_key_stops_working(system: System) -> None:
+    project_id, key = await system.create_project()
+    async with system.http.post(f"{system.ingest.url}/v1/projects/{project_id}/keys", headers=bearer(key)) as r:
+        assert r.status == 201
+        second = await r.json()
+    assert (await post(system, "/v1/track", {"event_name": "a"}, headers=bearer(second["api_key"])))[0] == 202
+    async with system.http.delete(
+        f"{system.ingest.url}/v1/projects/{project_id}/keys/{second['id']}", headers=bearer(key)
+    ) as r:
+        assert r.status == 204
+    assert (await post(system, "/v1/track", {"event_name": "a"}, headers=bearer(second["api_key"])))[0] == 401
+    assert (await post(system, "/v1/track", {"event_name": "a"}, headers=bearer(key)))[0] == 202
+    async with system.http.get(f"{system.ingest.url}/v1/projects/{project_id}/keys", headers=bearer(key)) as r:
+        listed = await r.json()
+    assert [k["revoked_at"] is not None for k in listed] == [False, True]
+    assert all("api_key" not in k for k in listed)  # plaintext is shown once, at creation
+
+
+async def test_accepted_events_are_all_stored_in_every_accepted_shape(system: System) -> None:
+    project_id, key = await system.create_project()
+    accepted = 0
+    # Bearer, single event.
+    status, body, _ = await post(system, "/v1/track", {"event_name": "signup"}, headers=bearer(key))
+    assert (status, body["status"]) == (202, "accepted")
+    accepted += 1
+    # The shape existing SDKs send: api_key in the body, "event" for the name, and 200 "stored".
+    legacy = {
+        "api_key": key,
+        "events": [
+            {"event": "payment.completed", "timestamp": 1732300000, "service": "pay", "environment": "prod",
+             "metadata": {"amount": 1}},
+            {"event_name": "payment.completed", "service": "pay", "environment": "prod"},
+        ],
+    }
+    status, body, _ = await post(system, "/v1/events", legacy)
+    assert (status, body) == (200, {"status": "stored", "count": 2})
+    accepted += 2
+    # ?api_key= and a gzip body.
+    gz = gzip.compress(orjson.dumps({"events": [{"event": "email.sent"}] * 50}))
+    status, body, _ = await post(system, "/v1/events", raw=gz, params={"api_key": key},
+                                 headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert (status, body) == (200, {"status": "stored", "count": 50})
+    accepted += 50
+    # Rejected requests store nothing.
+    await post(system, "/v1/events", {"events": [{"event": "email.sent"}, {}]}, headers=bearer(key))
+
+    async def stored() -> int:
+        async with system.http.get(system.ingest.url + "/v1/monitors", headers=bearer(key)) as r:
+            return sum(m["event_count"] for m in await r.json())
+
+    assert await eventually(stored, lambda n: n >= accepted) == accepted
+    async with system.http.get(system.ingest.url + "/v1/monitors", headers=bearer(key)) as r:
+        monitors = {(m["event_name"], m["service"], m["environment"]): m for m in await r.json()}
+    assert set(monitors) == {("signup", None, None), ("payment.completed", "pay", "prod"), ("email.sent", None, None)}
+    pay = monitors[("payment.completed", "pay", "prod")]
+    async with system.http.get(f"{system.ingest.url}/v1/monitors/{pay['id']}/events", headers=bearer(key)) as r:
+        events = await r.json()
+    assert {"amount": 1} in [e["metadata"] for e in events]
+    # The 2024 client timestamp was clamped to an hour before receipt: that is the gap learned.
+    assert pay["state"] == "new" and pay["deadline"] is None
+    assert abs(pay["expected_interval"] - 3600) < 5
+
+
+async def test_projects_cannot_see_each_other(system: System, slack) -> None:
+    a_id, a_key = await system.create_project("a")
+    b_id, b_key = await system.create_project("b")
+    await post(system, "/v1/track", {"event_name": "a.event"}, headers=bearer(a_key))
+
+    async def a_monitors() -> list:
+        async with system.http.get(system.ingest.url + "/v1/monitors", headers=bearer(a_key)) as r:
+            return await r.json()
+
+    [monitor] = await eventually(a_monitors, lambda ms: len(ms) == 1)
+    async with system.http.get(f"{system.ingest.url}/v1/monitors/{monitor['id']}", headers=bearer(b_key)) as r:
+        assert r.status == 404
+    async with system.http.get(f"{system.ingest.url}/v1/monitors", headers=bearer(b_key)) as r:
+        assert await r.json() == []
+    async with system.http.patch(
+        f"{system.ingest.url}/v1/projects/{a_id}/slack", json={"slack_webhook_url": slack.url}, headers=bearer(b_key)
+    ) as r:
+        assert r.status == 404
+    async with system.http.get(f"{system.ingest.url}/v1/projects/{a_id}/keys", headers=bearer(b_key)) as r:
+        assert r.status == 404
+    del b_id
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.1/services/x", "http://169.254.169.254/latest", "http://[::ffff:127.0.0.1]/x", "ftp://x/y", "nope"],
+)
+async def test_slack_url_must_be_a_public_http_target(settings: Settings, url: str) -> None:
+    strict = Settings(**{**settings.__dict__, "outbound_allow_cidrs": ()})
+    async with running_system(strict, services=()) as system:
+        project_id, key = await system.create_project()
+        async with system.http.patch(
+            f"{system.ingest.url}/v1/projects/{project_id}/slack", json={"slack_webhook_url": url}, headers=bearer(key)
+        ) as r:
+            assert r.status == 422
+            assert "slack_webhook_url" in (await r.json())["error"]["message"]
+
+
+async def test_incidents_are_paginated_newest_first(system: System, pg) -> None:
+    project_id, key = await system.create_project()
+    monitor_id = await pg.fetchval(
+        "INSERT INTO monitors (project_id, event_name, shard) VALUES ($1, 'x', 0) RETURNING id", project_id
+    )
+    for i in range(5):
+        await pg.execute(
+            "INSERT INTO incidents (project_id, monitor_id, alert_id, event_name, environment, started_at, opened_at,"
+            " resolved_at, duration) VALUES ($1, $2, gen_random_uuid(), 'x', $3, now() - interval '1 hour',"
+            " now(), now(), 3600)",
+            project_id, monitor_id, "prod" if i % 2 else "staging",
+        )
+    async with system.http.get(system.ingest.url + "/v1/incidents?limit=2", headers=bearer(key)) as r:
+        first = await r.json()
+        link = r.headers["Link"]
+    assert len(first) == 2 and first[0]["id"] > first[1]["id"]
+    assert set(first[0]) >= {"id", "event_name", "service", "environment", "started_at", "resolved_at", "duration"}
+    assert first[0]["started_at"].endswith("Z")
+    next_url = link.split(">")[0].lstrip("<")
+    async with system.http.get(system.ingest.url + next_url, headers=bearer(key)) as r:
+        second = await r.json()
+    assert len(second) == 2 and second[0]["id"] < first[1]["id"]
+    async with system.http.get(system.ingest.url + "/v1/incidents?environment=prod", headers=bearer(key)) as r:
+        assert [i["environment"] for i in await r.json()] == ["prod", "prod"]
+    async with system.http.get(system.ingest.url + "/v1/incidents?limit=0", headers=bearer(key)) as r:
+        assert r.status == 422

@@ -1,0 +1,157 @@
+"""The pure pieces outside the cadence model: validation, state machine, Slack text, retry policy,
+outbound guard, settings."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from heron_common.outbound import check_url, forbidden_reason
+from heron_common.settings import Settings, SettingsError
+from heron_detector import machine
+from heron_detector.cadence import Cadence, CadenceParams
+from heron_ingest.validation import InputError, event_time, parse_event  # event_time re-exported
+from heron_notifier import policy, slack
+
+PARAMS = CadenceParams(min_tolerance=1.0)
+
+
+# --- event time and validation ---------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [(None, 1000.0), (990.0, 990.0), (2000.0, 1000.0), (-5000.0, 1000.0 - 3600), (1000.0 - 3600, 1000.0 - 3600)],
+)
+def test_event_time_is_clamped_to_the_last_hour(client, expected) -> None:
+    assert event_time(client, 1000.0, 3600.0) == expected
+
+
+def test_parse_event_accepts_both_name_fields_and_empty_labels_as_absent() -> None:
+    e = parse_event({"event": "a.b", "service": "", "environment": "prod", "timestamp": 999},
+                    project_id=1, received_at=1000.0, max_metadata_bytes=10, max_skew=3600)
+    assert (e.event_name, e.service, e.environment, e.event_time) == ("a.b", None, "prod", 999.0)
+
+
+@pytest.mark.parametrize("ts", [True, "1", float("nan"), float("inf"), [1]])
+def test_parse_event_refuses_non_numeric_timestamps(ts) -> None:
+    with pytest.raises(InputError) as err:
+        parse_event({"event_name": "a", "timestamp": ts}, project_id=1, received_at=1.0, max_metadata_bytes=10,
+                    max_skew=1)
+    assert err.value.status == 422 and "timestamp" in err.value.message
+
+
+# --- the monitor state machine ---------------------------------------------------------------
+
+def test_monitor_goes_up_once_learned_and_down_only_past_its_deadline() -> None:
+    m = machine.Monitor(machine.NEW, Cadence())
+    m, flips = machine.apply_events(m, [0.0, 10.0], PARAMS)
+    assert m.state == machine.NEW and flips == [] and m.deadline(PARAMS) is None
+    m, flips = machine.apply_events(m, [20.0], PARAMS)
+    assert m.state == machine.UP and [(f.from_state, f.to_state) for f in flips] == [("new", "up")]
+    deadline = m.deadline(PARAMS)
+    assert deadline is not None and deadline > 30.0
+    assert machine.check_silence(m, deadline - 0.001, PARAMS) is None
+    flip = machine.check_silence(m, deadline, PARAMS)
+    assert flip is not None and flip.to_state == machine.DOWN and flip.silent_since == 20.0
+
+
+def test_resuming_event_resolves_with_the_silence_it_ended() -> None:
+    m = machine.Monitor(machine.NEW, Cadence())
+    m, _ = machine.apply_events(m, [0.0, 10.0, 20.0], PARAMS)
+    down = machine.Monitor(machine.DOWN, m.cadence, m.event_count)
+    up, [flip] = machine.apply_events(down, [95.0, 90.0], PARAMS)
+    assert up.state == machine.UP
+    assert (flip.silent_since, flip.resumed_at) == (20.0, 90.0)
+
+
+def test_a_late_event_older_than_the_silence_does_not_resolve() -> None:
+    m, _ = machine.apply_events(machine.Monitor(machine.NEW, Cadence()), [0.0, 10.0, 20.0], PARAMS)
+    down = machine.Monitor(machine.DOWN, m.cadence, m.event_count)
+    still, flips = machine.apply_events(down, [15.0], PARAMS)
+    assert still.state == machine.DOWN and flips == []
+    assert still.event_count == 4
+
+
+# --- Slack text ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.2, "0.2 seconds"), (1, "1 second"), (45, "45 seconds"), (180, "3 minutes"), (1080, "18 minutes"),
+     (7500, "2 hours 5 minutes"), (3600, "1 hour"), (97200, "1 day 3 hours")],
+)
+def test_humanize(seconds, text) -> None:
+    assert slack.humanize(seconds) == text
+
+
+def test_recovery_message_reports_downtime() -> None:
+    data = {"incident": {"event_name": "email.sent", "service": None, "environment": "prod", "duration": 1080}}
+    msg = slack.incident_message("incident.resolved", data)
+    assert msg["blocks"][0]["text"]["text"] == "✅ Heron recovery"
+    assert [f["text"] for f in msg["blocks"][1]["fields"]] == [
+        "*Event*\nemail.sent", "*Downtime*\n18 minutes", "*Service*\n—", "*Environment*\nprod"]
+    assert msg["text"] == "✅ Heron recovery: Event: email.sent, Downtime: 18 minutes, Service: —, Environment: prod"
+
+
+# --- retry policy ----------------------------------------------------------------------------
+
+SCHEDULE = (0.0, 5.0, 300.0)
+
+
+def test_policy() -> None:
+    assert policy.decide(200, {}, 1, SCHEDULE, 0).status == "succeeded"
+    assert policy.decide(204, {}, 1, SCHEDULE, 0).status == "succeeded"
+    for permanent in (404, 410):
+        assert policy.decide(permanent, {}, 1, SCHEDULE, 0).status == "failed"
+    retry = policy.decide(500, {}, 1, SCHEDULE, 0)
+    assert (retry.status, retry.retry_in) == ("pending", 5.0)
+    assert policy.decide(None, {}, 2, SCHEDULE, 0).retry_in == 300.0
+    assert policy.decide(503, {}, 3, SCHEDULE, 0).status == "failed"
+    assert policy.decide(429, {"Retry-After": "60"}, 1, SCHEDULE, 0).retry_in == 60.0
+    assert policy.decide(429, {"Retry-After": "1"}, 1, SCHEDULE, 0).retry_in == 5.0  # never sooner than planned
+    assert policy.decide(301, {}, 1, SCHEDULE, 0).status == "pending"  # redirects are not followed
+
+
+def test_retry_after_http_date() -> None:
+    assert policy.retry_after({"Retry-After": "Thu, 01 Jan 1970 00:01:40 GMT"}, now=40.0) == 60.0
+    assert policy.retry_after({"Retry-After": "soon"}, now=0) is None
+
+
+# --- outbound guard --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "ip", ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+           "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"],
+)
+def test_private_addresses_are_forbidden(ip) -> None:
+    assert forbidden_reason(ipaddress.ip_address(ip), ()) is not None
+
+
+def test_public_and_allow_listed_addresses_pass() -> None:
+    assert forbidden_reason(ipaddress.ip_address("93.184.216.34"), ()) is None
+    assert forbidden_reason(ipaddress.ip_address("::ffff:127.0.0.1"), (ipaddress.ip_network("127.0.0.0/8"),)) is None
+    assert check_url("https://hooks.slack.com/services/T/B/X", ()) is None
+    assert check_url("http://[::ffff:169.254.169.254]/", ()) is not None
+    assert check_url("file:///etc/passwd", ()) is not None
+
+
+# --- settings --------------------------------------------------------------------------------
+
+def test_settings_errors_name_the_variable() -> None:
+    with pytest.raises(SettingsError, match="HERON_SHARDS"):
+        Settings.from_env({"HERON_SHARDS": "lots"})
+    with pytest.raises(SettingsError, match="HERON_DATABASE_URL"):
+        Settings.from_env({"HERON_DATABASE_URL": "mysql://x"})
+    with pytest.raises(SettingsError, match="HERON_OUTBOUND_ALLOW_CIDRS"):
+        Settings.from_env({"HERON_OUTBOUND_ALLOW_CIDRS": "10.0.0.0/33"})
+    with pytest.raises(SettingsError, match="HERON_ADMIN_TOKEN_FILE"):
+        Settings.from_env({"HERON_ADMIN_TOKEN_FILE": "/nonexistent/token"})
+
+
+def test_secret_files_and_masking(tmp_path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    s = Settings.from_env({"HERON_ADMIN_TOKEN_FILE": str(token), "HERON_AMQP_URL": "amqp://u:pw@mq:5672/"})
+    assert s.admin_token == "s3cret"
+    public = s.public()
+    assert public["admin_token"] == "***" and "pw" not in public["amqp_url"]
+    assert "s3cret" not in repr(s)
