@@ -117,6 +117,9 @@ async def project(pg: object) -> tuple[int, str]:
     key = new_api_key()
     project_id = await pg.fetchval("INSERT INTO projects (name) VALUES ('fixture') RETURNING id")  # type: ignore[attr-defined]
     await pg.execute(  # type: ignore[attr-defined]
-        "INSERT INTO api_keys (project_id, key_hash, hint) VALUES ($1, $2, $3)", project_id, hash_key(key), key_hint(key)
+        "INSERT INTO api_keys (project_id, key_hash, hint) VALUES ($1, $2, $3)",
+        project_id,
+        hash_key(key),
+        key_hint(key),
     )
     return project_id, key

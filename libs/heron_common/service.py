@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import aio_pika
@@ -29,14 +30,14 @@ from heron_common.logging import configure_logging, get_logger
 from heron_common.settings import Settings, SettingsError
 
 SETTINGS = web.AppKey("settings", Settings)
-CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+CLOCK = web.AppKey("clock", Clock)
 PG = web.AppKey("pg", asyncpg.Pool)
 REDIS = web.AppKey("redis", redis_asyncio.Redis)
-AMQP = web.AppKey("amqp", AbstractRobustConnection)  # type: ignore[type-abstract]
+AMQP = web.AppKey("amqp", AbstractRobustConnection)
 NAMES = web.AppKey("names", bus.Names)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 
-ReadyCheck = Callable[[web.Application], Awaitable[None]]
+ReadyCheck = Callable[[web.Application], Coroutine[Any, Any, None]]
 READY_CHECKS = web.AppKey("ready_checks", list)
 
 
@@ -132,7 +133,7 @@ def use_rabbitmq(app: web.Application, name: str) -> None:
     app.cleanup_ctx.append(ctx)
 
 
-def background(app: web.Application, name: str, loop: Callable[[web.Application], Awaitable[None]]) -> None:
+def background(app: web.Application, name: str, loop: Callable[[web.Application], Coroutine[Any, Any, None]]) -> None:
     """Run ``loop(app)`` for the app's lifetime; at shutdown it is cancelled after STOPPING is set
     and given the chance to finish what it was doing (loops check STOPPING between steps)."""
     log = get_logger(name)
@@ -157,9 +158,7 @@ def background(app: web.Application, name: str, loop: Callable[[web.Application]
     app.cleanup_ctx.append(ctx)
 
 
-async def consume(
-    queue: AbstractQueue, process: Callable[[AbstractIncomingMessage], Awaitable[None]]
-) -> None:
+async def consume(queue: AbstractQueue, process: Callable[[AbstractIncomingMessage], Awaitable[None]]) -> None:
     """Feed ``queue``'s messages to ``process`` one at a time, until cancelled.
 
     Cancellation (shutdown) only ever lands between messages: a message being processed is
@@ -176,7 +175,7 @@ async def consume(
                 raise
 
 
-def consumers(app: web.Application, name: str, *loops: Callable[[web.Application], Awaitable[None]]) -> None:
+def consumers(app: web.Application, name: str, *loops: Callable[[web.Application], Coroutine[Any, Any, None]]) -> None:
     """Run consumer loops for the app's lifetime; at shutdown stop them between messages."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -210,16 +209,23 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
         sys.exit(f"heron-{service}: configuration error: {exc}")
     configure_logging(settings.log_level, settings.log_json)
     log = get_logger(service)
-    log.info("starting", settings=settings.public())
-    web.run_app(
-        factory(settings),
-        host=settings.http_host,
-        port=port_of(settings),
-        print=None,
-        access_log=None,
-        shutdown_timeout=15.0,
-        handle_signals=True,
-    )
+    log.info("starting", port=port_of(settings), shards=settings.shards, amqp_prefix=settings.amqp_prefix)
+    log.debug("settings", settings=settings.public())
+    port = port_of(settings)
+    try:
+        web.run_app(
+            factory(settings),
+            host=settings.http_host,
+            port=port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=15.0,
+            handle_signals=True,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            sys.exit(f"heron-{service}: port {port} is in use; set HERON_{service.upper()}_PORT to another port")
+        raise
     log.info("stopped")
 
 

@@ -178,9 +178,7 @@ def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool 
     use_rabbitmq(app, "heron-detector")
     app.cleanup_ctx.append(_detector_ctx)
     if consume:
-        consumers(
-            app, "shard-consumer", *(partial(_consume_shard, shard=s) for s in range(settings.shards))
-        )
+        consumers(app, "shard-consumer", *(partial(_consume_shard, shard=s) for s in range(settings.shards)))
         background(app, "ticker", _ticker)
         background(app, "outbox-relay", _outbox_relay)
         background(app, "maintenance", _maintenance)

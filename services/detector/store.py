@@ -204,7 +204,8 @@ async def open_overdue(
                 corrections[row["id"]] = monitor.deadline(params)
                 continue
             status = await conn.execute(
-                "UPDATE monitors SET state = 'down', deadline = NULL, updated_at = now() WHERE id = $1 AND state = 'up'",
+                "UPDATE monitors SET state = 'down', deadline = NULL, updated_at = now()"
+                " WHERE id = $1 AND state = 'up'",
                 row["id"],
             )
             if status != "UPDATE 1":

@@ -66,7 +66,9 @@ async def test_no_alert_while_learning(detector: Detector, pg: asyncpg.Pool, pro
     assert await open_incidents(pg, project_id) == []
 
 
-async def test_silence_opens_and_event_resolves_with_real_downtime(detector: Detector, pg: asyncpg.Pool, project, settings) -> None:
+async def test_silence_opens_and_event_resolves_with_real_downtime(
+    detector: Detector, pg: asyncpg.Pool, project, settings
+) -> None:
     project_id, _ = project
     shard = shard_of(project_id, settings)
     await learned(detector, project_id, shard)
@@ -92,8 +94,10 @@ async def test_silence_opens_and_event_resolves_with_real_downtime(detector: Det
     assert monitor["state"] == "up"
     flips = await pg.fetch("SELECT from_state, to_state FROM flips WHERE monitor_id = $1 ORDER BY id", monitor["id"])
     assert [(f["from_state"], f["to_state"]) for f in flips] == [("new", "up"), ("up", "down"), ("down", "up")]
-    resolved = await pg.fetchval("SELECT message FROM outbox WHERE routing_key = 'incident.resolved.event'"
-                                 " AND alert_id = $1", row["resolve_alert_id"])
+    resolved = await pg.fetchval(
+        "SELECT message FROM outbox WHERE routing_key = 'incident.resolved.event' AND alert_id = $1",
+        row["resolve_alert_id"],
+    )
     assert resolved["data"]["incident"]["duration"] == 60
     # The outage gap was not learned: the expected interval is still about a second.
     assert monitor["cadence"]["mean"] < 10
@@ -107,8 +111,14 @@ async def test_two_detectors_racing_open_one_incident(pg: asyncpg.Pool, redis, s
     results = await asyncio.gather(*(d.scan(shard, T0 + 30) for d in (one, two, one, two)))
     assert sum(opened for _, opened in results) == 1
     assert len(await open_incidents(pg, project_id)) == 1
-    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE routing_key = 'incident.opened.event'"
-                             " AND message->'data'->'project'->>'id' = $1", str(project_id)) == 1
+    assert (
+        await pg.fetchval(
+            "SELECT count(*) FROM outbox WHERE routing_key = 'incident.opened.event'"
+            " AND message->'data'->'project'->>'id' = $1",
+            str(project_id),
+        )
+        == 1
+    )
 
 
 async def test_redis_emptied_rebuilds_without_false_alerts(

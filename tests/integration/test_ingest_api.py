@@ -54,8 +54,13 @@ async def test_project_creation_needs_the_admin_token(system: System) -> None:
         ("/v1/events", {"events": []}, 422, "invalid_field", "events"),
         ("/v1/events", {"events": "no"}, 422, "invalid_field", "events"),
         ("/v1/events", {"nothing": 1}, 422, "missing_field", "events"),
-        ("/v1/events", {"events": [{"event": "ok"}, {"event": "ok"}, {"evnt": "typo"}]}, 422, "missing_field",
-         "events[2].event_name"),
+        (
+            "/v1/events",
+            {"events": [{"event": "ok"}, {"event": "ok"}, {"evnt": "typo"}]},
+            422,
+            "missing_field",
+            "events[2].event_name",
+        ),
         ("/v1/events", {"events": [{"event": "x"}] * 1001}, 413, "batch_too_large", "1000"),
     ],
 )
@@ -111,7 +116,7 @@ async def test_revoked_key_stops_working(system: System) -> None:
 
 
 async def test_accepted_events_are_all_stored_in_every_accepted_shape(system: System) -> None:
-    project_id, key = await system.create_project()
+    _, key = await system.create_project()
     accepted = 0
     # Bearer, single event.
     status, body, _ = await post(system, "/v1/track", {"event_name": "signup"}, headers=bearer(key))
@@ -121,8 +126,13 @@ async def test_accepted_events_are_all_stored_in_every_accepted_shape(system: Sy
     legacy = {
         "api_key": key,
         "events": [
-            {"event": "payment.completed", "timestamp": 1732300000, "service": "pay", "environment": "prod",
-             "metadata": {"amount": 1}},
+            {
+                "event": "payment.completed",
+                "timestamp": 1732300000,
+                "service": "pay",
+                "environment": "prod",
+                "metadata": {"amount": 1},
+            },
             {"event_name": "payment.completed", "service": "pay", "environment": "prod"},
         ],
     }
@@ -131,8 +141,13 @@ async def test_accepted_events_are_all_stored_in_every_accepted_shape(system: Sy
     accepted += 2
     # ?api_key= and a gzip body.
     gz = gzip.compress(orjson.dumps({"events": [{"event": "email.sent"}] * 50}))
-    status, body, _ = await post(system, "/v1/events", raw=gz, params={"api_key": key},
-                                 headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    status, body, _ = await post(
+        system,
+        "/v1/events",
+        raw=gz,
+        params={"api_key": key},
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert (status, body) == (200, {"status": "stored", "count": 50})
     accepted += 50
     # Rejected requests store nothing.
@@ -203,7 +218,9 @@ async def test_incidents_are_paginated_newest_first(system: System, pg) -> None:
             "INSERT INTO incidents (project_id, monitor_id, alert_id, event_name, environment, started_at, opened_at,"
             " resolved_at, duration) VALUES ($1, $2, gen_random_uuid(), 'x', $3, now() - interval '1 hour',"
             " now(), now(), 3600)",
-            project_id, monitor_id, "prod" if i % 2 else "staging",
+            project_id,
+            monitor_id,
+            "prod" if i % 2 else "staging",
         )
     async with system.http.get(system.ingest.url + "/v1/incidents?limit=2", headers=bearer(key)) as r:
         first = await r.json()

@@ -24,9 +24,17 @@ T0 = 1_800_000_000.0
 def alert(project_id: int, topic: str = "incident.opened") -> dict:
     data = {
         "incident": {
-            "id": 1, "monitor_id": 1, "kind": "event", "event_name": "payment.completed", "service": "payments",
-            "environment": "production", "started_at": "2027-01-15T08:00:00Z", "opened_at": "2027-01-15T08:18:00Z",
-            "resolved_at": None, "duration": None, "expected_interval": 180.0,
+            "id": 1,
+            "monitor_id": 1,
+            "kind": "event",
+            "event_name": "payment.completed",
+            "service": "payments",
+            "environment": "production",
+            "started_at": "2027-01-15T08:00:00Z",
+            "opened_at": "2027-01-15T08:18:00Z",
+            "resolved_at": None,
+            "duration": None,
+            "expected_interval": 180.0,
         },
         "project": {"id": project_id, "name": "fixture"},
     }
@@ -39,7 +47,9 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def worker(pg: asyncpg.Pool, redis: redis_asyncio.Redis, settings: Settings, clock) -> AsyncIterator[DeliveryWorker]:
+async def worker(
+    pg: asyncpg.Pool, redis: redis_asyncio.Redis, settings: Settings, clock
+) -> AsyncIterator[DeliveryWorker]:
     http = GuardedSession(settings.outbound_allow_cidrs, timeout=settings.delivery_timeout)
     yield DeliveryWorker(pg, redis, http, settings, clock)
     await http.close()
@@ -172,8 +182,15 @@ async def test_two_notifiers_never_send_the_same_attempt(pg, redis, settings, pr
     assert (await delivery(pg, project_id))["attempts"] == 1
 
 
-@pytest.mark.parametrize("target", ["http://10.0.0.1/services/x", "http://169.254.169.254/services/x",
-                                    "http://[::ffff:127.0.0.1]:9/services/x", "http://localhost:9/services/x"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://10.0.0.1/services/x",
+        "http://169.254.169.254/services/x",
+        "http://[::ffff:127.0.0.1]:9/services/x",
+        "http://localhost:9/services/x",
+    ],
+)
 async def test_private_targets_are_refused_unless_allow_listed(pg, redis, settings, project, clock, target) -> None:
     project_id, _ = project
     strict = replace(settings, outbound_allow_cidrs=(ipaddress.ip_network("192.0.2.0/24"),))

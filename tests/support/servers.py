@@ -42,15 +42,18 @@ def _docker_available() -> bool:
 
 def locate(stack: ExitStack) -> ServerURLs:
     env = os.environ
-    pg = env.get("HERON_TEST_DATABASE_URL", env.get("HERON_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    pg = env.get(
+        "HERON_TEST_DATABASE_URL", env.get("HERON_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     rd = env.get("HERON_TEST_REDIS_URL", env.get("HERON_REDIS_URL", "redis://127.0.0.1:6379/0"))
     mq = env.get("HERON_TEST_AMQP_URL", env.get("HERON_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    missing = [n for n, url, port in (("postgres", pg, 5432), ("redis", rd, 6379), ("rabbitmq", mq, 5672))
-               if not _answers(url, port)]
+    missing = [
+        n
+        for n, url, port in (("postgres", pg, 5432), ("redis", rd, 6379), ("rabbitmq", mq, 5672))
+        if not _answers(url, port)
+    ]
     if missing and not _docker_available():
-        raise RuntimeError(
-            f"not answering: {', '.join(missing)}; start them (see .ci/run) or set HERON_TEST_*_URL"
-        )
+        raise RuntimeError(f"not answering: {', '.join(missing)}; start them (see .ci/run) or set HERON_TEST_*_URL")
     if "postgres" in missing:
         from testcontainers.postgres import PostgresContainer
 

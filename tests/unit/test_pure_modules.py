@@ -18,6 +18,7 @@ PARAMS = CadenceParams(min_tolerance=1.0)
 
 # --- event time and validation ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("client", "expected"),
     [(None, 1000.0), (990.0, 990.0), (2000.0, 1000.0), (-5000.0, 1000.0 - 3600), (1000.0 - 3600, 1000.0 - 3600)],
@@ -27,20 +28,27 @@ def test_event_time_is_clamped_to_the_last_hour(client, expected) -> None:
 
 
 def test_parse_event_accepts_both_name_fields_and_empty_labels_as_absent() -> None:
-    e = parse_event({"event": "a.b", "service": "", "environment": "prod", "timestamp": 999},
-                    project_id=1, received_at=1000.0, max_metadata_bytes=10, max_skew=3600)
+    e = parse_event(
+        {"event": "a.b", "service": "", "environment": "prod", "timestamp": 999},
+        project_id=1,
+        received_at=1000.0,
+        max_metadata_bytes=10,
+        max_skew=3600,
+    )
     assert (e.event_name, e.service, e.environment, e.event_time) == ("a.b", None, "prod", 999.0)
 
 
 @pytest.mark.parametrize("ts", [True, "1", float("nan"), float("inf"), [1]])
 def test_parse_event_refuses_non_numeric_timestamps(ts) -> None:
     with pytest.raises(InputError) as err:
-        parse_event({"event_name": "a", "timestamp": ts}, project_id=1, received_at=1.0, max_metadata_bytes=10,
-                    max_skew=1)
+        parse_event(
+            {"event_name": "a", "timestamp": ts}, project_id=1, received_at=1.0, max_metadata_bytes=10, max_skew=1
+        )
     assert err.value.status == 422 and "timestamp" in err.value.message
 
 
 # --- the monitor state machine ---------------------------------------------------------------
+
 
 def test_monitor_goes_up_once_learned_and_down_only_past_its_deadline() -> None:
     m = machine.Monitor(machine.NEW, Cadence())
@@ -74,10 +82,19 @@ def test_a_late_event_older_than_the_silence_does_not_resolve() -> None:
 
 # --- Slack text ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.2, "0.2 seconds"), (1, "1 second"), (45, "45 seconds"), (180, "3 minutes"), (1080, "18 minutes"),
-     (7500, "2 hours 5 minutes"), (3600, "1 hour"), (97200, "1 day 3 hours")],
+    [
+        (0.2, "0.2 seconds"),
+        (1, "1 second"),
+        (45, "45 seconds"),
+        (180, "3 minutes"),
+        (1080, "18 minutes"),
+        (7500, "2 hours 5 minutes"),
+        (3600, "1 hour"),
+        (97200, "1 day 3 hours"),
+    ],
 )
 def test_humanize(seconds, text) -> None:
     assert slack.humanize(seconds) == text
@@ -88,7 +105,11 @@ def test_recovery_message_reports_downtime() -> None:
     msg = slack.incident_message("incident.resolved", data)
     assert msg["blocks"][0]["text"]["text"] == "✅ Heron recovery"
     assert [f["text"] for f in msg["blocks"][1]["fields"]] == [
-        "*Event*\nemail.sent", "*Downtime*\n18 minutes", "*Service*\n—", "*Environment*\nprod"]
+        "*Event*\nemail.sent",
+        "*Downtime*\n18 minutes",
+        "*Service*\n—",
+        "*Environment*\nprod",
+    ]
     assert msg["text"] == "✅ Heron recovery: Event: email.sent, Downtime: 18 minutes, Service: —, Environment: prod"
 
 
@@ -118,9 +139,24 @@ def test_retry_after_http_date() -> None:
 
 # --- outbound guard --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
-    "ip", ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-           "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"],
+    "ip",
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+    ],
 )
 def test_private_addresses_are_forbidden(ip) -> None:
     assert forbidden_reason(ipaddress.ip_address(ip), ()) is not None
@@ -135,6 +171,7 @@ def test_public_and_allow_listed_addresses_pass() -> None:
 
 
 # --- settings --------------------------------------------------------------------------------
+
 
 def test_settings_errors_name_the_variable() -> None:
     with pytest.raises(SettingsError, match="HERON_SHARDS"):
