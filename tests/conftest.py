@@ -16,9 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as redis_asyncio
+
 from heron_common import bus, db
 from heron_common.settings import Settings
-
 from tests.support.fakes import FakeSlack
 from tests.support.servers import ServerURLs, locate
 

@@ -17,6 +17,7 @@ from functools import partial
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
+
 from heron_common import bus, messages
 from heron_common.clock import Clock
 from heron_common.logging import get_logger
@@ -39,6 +40,7 @@ from heron_common.service import (
     use_redis,
 )
 from heron_common.settings import Settings
+from heron_detector import store
 from heron_detector.core import Detector
 
 DETECTOR = web.AppKey("detector", Detector)
@@ -140,31 +142,13 @@ async def _outbox_relay(app: web.Application) -> None:
 
 
 async def _maintenance(app: web.Application) -> None:
-    """Create event partitions ahead of time and drop those past retention."""
-    settings = app[SETTINGS]
+    """Create event partitions ahead of time and drop those past retention, hourly."""
     while True:
         try:
             async with app[PG].acquire() as conn:
-                await conn.execute("SELECT heron_ensure_event_partitions(1, 3)")
-                old = await conn.fetch(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                    " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
-                    " AND c.relname ~ '^events_[0-9]{8}$'"
-                    " AND to_date(substr(c.relname, 8), 'YYYYMMDD')"
-                    "     < (now() AT TIME ZONE 'UTC')::date - $1::int",
-                    settings.event_retention_days,
-                )
-                for row in old:
-                    await conn.execute(f'DROP TABLE IF EXISTS "{row["relname"]}"')
-                    log.info("dropped event partition past retention", partition=row["relname"])
-                await conn.execute(
-                    "DELETE FROM events_default WHERE received_at < now() - make_interval(days => $1)",
-                    settings.event_retention_days,
-                )
-                await conn.execute(
-                    "DELETE FROM processed_messages WHERE processed_at < now() - make_interval(days => $1)",
-                    settings.event_retention_days,
-                )
+                dropped = await store.maintain(conn, app[SETTINGS].event_retention_days)
+            for name in dropped:
+                log.info("dropped event partition past retention", partition=name)
         except Exception:
             log.exception("maintenance failed")
         if await sleep_or_stop(app, 3600.0):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as redis_asyncio
 from aio_pika.abc import AbstractExchange
+from prometheus_client import Counter, Gauge
+
 from heron_common import bus, messages
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
@@ -18,7 +20,6 @@ from heron_common.settings import Settings
 from heron_detector import store
 from heron_detector.cadence import CadenceParams
 from heron_detector.index import DeadlineIndex
-from prometheus_client import Counter, Gauge
 
 EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
 DUPLICATES = Counter("heron_detector_duplicate_messages_total", "Redelivered messages recognised and skipped")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+
 from heron_common import messages
 from heron_common.db import to_dt, to_ts
 from heron_common.messages import TrackedEvent
@@ -247,3 +248,22 @@ async def due_from_postgres(pool: asyncpg.Pool, shard: int) -> list[tuple[int, f
         "SELECT id, deadline FROM monitors WHERE shard = $1 AND state = 'up' AND deadline IS NOT NULL", shard
     )
     return [(r["id"], to_ts(r["deadline"]) or 0.0) for r in rows]
+
+
+async def maintain(conn: asyncpg.Connection, retention_days: int) -> list[str]:
+    """Partitions for yesterday to three days ahead; drop whole days past retention (cheap,
+    unlike DELETE); prune what has no partition to drop. Returns the partitions dropped."""
+    await conn.execute("SELECT heron_ensure_event_partitions(1, 3)")
+    old = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
+        " AND c.relname ~ '^events_[0-9]{8}$'"
+        " AND to_date(substr(c.relname, 8), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date - $1::int",
+        retention_days,
+    )
+    for row in old:
+        await conn.execute(f'DROP TABLE IF EXISTS "{row["relname"]}"')
+    cutoff = "now() - make_interval(days => $1)"
+    await conn.execute(f"DELETE FROM events_default WHERE received_at < {cutoff}", retention_days)
+    await conn.execute(f"DELETE FROM processed_messages WHERE processed_at < {cutoff}", retention_days)
+    return [row["relname"] for row in old]

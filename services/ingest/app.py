@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
 from heron_common import bus
 from heron_common.clock import Clock
 from heron_common.service import (

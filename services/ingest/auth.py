@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
+
 from heron_common.clock import Clock
 from heron_common.keys import constant_time_equal, hash_key
 

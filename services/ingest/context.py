@@ -1,6 +1,7 @@
 """Typed keys for what the ingest app holds."""
 
 from aiohttp import web
+
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.publisher import GroupPublisher
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+
 from heron_common.db import iso
 from heron_common.keys import constant_time_equal, hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url

@@ -12,10 +12,11 @@ import asyncio
 from collections import defaultdict
 
 from aio_pika.abc import AbstractExchange
+from prometheus_client import Counter, Histogram
+
 from heron_common import bus, messages
 from heron_common.clock import Clock
 from heron_common.messages import TrackedEvent
-from prometheus_client import Counter, Histogram
 
 PUBLISHED_EVENTS = Counter("heron_ingest_published_events_total", "Events confirmed by RabbitMQ")
 PUBLISHED_MESSAGES = Counter("heron_ingest_published_messages_total", "Messages confirmed by RabbitMQ")

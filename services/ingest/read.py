@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+
 from heron_common.db import iso, to_ts
 from heron_common.service import PG, json_response
 from heron_ingest.manage import _path_id, caller_project, handles_errors

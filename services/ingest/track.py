@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Counter
+
 from heron_common.service import CLOCK, SETTINGS, error_response, json_response
 from heron_ingest.auth import presented_key
 from heron_ingest.context import AUTH, PUBLISHER
 from heron_ingest.validation import InputError, batch_items, parse_event, parse_json
-from prometheus_client import Counter
 
 REQUESTS = Counter("heron_ingest_requests_total", "Ingest requests by endpoint and outcome", ["endpoint", "status"])
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from heron_common.messages import TrackedEvent
 
 # The clamp rule belongs to the cadence model (docs/detection.md); ingest applies it on receipt.

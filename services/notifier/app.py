@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
+
 from heron_common import bus, messages
 from heron_common.clock import Clock
 from heron_common.logging import get_logger

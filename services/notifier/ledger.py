@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
 from heron_common.db import to_dt
 from heron_notifier.policy import Decision
 

@@ -10,13 +10,14 @@ from typing import Any
 import aiohttp
 import asyncpg
 import redis.asyncio as redis_asyncio
+from prometheus_client import Counter
+
 from heron_common.clock import Clock
 from heron_common.logging import get_logger
 from heron_common.outbound import GuardedSession
 from heron_common.settings import Settings
 from heron_notifier import ledger, policy, slack
 from heron_notifier.ledger import Claimed
-from prometheus_client import Counter
 
 ATTEMPTS = Counter("heron_notifier_attempts_total", "Delivery attempts by target kind and outcome", ["kind", "outcome"])
 RESPONSE_EXCERPT = 1024

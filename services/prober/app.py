@@ -7,6 +7,7 @@ ingest exchange, like events.
 from __future__ import annotations
 
 from aiohttp import web
+
 from heron_common.clock import Clock
 from heron_common.service import base_app, use_rabbitmq, use_redis
 from heron_common.settings import Settings

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 import redis.asyncio as redis_asyncio
+
 from heron_common import messages
 from heron_common.messages import TrackedEvent
 from heron_common.settings import Settings
@@ -178,3 +180,19 @@ async def test_events_of_a_deleted_project_are_dropped_not_stuck(detector: Detec
     result = await detector.handle(0, events_body(987654321, [T0]), now=T0)
     assert result.events == 0
     assert await pg.fetchval("SELECT count(*) FROM monitors WHERE project_id = 987654321") == 0
+
+
+async def test_raw_events_past_retention_are_dropped_by_partition(pg: asyncpg.Pool) -> None:
+    from heron_detector.store import maintain
+
+    async with pg.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE events_20000101 PARTITION OF events FOR VALUES FROM ('2000-01-01') TO ('2000-01-02')"
+        )
+        dropped = await maintain(conn, retention_days=7)
+        names = {r["relname"] for r in await conn.fetch("SELECT relname FROM pg_class WHERE relname ~ '^events_2'")}
+    assert dropped == ["events_20000101"]
+    assert "events_20000101" not in names
+    # Today's and the next three days' partitions exist.
+    today = datetime.now(UTC).date()
+    assert {f"events_{today + timedelta(days=d):%Y%m%d}" for d in range(4)} <= names

@@ -8,7 +8,6 @@ import time
 from datetime import datetime
 
 from heron_common.settings import Settings
-
 from tests.support.fakes import FakeSlack
 from tests.support.system import running_system
 

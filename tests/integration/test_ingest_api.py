@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from heron_common.settings import Settings
 
+from heron_common.settings import Settings
 from tests.support.system import System, running_system
 from tests.support.waiting import eventually
 

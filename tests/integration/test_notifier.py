@@ -9,13 +9,13 @@ from dataclasses import replace
 import asyncpg
 import pytest
 import redis.asyncio as redis_asyncio
+
 from heron_common import messages
 from heron_common.clock import FrozenClock
 from heron_common.outbound import GuardedSession
 from heron_common.settings import Settings
 from heron_notifier import ledger
 from heron_notifier.worker import DeliveryWorker
-
 from tests.support.fakes import FakeSlack
 
 T0 = 1_800_000_000.0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+
 from heron_common.clock import Clock
 from heron_common.settings import Settings
 

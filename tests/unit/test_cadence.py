@@ -7,6 +7,7 @@ import math
 import random
 
 import pytest
+
 from heron_detector.cadence import (
     Cadence,
     CadenceParams,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+
 from heron_common.outbound import check_url, forbidden_reason
 from heron_common.settings import Settings, SettingsError
 from heron_detector import machine
