@@ -66,6 +66,19 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+def _schedule(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        schedule = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be comma-separated seconds, e.g. 0,5,300,1800") from None
+    if not schedule or any(delay < 0 for delay in schedule):
+        raise SettingsError(f"{name} needs at least one delay, none negative")
+    return schedule
+
+
 def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     raw = env.get(name, "")
     nets = []
@@ -113,9 +126,16 @@ class Settings:
 
     # Notifier.
     slack_retry_schedule: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
+    # Webhooks: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    webhook_retry_schedule: tuple[float, ...] = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    webhook_secret_overlap: float = 86400.0
+    endpoint_disable_after: float = 5 * 86400.0
     delivery_timeout: float = 15.0
+    delivery_lease_margin: float = 10.0
     delivery_concurrency: int = 64
+    endpoint_concurrency: int = 8
     delivery_poll_interval: float = 1.0
+    delivery_retention_days: int = 30
     outbound_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     log_level: str = "INFO"
@@ -125,17 +145,6 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
         d = cls()
-        schedule_raw = env.get("HERON_SLACK_RETRY_SCHEDULE")
-        schedule = d.slack_retry_schedule
-        if schedule_raw:
-            try:
-                schedule = tuple(float(s) for s in schedule_raw.split(",") if s.strip())
-            except ValueError:
-                raise SettingsError(
-                    "HERON_SLACK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 0,5,30,120"
-                ) from None
-            if not schedule or any(s < 0 for s in schedule):
-                raise SettingsError("HERON_SLACK_RETRY_SCHEDULE needs at least one delay, none negative")
         log_json_raw = env.get("HERON_LOG_JSON", "").lower()
         log_json = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(log_json_raw)
         settings = cls(
@@ -161,9 +170,15 @@ class Settings:
             scan_interval=_float(env, "HERON_SCAN_INTERVAL", d.scan_interval, minimum=0.01),
             event_retention_days=_int(env, "HERON_EVENT_RETENTION_DAYS", d.event_retention_days, minimum=1),
             max_clock_skew=_float(env, "HERON_MAX_CLOCK_SKEW", d.max_clock_skew),
-            slack_retry_schedule=schedule,
+            slack_retry_schedule=_schedule(env, "HERON_SLACK_RETRY_SCHEDULE", d.slack_retry_schedule),
+            webhook_retry_schedule=_schedule(env, "HERON_WEBHOOK_RETRY_SCHEDULE", d.webhook_retry_schedule),
+            webhook_secret_overlap=_float(env, "HERON_WEBHOOK_SECRET_OVERLAP", d.webhook_secret_overlap),
+            endpoint_disable_after=_float(env, "HERON_ENDPOINT_DISABLE_AFTER", d.endpoint_disable_after, minimum=1),
             delivery_timeout=_float(env, "HERON_DELIVERY_TIMEOUT", d.delivery_timeout, minimum=0.1),
+            delivery_lease_margin=_float(env, "HERON_DELIVERY_LEASE_MARGIN", d.delivery_lease_margin, minimum=0.1),
             delivery_concurrency=_int(env, "HERON_DELIVERY_CONCURRENCY", d.delivery_concurrency, minimum=1),
+            endpoint_concurrency=_int(env, "HERON_ENDPOINT_CONCURRENCY", d.endpoint_concurrency, minimum=1),
+            delivery_retention_days=_int(env, "HERON_DELIVERY_RETENTION_DAYS", d.delivery_retention_days, minimum=1),
             delivery_poll_interval=_float(env, "HERON_DELIVERY_POLL_INTERVAL", d.delivery_poll_interval, minimum=0.01),
             outbound_allow_cidrs=_networks(env, "HERON_OUTBOUND_ALLOW_CIDRS"),
             log_level=env.get("HERON_LOG_LEVEL", d.log_level).upper(),

@@ -20,7 +20,7 @@ from heron_common.service import (
     use_rabbitmq,
 )
 from heron_common.settings import Settings
-from heron_ingest import manage, read, track
+from heron_ingest import manage, read, track, webhooks_api
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.context import AUTH, PUBLISHER
 from heron_ingest.publisher import GroupPublisher
@@ -71,4 +71,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     track.add_routes(app)
     manage.add_routes(app)
     read.add_routes(app)
+    webhooks_api.add_routes(app)
     return app

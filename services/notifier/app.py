@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiohttp import web
@@ -26,6 +28,7 @@ from heron_common.service import (
     base_app,
     consume,
     consumers,
+    sleep_or_stop,
     use_postgres,
     use_rabbitmq,
     use_redis,
@@ -48,6 +51,18 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     await http.close()
 
 
+def parse_alert(body: bytes) -> dict[str, Any]:
+    """An alert envelope with what the ledger needs, or MessageError."""
+    alert = messages.decode(body)
+    try:
+        uuid.UUID(alert["id"])
+        int(alert["data"]["project"]["id"])
+        float(alert["at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MessageError(f"alert lacks {exc}") from exc
+    return alert
+
+
 async def _consume_alerts(app: web.Application) -> None:
     channel = await app[AMQP].channel()
     await channel.set_qos(prefetch_count=64)
@@ -57,15 +72,22 @@ async def _consume_alerts(app: web.Application) -> None:
     async def process(message: AbstractIncomingMessage) -> None:
         m_log = q_log.bind(message_id=message.message_id)
         try:
-            alert = messages.decode(message.body)
-            created = await ledger.record_alert(
-                app[PG], alert, app[CLOCK].now() + app[SETTINGS].slack_retry_schedule[0]
-            )
-        except (MessageError, KeyError, TypeError, ValueError) as exc:
+            alert = parse_alert(message.body)
+        except MessageError as exc:
             m_log.error("poison alert dead-lettered", error=str(exc))
             await message.reject(requeue=False)
             return
+        settings = app[SETTINGS]
+        first_delay = {
+            ledger.SLACK: settings.slack_retry_schedule[0],
+            ledger.WEBHOOK: settings.webhook_retry_schedule[0],
+        }
+        try:
+            async with app[PG].acquire() as conn, conn.transaction():
+                created = await ledger.record_alert(conn, alert, app[CLOCK].now(), first_delay)
         except Exception:
+            # Not the message's fault (the database, a bug): requeue; the delivery limit
+            # dead-letters it if it can never succeed.
             m_log.exception("alert not recorded; it will be redelivered")
             await message.nack(requeue=True)
             await asyncio.sleep(1.0)
@@ -82,20 +104,25 @@ async def _consume_alerts(app: web.Application) -> None:
 
 
 async def _deliver_loop(app: web.Application) -> None:
-    worker = app[WORKER]
-    wake = app[WAKE]
-    interval = app[SETTINGS].delivery_poll_interval
-    while not app[STOPPING].is_set():
+    while True:
         try:
-            found = await worker.step()
+            await app[WORKER].run(app[STOPPING], app[WAKE], app[SETTINGS].delivery_poll_interval)
+            return
         except Exception:
-            log.exception("delivery step failed")
-            found = False
-        if found:
-            continue
-        wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=interval)
+            log.exception("delivery loop failed; restarting it")
+            if await sleep_or_stop(app, 1.0):
+                return
+
+
+async def _retention(app: web.Application) -> None:
+    """Drop delivery attempts (and finished deliveries) older than HERON_DELIVERY_RETENTION_DAYS, hourly."""
+    while True:
+        try:
+            await ledger.prune(app[PG], app[SETTINGS].delivery_retention_days)
+        except Exception:
+            log.exception("delivery retention failed")
+        if await sleep_or_stop(app, 3600.0):
+            return
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
@@ -105,5 +132,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     use_rabbitmq(app, "heron-notifier")
     app.cleanup_ctx.append(_worker_ctx)
     background(app, "deliveries", _deliver_loop)
+    background(app, "delivery-retention", _retention)
     consumers(app, "alerts-consumer", _consume_alerts)
     return app

@@ -1,11 +1,13 @@
-"""The delivery ledger in Postgres: one row per (alert, target), claimed with SKIP LOCKED.
+"""The delivery ledger in Postgres: one row per (alert, target), claimed under a lease.
 
-- ``record_alert`` turns an alert into its delivery rows in one transaction (idempotent on the
-  alert id, so a redelivered alert creates nothing new); the consumer acks only after it.
-- ``claim`` takes due rows under a lease. The lease outlives the request timeout, so a row is
-  never claimed by two notifiers for the same attempt; if a notifier dies mid-send, the lease
-  lapses and another one retries it (at-least-once).
-- ``finish`` records the attempt and the outcome, but only while the lease is still ours.
+- ``record_alert`` turns an alert into its delivery rows in one transaction (unique on
+  ``(alert_id, target_kind, target)``, so a redelivered alert creates nothing new); the consumer
+  acks only after it commits.
+- ``claim`` takes due rows with ``FOR UPDATE SKIP LOCKED`` and stamps a lease (``locked_until``)
+  that outlives the request timeout: no other notifier claims the row while the attempt may still
+  be in flight, and if this notifier dies the lease lapses and another one retries it.
+- ``finish`` records attempts in batches, each only while its lease is still ours, and keeps the
+  endpoints' health (a success clears ``failing_since``; 410 or failing too long disables).
 """
 
 from __future__ import annotations
@@ -16,67 +18,164 @@ from typing import Any
 
 import asyncpg
 
+from heron_common import messages
 from heron_common.db import to_dt
+from heron_common.webhooks import topic_matches
 from heron_notifier.policy import Decision
+
+SLACK, WEBHOOK = "slack", "webhook"
 
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
     alert_id: str
+    project_id: int
     topic: str
     target_kind: str
     target: str
     payload: dict[str, Any]
     attempts: int
     lease: float
+    endpoint_id: int | None = None
+    url: str | None = None  # where to send: the Slack URL or the endpoint's current URL
+    format: str = "json"
+    secrets: tuple[str, ...] = ()  # newest first
+    endpoint_enabled: bool = True
 
 
-async def record_alert(pool: asyncpg.Pool, message: dict[str, Any], first_attempt_at: float) -> int:
-    """Create the deliveries for one alert; returns how many were new."""
-    data = message["data"]
-    project_id = data["project"]["id"]
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    claimed: Claimed
+    decision: Decision
+    attempted_at: float
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    response_body: str | None
+    sent: bool = True  # False when nothing went out (endpoint disabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Disabled:
+    endpoint_id: int
+    project_id: int
+    url: str
+    reason: str
+
+
+async def record_alert(
+    conn: asyncpg.Connection,
+    message: dict[str, Any],
+    now: float,
+    first_delay: dict[str, float],
+    *,
+    exclude_endpoint: int | None = None,
+) -> int:
+    """Create the deliveries for one alert inside the caller's transaction; returns how many are new."""
+    topic = message["type"]
+    project_id = int(message["data"]["project"]["id"])
     alert_id = uuid.UUID(message["id"])
-    async with pool.acquire() as conn, conn.transaction():
-        project = await conn.fetchrow("SELECT slack_webhook_url FROM projects WHERE id = $1", project_id)
-        targets = []
-        if project is not None and project["slack_webhook_url"]:
-            targets.append(("slack", project["slack_webhook_url"]))
-        created = 0
-        for kind, target in targets:
-            status = await conn.execute(
-                "INSERT INTO deliveries (alert_id, project_id, topic, target_kind, target, payload, next_attempt_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (alert_id, target_kind, target) DO NOTHING",
-                alert_id,
-                project_id,
-                message["type"],
-                kind,
-                target,
-                message,
-                to_dt(first_attempt_at),
-            )
-            created += status == "INSERT 0 1"
-        return created
+    project = await conn.fetchrow("SELECT slack_webhook_url FROM projects WHERE id = $1", project_id)
+    if project is None:
+        return 0
+    targets: list[tuple[str, str, int | None]] = []
+    if project["slack_webhook_url"]:
+        targets.append((SLACK, project["slack_webhook_url"], None))
+    endpoints = await conn.fetch(
+        "SELECT id, topics FROM webhook_endpoints WHERE project_id = $1 AND enabled ORDER BY id", project_id
+    )
+    for endpoint in endpoints:
+        if endpoint["id"] != exclude_endpoint and topic_matches(endpoint["topics"], topic):
+            targets.append((WEBHOOK, str(endpoint["id"]), endpoint["id"]))
+    created = 0
+    for kind, target, endpoint_id in targets:
+        status = await conn.execute(
+            "INSERT INTO deliveries (alert_id, project_id, topic, target_kind, target, endpoint_id, payload,"
+            " next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (alert_id, target_kind, target) DO NOTHING",
+            alert_id,
+            project_id,
+            topic,
+            kind,
+            target,
+            endpoint_id,
+            message,
+            to_dt(now + first_delay[kind]),
+        )
+        created += status == "INSERT 0 1"
+    return created
 
 
-async def claim(pool: asyncpg.Pool, now: float, lease_seconds: float, limit: int) -> list[Claimed]:
+async def claim(
+    pool: asyncpg.Pool, now: float, lease_seconds: float, limit: int, room: dict[str, int], per_target: int
+) -> list[Claimed]:
+    """Claim up to ``limit`` due deliveries, at most ``per_target`` per target and never more than
+    ``room`` allows for targets already in flight here.
+
+    Rows are picked without locks and taken with a conditional UPDATE that re-checks the lease under
+    the row lock, so two notifiers racing for a row never both get it.
+    """
+    if limit <= 0:
+        return []
     lease = now + lease_seconds
+    full = [t for t, free in room.items() if free <= 0]
     rows = await pool.fetch(
-        "UPDATE deliveries SET locked_until = $2 WHERE id IN ("
-        "  SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
-        "  AND (locked_until IS NULL OR locked_until < $1)"
-        "  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED"
-        ") RETURNING id, alert_id, topic, target_kind, target, payload, attempts",
+        "WITH due AS ("
+        "  SELECT id, target, next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1"
+        "  AND (locked_until IS NULL OR locked_until < $1) AND NOT (target = ANY($4::text[]))"
+        "  ORDER BY next_attempt_at LIMIT 2000"
+        "), picked AS ("
+        "  SELECT id FROM (SELECT id, next_attempt_at,"
+        "    row_number() OVER (PARTITION BY target ORDER BY next_attempt_at, id) AS rn FROM due) ranked"
+        "  WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $3"
+        "), claimed AS ("
+        "  UPDATE deliveries d SET locked_until = $2 FROM picked WHERE d.id = picked.id"
+        "  AND d.status = 'pending' AND (d.locked_until IS NULL OR d.locked_until < $1) RETURNING d.*"
+        ") SELECT c.*, e.url, e.format, e.secret, e.enabled,"
+        "  CASE WHEN e.previous_secret_expires_at > $1 THEN e.previous_secret END AS previous_secret"
+        " FROM claimed c LEFT JOIN webhook_endpoints e ON e.id = c.endpoint_id ORDER BY c.next_attempt_at, c.id",
         to_dt(now),
         to_dt(lease),
         limit,
+        full,
+        per_target,
     )
-    return [
-        Claimed(
-            r["id"], str(r["alert_id"]), r["topic"], r["target_kind"], r["target"], r["payload"], r["attempts"], lease
+    claimed: list[Claimed] = []
+    give_back: list[int] = []
+    taken: dict[str, int] = {}
+    for r in rows:
+        target = r["target"]
+        if taken.get(target, 0) >= room.get(target, per_target):
+            give_back.append(r["id"])
+            continue
+        taken[target] = taken.get(target, 0) + 1
+        webhook = r["target_kind"] == WEBHOOK
+        claimed.append(
+            Claimed(
+                id=r["id"],
+                alert_id=str(r["alert_id"]),
+                project_id=r["project_id"],
+                topic=r["topic"],
+                target_kind=r["target_kind"],
+                target=target,
+                payload=r["payload"],
+                attempts=r["attempts"],
+                lease=lease,
+                endpoint_id=r["endpoint_id"],
+                url=r["url"] if webhook else target,
+                format=(r["format"] or "json") if webhook else "slack",
+                secrets=tuple(s for s in (r["secret"], r["previous_secret"]) if s) if webhook else (),
+                endpoint_enabled=bool(r["enabled"]) if webhook else True,
+            )
         )
-        for r in rows
-    ]
+    if give_back:
+        await pool.execute(
+            "UPDATE deliveries SET locked_until = NULL WHERE id = ANY($1::bigint[]) AND locked_until = $2",
+            give_back,
+            to_dt(lease),
+        )
+    return claimed
 
 
 async def postpone(pool: asyncpg.Pool, claimed: Claimed, until: float) -> None:
@@ -90,42 +189,128 @@ async def postpone(pool: asyncpg.Pool, claimed: Claimed, until: float) -> None:
 
 
 async def finish(
-    pool: asyncpg.Pool,
-    claimed: Claimed,
-    decision: Decision,
-    *,
-    attempted_at: float,
-    status_code: int | None,
-    latency_ms: float,
-    error: str | None,
-    response_body: str | None,
-) -> bool:
-    """Record the attempt and its outcome; False if the lease was lost (nothing written)."""
-    next_at = attempted_at + (decision.retry_in or 0.0)
-    async with pool.acquire() as conn, conn.transaction():
-        status = await conn.execute(
-            "UPDATE deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3, locked_until = NULL,"
-            " last_status_code = $4, last_error = $5,"
-            " finished_at = CASE WHEN $2::text = 'pending' THEN NULL ELSE $6::timestamptz END"
-            " WHERE id = $1 AND locked_until = $7",
-            claimed.id,
-            decision.status,
-            to_dt(next_at),
-            status_code,
-            error or (decision.reason if decision.status != "succeeded" else None),
-            to_dt(attempted_at),
-            to_dt(claimed.lease),
-        )
-        if status != "UPDATE 1":
-            return False
-        await conn.execute(
-            "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_ms, error, response_body)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            claimed.id,
-            to_dt(attempted_at),
-            status_code,
-            latency_ms,
+    pool: asyncpg.Pool, outcomes: list[Outcome], *, disable_after: float, now: float
+) -> tuple[set[int], list[Disabled]]:
+    """Record a batch of attempts in one transaction.
+
+    Returns the delivery ids recorded (a lost lease records nothing) and the endpoints this batch
+    disabled, for which the caller announces ``notice.endpoint_disabled``.
+    """
+    if not outcomes:
+        return set(), []
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+    for o in outcomes:
+        error = o.error or (o.decision.reason if o.decision.status != "succeeded" else None)
+        values = (
+            o.claimed.id,
+            o.decision.status,
+            to_dt(o.attempted_at + (o.decision.retry_in or 0.0)),
+            o.status_code,
             error,
-            response_body,
+            to_dt(o.attempted_at),
+            to_dt(o.claimed.lease),
         )
-    return True
+        for col, value in zip(cols, values, strict=True):
+            col.append(value)
+    async with pool.acquire() as conn, conn.transaction():
+        recorded = {
+            r["id"]
+            for r in await conn.fetch(
+                "UPDATE deliveries d SET status = u.status, attempts = d.attempts + 1, next_attempt_at = u.next_at,"
+                " locked_until = NULL, last_status_code = u.code, last_error = u.err,"
+                " finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE u.attempted_at END"
+                " FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::int[], $5::text[],"
+                " $6::timestamptz[], $7::timestamptz[]) AS u(id, status, next_at, code, err, attempted_at, lease)"
+                " WHERE d.id = u.id AND d.locked_until = u.lease RETURNING d.id",
+                *cols,
+            )
+        }
+        kept = [o for o in outcomes if o.claimed.id in recorded and o.sent]
+        if kept:
+            await conn.copy_records_to_table(
+                "delivery_attempts",
+                records=[
+                    (o.claimed.id, to_dt(o.attempted_at), o.status_code, o.latency_ms, o.error, o.response_body)
+                    for o in kept
+                ],
+                columns=["delivery_id", "attempted_at", "status_code", "latency_ms", "error", "response_body"],
+            )
+        disabled = await _endpoint_health(conn, kept, disable_after, now)
+    return recorded, disabled
+
+
+async def _endpoint_health(
+    conn: asyncpg.Connection, outcomes: list[Outcome], disable_after: float, now: float
+) -> list[Disabled]:
+    succeeded: dict[int, float] = {}
+    failed: dict[int, float] = {}
+    gone: set[int] = set()
+    for o in outcomes:
+        endpoint = o.claimed.endpoint_id
+        if endpoint is None:
+            continue
+        if o.decision.status == "succeeded":
+            succeeded[endpoint] = max(succeeded.get(endpoint, 0.0), o.attempted_at)
+        else:
+            failed[endpoint] = min(failed.get(endpoint, o.attempted_at), o.attempted_at)
+            if o.status_code == 410:
+                gone.add(endpoint)
+    if succeeded:
+        await conn.execute(
+            "UPDATE webhook_endpoints e SET failing_since = NULL, last_success_at = u.at"
+            " FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) WHERE e.id = u.id",
+            list(succeeded),
+            [to_dt(t) for t in succeeded.values()],
+        )
+    still_failing = {e: t for e, t in failed.items() if e not in succeeded}
+    if still_failing:
+        await conn.execute(
+            "UPDATE webhook_endpoints e SET failing_since = coalesce(e.failing_since, u.at)"
+            " FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at) WHERE e.id = u.id",
+            list(still_failing),
+            [to_dt(t) for t in still_failing.values()],
+        )
+    disabled: list[Disabled] = []
+    if gone:
+        rows = await conn.fetch(
+            "UPDATE webhook_endpoints SET enabled = false, disabled_at = $2, disabled_reason = 'HTTP 410 Gone'"
+            " WHERE id = ANY($1::bigint[]) AND enabled RETURNING id, project_id, url, disabled_reason",
+            list(gone),
+            to_dt(now),
+        )
+        disabled += [Disabled(r["id"], r["project_id"], r["url"], r["disabled_reason"]) for r in rows]
+    if still_failing:
+        rows = await conn.fetch(
+            "UPDATE webhook_endpoints SET enabled = false, disabled_at = $2,"
+            " disabled_reason = 'no successful delivery since ' || to_char(failing_since AT TIME ZONE 'UTC',"
+            ' \'YYYY-MM-DD"T"HH24:MI:SS"Z"\')'
+            " WHERE id = ANY($1::bigint[]) AND enabled AND failing_since <= $3"
+            " RETURNING id, project_id, url, disabled_reason",
+            list(still_failing),
+            to_dt(now),
+            to_dt(now - disable_after),
+        )
+        disabled += [Disabled(r["id"], r["project_id"], r["url"], r["disabled_reason"]) for r in rows]
+    for d in disabled:
+        name = await conn.fetchval("SELECT name FROM projects WHERE id = $1", d.project_id)
+        notice = messages.alert_message(
+            "notice.endpoint_disabled",
+            messages.new_id(),
+            now,
+            {
+                "endpoint": {"id": d.endpoint_id, "url": d.url, "reason": d.reason},
+                "project": {"id": d.project_id, "name": name},
+            },
+        )
+        await record_alert(conn, notice, now, {SLACK: 0.0, WEBHOOK: 0.0}, exclude_endpoint=d.endpoint_id)
+    return disabled
+
+
+async def prune(pool: asyncpg.Pool, retention_days: int) -> None:
+    await pool.execute(
+        "DELETE FROM delivery_attempts WHERE attempted_at < now() - make_interval(days => $1)", retention_days
+    )
+    await pool.execute(
+        "DELETE FROM deliveries WHERE status <> 'pending' AND finished_at < now() - make_interval(days => $1)",
+        retention_days,
+    )

@@ -8,7 +8,10 @@ from email.utils import parsedate_to_datetime
 
 MAX_RETRY_AFTER = 3600.0
 # Slack answers these when the webhook is gone or the request can never succeed as sent.
-PERMANENT = frozenset({400, 401, 403, 404, 410})
+SLACK_PERMANENT = frozenset({400, 401, 403, 404, 410})
+# A webhook receiver may be misconfigured for a while (401, 404 during a deploy): only 410 Gone
+# is final, and it also disables the endpoint.
+WEBHOOK_PERMANENT = frozenset({410})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +40,12 @@ def decide(
     attempts_made: int,
     schedule: Sequence[float],
     now: float,
+    permanent: frozenset[int] = SLACK_PERMANENT,
 ) -> Decision:
     """``attempts_made`` counts the attempt just made; ``schedule[i]`` is the wait before attempt i+1."""
     if status_code is not None and 200 <= status_code < 300:
         return Decision("succeeded", reason=f"HTTP {status_code}")
-    if status_code in PERMANENT:
+    if status_code in permanent:
         return Decision("failed", reason=f"HTTP {status_code}: permanent, not retried")
     reason = "no response" if status_code is None else f"HTTP {status_code}"
     if attempts_made >= len(schedule):

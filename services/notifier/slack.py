@@ -65,3 +65,27 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
             _fields(pairs),
         ],
     }
+
+
+def notice_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    if topic == "notice.endpoint_disabled":
+        endpoint = data["endpoint"]
+        title = "⚠️ Heron webhook endpoint disabled"
+        pairs = [("Endpoint", endpoint["url"]), ("Reason", endpoint["reason"])]
+    else:
+        title = f"ℹ️ Heron notice: {topic.removeprefix('notice.')}"
+        pairs = [(k, str(v)) for k, v in data.items() if k != "project"]
+    return {
+        "text": f"{title}: " + ", ".join(f"{k}: {v}" for k, v in pairs),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+            _fields(pairs),
+        ],
+    }
+
+
+def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The Slack message for any topic Heron emits."""
+    if topic.startswith("incident."):
+        return incident_message(topic, data)
+    return notice_message(topic, data)

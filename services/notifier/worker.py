@@ -1,36 +1,37 @@
-"""Sending what the ledger says is due: one step claims a batch, sends it concurrently, records it."""
+"""Sending what the ledger says is due.
+
+The worker keeps up to ``HERON_DELIVERY_CONCURRENCY`` attempts in flight and at most
+``HERON_ENDPOINT_CONCURRENCY`` per target, so one slow or dead receiver holds a few slots for at
+most the timeout while every other target keeps flowing. Finished attempts are recorded in
+batches (one transaction for everything that finished since the last one).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import time
-from typing import Any
+from collections import Counter
 
 import aiohttp
 import asyncpg
 import redis.asyncio as redis_asyncio
-from prometheus_client import Counter
+from prometheus_client import Counter as Metric
 
 from heron_common.clock import Clock
 from heron_common.logging import get_logger
 from heron_common.outbound import GuardedSession
 from heron_common.settings import Settings
-from heron_notifier import ledger, policy, slack
-from heron_notifier.ledger import Claimed
+from heron_notifier import ledger, policy, render
+from heron_notifier.ledger import Claimed, Outcome
 
-ATTEMPTS = Counter("heron_notifier_attempts_total", "Delivery attempts by target kind and outcome", ["kind", "outcome"])
+ATTEMPTS = Metric("heron_notifier_attempts_total", "Delivery attempts by target kind and outcome", ["kind", "outcome"])
 RESPONSE_EXCERPT = 1024
 # Slack accepts about one message per second per webhook; pacing is shared by every notifier.
 SLACK_PACE_MS = 1000
 log = get_logger("notifier")
-
-
-def render(claimed: Claimed) -> dict[str, Any]:
-    message = claimed.payload
-    if claimed.target_kind == "slack":
-        return slack.incident_message(message["type"], message["data"])
-    raise ValueError(f"unknown target kind {claimed.target_kind!r}")
 
 
 class DeliveryWorker:
@@ -42,64 +43,120 @@ class DeliveryWorker:
         self.http = http
         self.settings = settings
         self.clock = clock
-        self.schedule = settings.slack_retry_schedule
-        self.lease = settings.delivery_timeout * 2 + 10.0
+        self.lease = settings.delivery_timeout + settings.delivery_lease_margin
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._per_target: Counter[str] = Counter()
+        self._results: list[Outcome] = []
+        self._finished = asyncio.Event()
+
+    # -- the two ways to drive it -----------------------------------------------------------
 
     async def step(self) -> bool:
-        """Claim and send one batch of due deliveries; True if there was anything to do."""
-        claimed = await ledger.claim(self.pool, self.clock.now(), self.lease, limit=self.settings.delivery_concurrency)
-        if not claimed:
-            return False
-        await asyncio.gather(*(self._deliver(c) for c in claimed))
-        return True
+        """Claim what is due, send it, record it; True if there was anything. (Tests drive this.)"""
+        claimed = await self._claim_and_start()
+        await self.drain()
+        return claimed > 0
+
+    async def run(self, stopping: asyncio.Event, wake: asyncio.Event, poll_interval: float) -> None:
+        """The service loop: keep the slots full; sleep only when nothing is due or all are busy."""
+        while not stopping.is_set():
+            claimed = await self._claim_and_start()
+            if self._results:
+                await self.flush()
+            if claimed and len(self._inflight) < self.settings.delivery_concurrency:
+                continue
+            self._finished.clear()
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._finished, wake, stopping)]
+            await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            wake.clear()
+        await self.drain()
+
+    async def drain(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        outcomes, self._results = self._results, []
+        if not outcomes:
+            return
+        recorded, disabled = await ledger.finish(
+            self.pool, outcomes, disable_after=self.settings.endpoint_disable_after, now=self.clock.now()
+        )
+        for o in outcomes:
+            o_log = log.bind(delivery_id=o.claimed.id, alert_id=o.claimed.alert_id, topic=o.claimed.topic)
+            if o.claimed.id not in recorded:
+                o_log.warning("lease lost before the attempt was recorded")
+            elif o.decision.status == "failed":
+                o_log.warning("delivery failed for good", reason=o.decision.reason, error=o.error)
+            elif o.decision.status == "pending":
+                o_log.info("delivery will be retried", reason=o.decision.reason, retry_in=o.decision.retry_in)
+        for d in disabled:
+            log.warning("webhook endpoint disabled", endpoint_id=d.endpoint_id, reason=d.reason)
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    async def _claim_and_start(self) -> int:
+        free = self.settings.delivery_concurrency - len(self._inflight)
+        cap = self.settings.endpoint_concurrency
+        room = {target: cap - n for target, n in self._per_target.items()}
+        claimed = await ledger.claim(self.pool, self.clock.now(), self.lease, free, room, cap)
+        for c in claimed:
+            self._per_target[c.target] += 1
+            task = asyncio.create_task(self._attempt(c))
+            self._inflight.add(task)
+            task.add_done_callback(functools.partial(self._done, target=c.target))
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[None], *, target: str) -> None:
+        self._inflight.discard(task)
+        self._per_target[target] -= 1
+        if self._per_target[target] <= 0:
+            del self._per_target[target]
+        self._finished.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery attempt crashed", exc_info=task.exception())
 
     async def _paced(self, claimed: Claimed) -> bool:
-        if claimed.target_kind != "slack":
+        if claimed.format != "slack" or not claimed.url:
             return True
-        key = f"{self.settings.redis_prefix}:pace:{hashlib.sha256(claimed.target.encode()).hexdigest()[:32]}"
+        key = f"{self.settings.redis_prefix}:pace:{hashlib.sha256(claimed.url.encode()).hexdigest()[:32]}"
         return bool(await self.redis.set(key, "1", px=SLACK_PACE_MS, nx=True))
 
-    async def _deliver(self, claimed: Claimed) -> None:
-        d_log = log.bind(delivery_id=claimed.id, alert_id=claimed.alert_id, topic=claimed.topic)
-        try:
-            if not await self._paced(claimed):
-                await ledger.postpone(self.pool, claimed, self.clock.now() + SLACK_PACE_MS / 1000)
-                return
-            body = render(claimed)
-        except Exception:
-            d_log.exception("could not prepare delivery")
-            return
+    def _schedule(self, claimed: Claimed) -> tuple[tuple[float, ...], frozenset[int]]:
+        if claimed.target_kind == ledger.WEBHOOK:
+            return self.settings.webhook_retry_schedule, policy.WEBHOOK_PERMANENT
+        return self.settings.slack_retry_schedule, policy.SLACK_PERMANENT
+
+    async def _attempt(self, claimed: Claimed) -> None:
         attempted_at = self.clock.now()
+        if not claimed.endpoint_enabled or not claimed.url:
+            decision = policy.Decision("failed", reason="endpoint disabled")
+            self._results.append(Outcome(claimed, decision, attempted_at, None, 0.0, None, None, sent=False))
+            return
+        if not await self._paced(claimed):
+            await ledger.postpone(self.pool, claimed, attempted_at + SLACK_PACE_MS / 1000)
+            return
+        body, headers = render.request(claimed.format, claimed.payload, claimed.alert_id, claimed.secrets, attempted_at)
         started = time.perf_counter()
         status_code: int | None = None
-        headers: dict[str, str] = {}
+        response_headers: dict[str, str] = {}
         error: str | None = None
         excerpt: str | None = None
         try:
-            async with self.http.request("POST", claimed.target, json=body) as response:
+            async with self.http.request("POST", claimed.url, data=body, headers=headers) as response:
                 status_code = response.status
-                headers = dict(response.headers)
-                excerpt = (await response.content.read(RESPONSE_EXCERPT)).decode("utf-8", "replace")
+                response_headers = dict(response.headers)
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    excerpt = (await response.content.read(RESPONSE_EXCERPT)).decode("utf-8", "replace")
         except TimeoutError:
             error = f"no response within {self.settings.delivery_timeout:g} s"
         except aiohttp.ClientError as exc:
             error = str(exc) or type(exc).__name__
         latency_ms = (time.perf_counter() - started) * 1000
-        decision = policy.decide(status_code, headers, claimed.attempts + 1, self.schedule, attempted_at)
+        schedule, permanent = self._schedule(claimed)
+        decision = policy.decide(status_code, response_headers, claimed.attempts + 1, schedule, attempted_at, permanent)
         ATTEMPTS.labels(claimed.target_kind, decision.status).inc()
-        recorded = await ledger.finish(
-            self.pool,
-            claimed,
-            decision,
-            attempted_at=attempted_at,
-            status_code=status_code,
-            latency_ms=latency_ms,
-            error=error,
-            response_body=excerpt,
-        )
-        if not recorded:
-            d_log.warning("lease lost before the attempt was recorded")
-        elif decision.status == "failed":
-            d_log.warning("delivery failed for good", reason=decision.reason, error=error)
-        elif decision.status == "pending":
-            d_log.info("delivery will be retried", reason=decision.reason, retry_in=decision.retry_in, error=error)
+        self._results.append(Outcome(claimed, decision, attempted_at, status_code, latency_ms, error, excerpt))

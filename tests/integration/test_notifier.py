@@ -55,6 +55,11 @@ async def worker(
     await http.close()
 
 
+async def record(pool: asyncpg.Pool, message: dict, now: float) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return await ledger.record_alert(conn, message, now, {ledger.SLACK: 0.0, ledger.WEBHOOK: 0.0})
+
+
 async def with_slack(pg: asyncpg.Pool, project_id: int, url: str) -> None:
     await pg.execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", url, project_id)
 
@@ -71,15 +76,15 @@ async def test_alert_becomes_one_delivery_even_if_redelivered(pg, project, slack
     project_id, _ = project
     await with_slack(pg, project_id, slack.url)
     message = alert(project_id)
-    assert await ledger.record_alert(pg, message, T0) == 1
-    assert await ledger.record_alert(pg, message, T0) == 0
+    assert await record(pg, message, T0) == 1
+    assert await record(pg, message, T0) == 0
     assert await pg.fetchval("SELECT count(*) FROM deliveries WHERE project_id = $1", project_id) == 1
 
 
 async def test_slack_message_has_the_published_fields(pg, project, slack: FakeSlack, worker: DeliveryWorker) -> None:
     project_id, _ = project
     await with_slack(pg, project_id, slack.url)
-    await ledger.record_alert(pg, alert(project_id), T0)
+    await record(pg, alert(project_id), T0)
     assert await worker.step()
     [received] = slack.received
     body = received.json
@@ -102,14 +107,14 @@ async def test_transient_failures_are_retried_with_backoff(pg, project, slack: F
     project_id, _ = project
     await with_slack(pg, project_id, slack.url)
     slack.script = [(500, {}, "oops"), (429, {"Retry-After": "7"}, "rate_limited")]
-    await ledger.record_alert(pg, alert(project_id), T0)
+    await record(pg, alert(project_id), T0)
 
     assert await worker.step()  # 500
     row = await delivery(pg, project_id)
     assert (row["status"], row["attempts"], row["last_status_code"]) == ("pending", 1, 500)
-    assert row["next_attempt_at"].timestamp() == pytest.approx(T0 + worker.schedule[1])
+    assert row["next_attempt_at"].timestamp() == pytest.approx(T0 + worker.settings.slack_retry_schedule[1])
 
-    clock.advance(worker.schedule[1])
+    clock.advance(worker.settings.slack_retry_schedule[1])
     await redis_pace_reset(worker, slack)
     assert await worker.step()  # 429 with Retry-After: 7
     row = await delivery(pg, project_id)
@@ -141,7 +146,7 @@ async def test_permanent_failures_stop_and_are_recorded(pg, project, slack: Fake
     project_id, _ = project
     await with_slack(pg, project_id, slack.url)
     slack.script = [(status, {}, "no_service")]
-    await ledger.record_alert(pg, alert(project_id), T0)
+    await record(pg, alert(project_id), T0)
     assert await worker.step()
     row = await delivery(pg, project_id)
     assert (row["status"], row["attempts"], row["last_status_code"]) == ("failed", 1, status)
@@ -155,20 +160,20 @@ async def test_gives_up_after_the_schedule(pg, project, slack: FakeSlack, worker
     project_id, _ = project
     await with_slack(pg, project_id, slack.url)
     slack.script = [(503, {}, "down")] * 10
-    await ledger.record_alert(pg, alert(project_id), T0)
-    for _ in range(len(worker.schedule)):
+    await record(pg, alert(project_id), T0)
+    for _ in range(len(worker.settings.slack_retry_schedule)):
         await redis_pace_reset(worker, slack)
         assert await worker.step()
         clock.advance(3600)
     row = await delivery(pg, project_id)
-    assert (row["status"], row["attempts"]) == ("failed", len(worker.schedule))
+    assert (row["status"], row["attempts"]) == ("failed", len(worker.settings.slack_retry_schedule))
     assert not await worker.step()
 
 
 async def test_two_notifiers_never_send_the_same_attempt(pg, redis, settings, project, slack: FakeSlack, clock) -> None:
     project_id, _ = project
     await with_slack(pg, project_id, slack.url)
-    await ledger.record_alert(pg, alert(project_id), T0)
+    await record(pg, alert(project_id), T0)
     sessions = [GuardedSession(settings.outbound_allow_cidrs, timeout=2) for _ in range(2)]
     try:
         a, b = (DeliveryWorker(pg, redis, s, settings, clock) for s in sessions)
@@ -195,7 +200,7 @@ async def test_private_targets_are_refused_unless_allow_listed(pg, redis, settin
     project_id, _ = project
     strict = replace(settings, outbound_allow_cidrs=(ipaddress.ip_network("192.0.2.0/24"),))
     await with_slack(pg, project_id, target)
-    await ledger.record_alert(pg, alert(project_id), T0)
+    await record(pg, alert(project_id), T0)
     http = GuardedSession(strict.outbound_allow_cidrs, timeout=2)
     try:
         assert await DeliveryWorker(pg, redis, http, strict, clock).step()

@@ -33,6 +33,7 @@ def settings_env(s: Settings, **extra: str) -> dict[str, str]:
             "HERON_MIN_TOLERANCE": str(s.min_tolerance),
             "HERON_SCAN_INTERVAL": str(s.scan_interval),
             "HERON_LOG_JSON": "true",
+            "HERON_OUTBOUND_ALLOW_CIDRS": ",".join(str(n) for n in s.outbound_allow_cidrs),
         }
     )
     env.update(extra)

@@ -1,0 +1,56 @@
+"""Every topic Heron emits, with an example ``data`` each (served by ``GET /v1/topics``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_INCIDENT = {
+    "incident": {
+        "id": 42,
+        "monitor_id": 7,
+        "kind": "event",
+        "event_name": "payment.completed",
+        "service": "payments",
+        "environment": "production",
+        "started_at": "2026-11-01T14:22:00Z",
+        "opened_at": "2026-11-01T14:31:00Z",
+        "resolved_at": None,
+        "duration": None,
+        "expected_interval": 180.0,
+    },
+    "project": {"id": 1, "name": "MyApp"},
+}
+
+TOPICS: dict[str, dict[str, Any]] = {
+    "incident.opened": {
+        "description": "A monitor went silent past its deadline: an incident is open.",
+        "data": _INCIDENT,
+    },
+    "incident.acknowledged": {
+        "description": "Someone acknowledged an open incident (on-call; not emitted yet).",
+        "data": _INCIDENT,
+    },
+    "incident.resolved": {
+        "description": "The monitor came back; duration is the real silence in seconds.",
+        "data": {
+            **_INCIDENT,
+            "incident": {**_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 1080},
+        },
+    },
+    "notice.endpoint_disabled": {
+        "description": "A webhook endpoint was disabled (410 Gone, or failing for too long).",
+        "data": {
+            "endpoint": {"id": 3, "url": "https://example.com/hooks/heron", "reason": "HTTP 410 Gone"},
+            "project": {"id": 1, "name": "MyApp"},
+        },
+    },
+}
+
+
+def valid_pattern(pattern: str) -> bool:
+    if pattern == "*" or pattern in TOPICS:
+        return True
+    if pattern.endswith(".*"):
+        prefix = pattern[:-1]
+        return any(topic.startswith(prefix) for topic in TOPICS)
+    return False

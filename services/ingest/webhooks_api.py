@@ -1,0 +1,348 @@
+"""Webhook endpoints, topics and the delivery log: ``/v1/webhooks``, ``/v1/topics``, ``/v1/deliveries``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from aiohttp import web
+
+from heron_common.db import iso, to_dt
+from heron_common.outbound import check_url
+from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_common.topics import TOPICS, valid_pattern
+from heron_common.webhooks import new_secret
+from heron_ingest.manage import _path_id, caller_project, handles_errors
+from heron_ingest.read import _next_link, _page_args
+from heron_ingest.validation import InputError, parse_json
+
+MAX_URL = 2000
+MAX_DESCRIPTION = 500
+MAX_TOPICS = 50
+SLACK_HOSTS = ("hooks.slack.com",)
+DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+
+
+def _endpoint(r: asyncpg.Record, now: float, secret: str | None = None) -> dict[str, Any]:
+    rotating = r["previous_secret_expires_at"]
+    out = {
+        "id": r["id"],
+        "url": r["url"],
+        "topics": list(r["topics"]),
+        "description": r["description"],
+        "format": r["format"],
+        "enabled": r["enabled"],
+        "disabled_reason": r["disabled_reason"],
+        "disabled_at": iso(r["disabled_at"]),
+        "failing_since": iso(r["failing_since"]),
+        "last_success_at": iso(r["last_success_at"]),
+        "previous_secret_valid_until": iso(rotating) if rotating and rotating.timestamp() > now else None,
+        "created_at": iso(r["created_at"]),
+        "updated_at": iso(r["updated_at"]),
+    }
+    if secret is not None:
+        out["secret"] = secret  # shown only when created or rotated
+    return out
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    body = parse_json(await request.read())
+    if not isinstance(body, dict):
+        raise InputError(422, "invalid_body", "the body must be a JSON object")
+    return body
+
+
+def _validated(body: dict[str, Any], settings_allow: tuple, *, partial: bool) -> dict[str, Any]:
+    """The endpoint fields in ``body``, checked; every problem names its field."""
+    out: dict[str, Any] = {}
+    if "url" in body or not partial:
+        url = body.get("url")
+        if not isinstance(url, str) or not url or len(url) > MAX_URL:
+            raise InputError(422, "invalid_field", "url is required: an http(s) URL of at most 2000 characters")
+        problem = check_url(url, settings_allow)
+        if problem:
+            raise InputError(422, "invalid_field", f"url {problem}")
+        out["url"] = url
+    if "topics" in body or not partial:
+        topics = body.get("topics", ["*"])
+        if (
+            not isinstance(topics, list)
+            or not topics
+            or len(topics) > MAX_TOPICS
+            or not all(isinstance(t, str) for t in topics)
+        ):
+            raise InputError(422, "invalid_field", "topics must be a non-empty array of topic names")
+        unknown = [t for t in topics if not valid_pattern(t)]
+        if unknown:
+            raise InputError(
+                422,
+                "invalid_field",
+                f"topics: unknown {', '.join(unknown)} (see GET /v1/topics; '*' and 'notice.*' work)",
+            )
+        out["topics"] = sorted(set(topics))
+    if "description" in body:
+        description = body["description"]
+        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+            raise InputError(
+                422, "invalid_field", f"description must be a string of at most {MAX_DESCRIPTION} characters"
+            )
+        out["description"] = description
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise InputError(422, "invalid_field", "enabled must be true or false")
+        out["enabled"] = body["enabled"]
+    if "format" in body:
+        if body["format"] not in ("json", "slack"):
+            raise InputError(422, "invalid_field", "format must be 'json' or 'slack'")
+        out["format"] = body["format"]
+    elif "url" in out and not partial:
+        # A Slack incoming-webhook URL gets Slack-formatted messages instead of raw JSON.
+        out["format"] = "slack" if urlsplit(out["url"]).hostname in SLACK_HOSTS else "json"
+    return out
+
+
+@handles_errors
+async def create_webhook(request: web.Request) -> web.Response:
+    body = await _body(request)
+    project_id = await caller_project(request, body)
+    fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=False)
+    secret = new_secret()
+    row = await request.app[PG].fetchrow(
+        "INSERT INTO webhook_endpoints (project_id, url, topics, description, format, enabled, secret)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+        project_id,
+        fields["url"],
+        fields["topics"],
+        fields.get("description", ""),
+        fields["format"],
+        fields.get("enabled", True),
+        secret,
+    )
+    return json_response(_endpoint(row, request.app[CLOCK].now(), secret), status=201)
+
+
+async def _own_endpoint(request: web.Request, project_id: int) -> asyncpg.Record:
+    endpoint_id = _path_id(request, "webhook_id")
+    row = await request.app[PG].fetchrow(
+        "SELECT * FROM webhook_endpoints WHERE id = $1 AND project_id = $2", endpoint_id, project_id
+    )
+    if row is None:
+        raise InputError(404, "not_found", "no such webhook")
+    return row
+
+
+@handles_errors
+async def list_webhooks(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    rows = await request.app[PG].fetch("SELECT * FROM webhook_endpoints WHERE project_id = $1 ORDER BY id", project_id)
+    now = request.app[CLOCK].now()
+    return json_response([_endpoint(r, now) for r in rows])
+
+
+@handles_errors
+async def get_webhook(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    return json_response(_endpoint(await _own_endpoint(request, project_id), request.app[CLOCK].now()))
+
+
+@handles_errors
+async def update_webhook(request: web.Request) -> web.Response:
+    body = await _body(request)
+    project_id = await caller_project(request, body)
+    await _own_endpoint(request, project_id)
+    fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=True)
+    if not fields:
+        raise InputError(422, "invalid_body", "nothing to change: send url, topics, description, format or enabled")
+    sets = [f"{name} = ${i}" for i, name in enumerate(fields, start=3)]
+    if fields.get("enabled") is True:
+        # Re-enabling starts afresh: the failure clock and the reason are cleared.
+        sets += ["disabled_reason = NULL", "disabled_at = NULL", "failing_since = NULL"]
+    row = await request.app[PG].fetchrow(
+        f"UPDATE webhook_endpoints SET {', '.join(sets)}, updated_at = now()"
+        " WHERE id = $1 AND project_id = $2 RETURNING *",
+        _path_id(request, "webhook_id"),
+        project_id,
+        *fields.values(),
+    )
+    return json_response(_endpoint(row, request.app[CLOCK].now()))
+
+
+@handles_errors
+async def delete_webhook(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    endpoint = await _own_endpoint(request, project_id)
+    await request.app[PG].execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint["id"])
+    return web.Response(status=204)
+
+
+@handles_errors
+async def rotate_secret(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    endpoint = await _own_endpoint(request, project_id)
+    now = request.app[CLOCK].now()
+    secret = new_secret()
+    row = await request.app[PG].fetchrow(
+        "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $2, secret = $3,"
+        " updated_at = now() WHERE id = $1 RETURNING *",
+        endpoint["id"],
+        to_dt(now + request.app[SETTINGS].webhook_secret_overlap),
+        secret,
+    )
+    return json_response(_endpoint(row, now, secret))
+
+
+async def topics(_: web.Request) -> web.Response:
+    return json_response(
+        [
+            {"topic": name, "description": t["description"], "example": {"topic": name, "data": t["data"]}}
+            for name, t in TOPICS.items()
+        ]
+    )
+
+
+def _delivery(r: asyncpg.Record, attempts: list[asyncpg.Record]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "alert_id": str(r["alert_id"]),
+        "topic": r["topic"],
+        "endpoint_id": r["endpoint_id"],
+        "target": "slack" if r["target_kind"] == "slack" else "webhook",
+        "status": r["status"],
+        "attempts": r["attempts"],
+        "next_attempt_at": iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
+        "last_status_code": r["last_status_code"],
+        "last_error": r["last_error"],
+        "created_at": iso(r["created_at"]),
+        "finished_at": iso(r["finished_at"]),
+        "attempt_log": [
+            {
+                "attempted_at": iso(a["attempted_at"]),
+                "status_code": a["status_code"],
+                "latency_ms": round(a["latency_ms"], 1) if a["latency_ms"] is not None else None,
+                "error": a["error"],
+                "response": a["response_body"],
+            }
+            for a in attempts
+        ],
+    }
+
+
+async def _with_attempts(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    attempts: dict[int, list[asyncpg.Record]] = {r["id"]: [] for r in rows}
+    if rows:
+        for a in await pool.fetch(
+            "SELECT * FROM delivery_attempts WHERE delivery_id = ANY($1::bigint[]) ORDER BY id", list(attempts)
+        ):
+            attempts[a["delivery_id"]].append(a)
+    return [_delivery(r, attempts[r["id"]]) for r in rows]
+
+
+@handles_errors
+async def list_deliveries(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, _ = _page_args(request)
+    q = request.query
+    endpoint_id = q.get("endpoint_id")
+    if endpoint_id is not None and not endpoint_id.isdigit():
+        raise InputError(422, "invalid_parameter", "endpoint_id must be a webhook id")
+    status = q.get("status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise InputError(422, "invalid_parameter", f"status must be one of {', '.join(DELIVERY_STATUSES)}")
+    rows = await request.app[PG].fetch(
+        "SELECT * FROM deliveries WHERE project_id = $1 AND ($2::bigint IS NULL OR id < $2)"
+        " AND ($3::bigint IS NULL OR endpoint_id = $3) AND ($4::text IS NULL OR status = $4)"
+        " AND ($5::text IS NULL OR topic = $5) ORDER BY id DESC LIMIT $6",
+        project_id,
+        before,
+        int(endpoint_id) if endpoint_id else None,
+        status,
+        q.get("topic"),
+        limit,
+    )
+    return json_response(await _with_attempts(request.app[PG], rows), headers=_next_link(request, rows, limit))
+
+
+@handles_errors
+async def get_delivery(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    row = await request.app[PG].fetchrow(
+        "SELECT * FROM deliveries WHERE id = $1 AND project_id = $2", _path_id(request, "delivery_id"), project_id
+    )
+    if row is None:
+        raise InputError(404, "not_found", "no such delivery")
+    [delivery] = await _with_attempts(request.app[PG], [row])
+    return json_response(delivery)
+
+
+_REDELIVER = (
+    "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, locked_until = NULL,"
+    " finished_at = NULL WHERE project_id = $2 AND status <> 'pending'"
+)
+
+
+@handles_errors
+async def redeliver(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    delivery_id = _path_id(request, "delivery_id")
+    row = await request.app[PG].fetchrow(
+        _REDELIVER + " AND id = $3 RETURNING *", to_dt(request.app[CLOCK].now()), project_id, delivery_id
+    )
+    if row is None:
+        exists = await request.app[PG].fetchval(
+            "SELECT status FROM deliveries WHERE id = $1 AND project_id = $2", delivery_id, project_id
+        )
+        if exists is None:
+            raise InputError(404, "not_found", "no such delivery")
+        raise InputError(409, "already_pending", "the delivery is already pending; it will be attempted")
+    [delivery] = await _with_attempts(request.app[PG], [row])
+    return json_response(delivery, status=202)
+
+
+def _since(raw: Any) -> datetime:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return datetime.fromtimestamp(raw, UTC)
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise InputError(422, "invalid_field", "since must be an ISO-8601 time or unix seconds")
+
+
+@handles_errors
+async def redeliver_failed(request: web.Request) -> web.Response:
+    body = await _body(request)
+    project_id = await caller_project(request, body)
+    if "since" not in body:
+        raise InputError(422, "missing_field", "since is required: redeliver everything that failed since then")
+    since = _since(body["since"])
+    endpoint_id = body.get("endpoint_id")
+    if endpoint_id is not None and (not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool)):
+        raise InputError(422, "invalid_field", "endpoint_id must be a webhook id")
+    rows = await request.app[PG].fetch(
+        _REDELIVER + " AND status = 'failed' AND finished_at >= $3 AND ($4::bigint IS NULL OR endpoint_id = $4)"
+        " RETURNING id",
+        to_dt(request.app[CLOCK].now()),
+        project_id,
+        since,
+        endpoint_id,
+    )
+    return json_response({"redelivering": len(rows), "ids": [r["id"] for r in rows]}, status=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/webhooks", create_webhook)
+    app.router.add_get("/v1/webhooks", list_webhooks)
+    app.router.add_get("/v1/webhooks/{webhook_id}", get_webhook)
+    app.router.add_patch("/v1/webhooks/{webhook_id}", update_webhook)
+    app.router.add_delete("/v1/webhooks/{webhook_id}", delete_webhook)
+    app.router.add_post("/v1/webhooks/{webhook_id}/rotate-secret", rotate_secret)
+    app.router.add_get("/v1/topics", topics)
+    app.router.add_get("/v1/deliveries", list_deliveries)
+    app.router.add_post("/v1/deliveries/redeliver", redeliver_failed)
+    app.router.add_get("/v1/deliveries/{delivery_id}", get_delivery)
+    app.router.add_post("/v1/deliveries/{delivery_id}/redeliver", redeliver)

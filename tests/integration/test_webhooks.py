@@ -1,0 +1,486 @@
+"""Signed webhooks: the API, what receivers verify, retries, disabling, pacing and SSRF."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import asyncpg
+import pytest
+import standardwebhooks
+
+import heron.webhooks as sdk_webhooks
+from heron_common import messages, webhooks
+from heron_common.clock import FrozenClock, SystemClock
+from heron_common.outbound import GuardedSession
+from heron_common.settings import Settings
+from heron_notifier import ledger
+from heron_notifier.worker import DeliveryWorker
+from tests.support.fakes import FakeReceiver, FakeSlack
+from tests.support.system import System, running_system
+
+T0 = 1_800_000_000.0
+
+
+def incident_alert(
+    project_id: int, topic: str = "incident.opened", at: float = T0, name: str = "paiement.reçu"
+) -> dict:
+    data = {
+        "incident": {
+            "id": 9,
+            "event_name": name,
+            "service": "pay",
+            "environment": "prod",
+            "duration": None,
+            "started_at": "2027-01-15T08:00:00Z",
+            "opened_at": "2027-01-15T08:18:00Z",
+            "expected_interval": 180.5,
+        },
+        "project": {"id": project_id, "name": "fixture"},
+    }
+    return messages.alert_message(topic, messages.new_id(), at, data)
+
+
+async def record(pool: asyncpg.Pool, message: dict, now: float) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return await ledger.record_alert(conn, message, now, {ledger.SLACK: 0.0, ledger.WEBHOOK: 0.0})
+
+
+async def add_endpoint(
+    pg: asyncpg.Pool, project_id: int, url: str, topics=("*",), fmt: str = "json"
+) -> tuple[int, str]:
+    secret = webhooks.new_secret()
+    endpoint_id = await pg.fetchval(
+        "INSERT INTO webhook_endpoints (project_id, url, topics, format, secret) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id",
+        project_id,
+        url,
+        list(topics),
+        fmt,
+        secret,
+    )
+    return endpoint_id, secret
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[FakeReceiver]:
+    r = await FakeReceiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(T0)
+
+
+@pytest.fixture
+def wsettings(settings: Settings) -> Settings:
+    return replace(settings, webhook_retry_schedule=(0.0, 5.0, 300.0), endpoint_disable_after=3600.0)
+
+
+@pytest.fixture
+async def worker(pg, redis, wsettings: Settings, clock) -> AsyncIterator[DeliveryWorker]:
+    http = GuardedSession(wsettings.outbound_allow_cidrs, timeout=wsettings.delivery_timeout)
+    yield DeliveryWorker(pg, redis, http, wsettings, clock)
+    await http.close()
+
+
+def published_example_signature(secret: str, body: bytes) -> str:
+    """The receiver side of the published Python example, verbatim in spirit."""
+    data = json.loads(body)
+    message = json.dumps(data, separators=(",", ":"))
+    dig = hmac.new(secret.encode("utf-8"), msg=message.encode("utf-8"), digestmod=hashlib.sha256).digest()
+    return base64.b64encode(dig).decode()
+
+
+# --- what receivers see and verify ---------------------------------------------------------------------
+
+
+async def test_every_delivery_verifies_with_the_published_example_and_standard_webhooks(
+    pg, redis, settings: Settings, project, receiver: FakeReceiver
+) -> None:
+    project_id, _ = project
+    _, secret = await add_endpoint(pg, project_id, receiver.url)
+    http = GuardedSession(settings.outbound_allow_cidrs, timeout=5)
+    worker = DeliveryWorker(pg, redis, http, settings, SystemClock())
+    sent = [incident_alert(project_id, at=T0 + i, name=n) for i, n in enumerate(["paiement.reçu", 'a/b"c', "ü🚀"])]
+    try:
+        for message in sent:
+            await record(pg, message, time.time())
+        assert await worker.step()
+    finally:
+        await http.close()
+    got = await receiver.wait_for(3)
+    standard = standardwebhooks.Webhook("whsec_" + secret.removeprefix("sec_"))
+    for request in got:
+        body, headers = request.body, request.headers
+        assert headers["Heron-Signature"] == published_example_signature(secret, body)
+        payload = standard.verify(body, {k.lower(): v for k, v in headers.items()})
+        assert sdk_webhooks.verify(secret, body, headers) == payload
+        assert set(payload) == {"topic", "created", "data", "meta"}
+        assert payload["topic"] == "incident.opened" and payload["meta"] is None
+    by_id = {r.headers["webhook-id"]: r.json for r in got}
+    assert set(by_id) == {m["id"] for m in sent}  # webhook-id is the alert id
+    first = by_id[sent[0]["id"]]
+    assert first["created"] == "2027-01-15T08:00:00+00:00"
+    assert first["data"]["incident"]["event_name"] == "paiement.reçu"
+
+    # Tampered bodies, wrong secrets and stale timestamps fail, with every verifier.
+    request = got[0]
+    tampered = request.body.replace(b"prod", b"dev")
+    stale = {**request.headers, "webhook-timestamp": str(int(request.headers["webhook-timestamp"]) - 3600)}
+    for body, headers, key in (
+        (tampered, request.headers, secret),
+        (request.body, request.headers, webhooks.new_secret()),
+        (request.body, stale, secret),
+    ):
+        with pytest.raises(sdk_webhooks.WebhookVerificationError):
+            sdk_webhooks.verify(key, body, headers)
+        with pytest.raises(standardwebhooks.WebhookVerificationError):
+            standardwebhooks.Webhook("whsec_" + key.removeprefix("sec_")).verify(
+                body, {k.lower(): v for k, v in headers.items()}
+            )
+        with pytest.raises(webhooks.WebhookVerificationError):
+            webhooks.verify(key, body, headers, now=time.time())
+    assert published_example_signature(secret, tampered) != request.headers["Heron-Signature"]
+
+
+# --- retries, Retry-After, 410, disabling ---------------------------------------------------------------
+
+
+async def test_failing_receiver_gets_the_retry_when_it_recovers(pg, project, receiver, worker, clock) -> None:
+    project_id, _ = project
+    await add_endpoint(pg, project_id, receiver.url)
+    receiver.script = [(500, {}, "down"), (302, {"Location": "http://127.0.0.1:1/"}, "moved")]
+    message = incident_alert(project_id)
+    await record(pg, message, T0)
+    assert await worker.step()
+    clock.advance(5)
+    assert await worker.step()  # 302: a failure, not followed
+    assert not await worker.step()  # next is 300 s later
+    clock.advance(300)
+    assert await worker.step()
+    [got] = receiver.received
+    assert got.headers["webhook-id"] == message["id"]
+    row = await pg.fetchrow("SELECT * FROM deliveries WHERE project_id = $1", project_id)
+    assert (row["status"], row["attempts"]) == ("succeeded", 3)
+    codes = [
+        r["status_code"]
+        for r in await pg.fetch(
+            "SELECT status_code FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id", row["id"]
+        )
+    ]
+    assert codes == [500, 302, 200]
+    endpoint = await pg.fetchrow("SELECT * FROM webhook_endpoints WHERE project_id = $1", project_id)
+    assert endpoint["failing_since"] is None and endpoint["last_success_at"] is not None
+
+
+async def test_retry_after_is_honoured(pg, project, receiver, worker, clock) -> None:
+    project_id, _ = project
+    await add_endpoint(pg, project_id, receiver.url)
+    receiver.script = [(503, {"Retry-After": "120"}, "busy")]
+    await record(pg, incident_alert(project_id), T0)
+    assert await worker.step()
+    clock.advance(119)
+    assert not await worker.step()
+    clock.advance(1)
+    assert await worker.step()
+    assert len(receiver.received) == 1
+
+
+async def test_410_disables_the_endpoint_and_tells_the_other_channels(
+    pg, project, receiver, worker, clock, slack: FakeSlack
+) -> None:
+    project_id, _ = project
+    await pg.execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", slack.url, project_id)
+    gone_id, _ = await add_endpoint(pg, project_id, receiver.url)
+    other = await FakeReceiver().start()
+    try:
+        await add_endpoint(pg, project_id, other.url, topics=("notice.*",))
+        receiver.script = [(410, {}, "gone")]
+        await record(pg, incident_alert(project_id), T0)
+        assert await worker.step()  # the incident: Slack gets it, the endpoint answers 410
+        endpoint = await pg.fetchrow("SELECT * FROM webhook_endpoints WHERE id = $1", gone_id)
+        assert not endpoint["enabled"] and endpoint["disabled_reason"] == "HTTP 410 Gone"
+        clock.advance(2)
+        await worker.redis.delete(
+            *[k async for k in worker.redis.scan_iter(match=f"{worker.settings.redis_prefix}:pace:*")]
+        )
+        assert await worker.step()  # the notice: to Slack and to the notice.* endpoint, not to the gone one
+        [notice] = await other.wait_for(1)
+        assert notice.json["topic"] == "notice.endpoint_disabled"
+        assert notice.json["data"]["endpoint"] == {"id": gone_id, "url": receiver.url, "reason": "HTTP 410 Gone"}
+        texts = [r.json["text"] for r in slack.received]
+        assert any(t.startswith("⚠️ Heron webhook endpoint disabled") for t in texts)
+        # New alerts no longer go to the disabled endpoint.
+        assert await record(pg, incident_alert(project_id), T0 + 10) == 1  # Slack only
+    finally:
+        await other.stop()
+
+
+async def test_endpoint_failing_too_long_is_disabled(pg, project, receiver, worker, clock) -> None:
+    project_id, _ = project
+    endpoint_id, _ = await add_endpoint(pg, project_id, receiver.url)
+    receiver.script = [(500, {}, "x")] * 10
+    await record(pg, incident_alert(project_id), T0)
+    assert await worker.step()
+    clock.advance(5)
+    assert await worker.step()
+    assert (await pg.fetchrow("SELECT enabled FROM webhook_endpoints WHERE id = $1", endpoint_id))["enabled"]
+    clock.advance(3600)  # past endpoint_disable_after with no success
+    await record(pg, incident_alert(project_id), clock.now())
+    assert await worker.step()
+    row = await pg.fetchrow("SELECT * FROM webhook_endpoints WHERE id = $1", endpoint_id)
+    assert not row["enabled"] and row["disabled_reason"].startswith("no successful delivery since")
+
+
+# --- concurrency --------------------------------------------------------------------------------------
+
+
+async def test_two_notifiers_each_attempt_once(pg, redis, settings, project, receiver: FakeReceiver) -> None:
+    project_id, _ = project
+    await add_endpoint(pg, project_id, receiver.url)
+    for i in range(40):
+        await record(pg, incident_alert(project_id, at=T0 + i), T0)
+    sessions = [GuardedSession(settings.outbound_allow_cidrs, timeout=5) for _ in range(2)]
+    clock = FrozenClock(T0)
+    try:
+        a, b = (DeliveryWorker(pg, redis, s, replace(settings, delivery_concurrency=7), clock) for s in sessions)
+        while any(await asyncio.gather(a.step(), b.step())):
+            pass
+    finally:
+        for s in sessions:
+            await s.close()
+    assert receiver.attempts == 40
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 40
+    rows = await pg.fetch("SELECT status, attempts FROM deliveries WHERE project_id = $1", project_id)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("succeeded", 1)] * 40
+
+
+async def test_a_slow_receiver_does_not_delay_the_others(pg, redis, settings, project) -> None:
+    project_id, _ = project
+    slow = FakeReceiver(gate=asyncio.Event())
+    fast = FakeReceiver()
+    await slow.start()
+    await fast.start()
+    await add_endpoint(pg, project_id, slow.url)
+    await add_endpoint(pg, project_id, fast.url)
+    for i in range(20):
+        await record(pg, incident_alert(project_id, at=T0 + i), T0)
+    s = replace(settings, delivery_concurrency=8, endpoint_concurrency=2, delivery_timeout=30)
+    http = GuardedSession(s.outbound_allow_cidrs, timeout=30)
+    worker = DeliveryWorker(pg, redis, http, s, FrozenClock(T0))
+    stopping, wake = asyncio.Event(), asyncio.Event()
+    loop = asyncio.create_task(worker.run(stopping, wake, poll_interval=0.05))
+    try:
+        # All 20 reach the fast receiver while the slow one holds its 2 slots.
+        await fast.wait_for(20)
+        assert slow.attempts <= 2 and slow.received == []
+        slow.gate.set()  # type: ignore[union-attr]
+        await slow.wait_for(20)
+    finally:
+        stopping.set()
+        await loop
+        await http.close()
+        await slow.stop()
+        await fast.stop()
+
+
+# --- SSRF -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://localhost:9/hook",
+        "http://127.0.0.1:9/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:127.0.0.1]:9/hook",
+    ],
+)
+async def test_private_targets_are_refused_in_the_attempt_log(pg, redis, settings, project, target) -> None:
+    project_id, _ = project
+    await add_endpoint(pg, project_id, target)
+    await record(pg, incident_alert(project_id), T0)
+    strict = replace(settings, outbound_allow_cidrs=())
+    http = GuardedSession((), timeout=2)
+    try:
+        assert await DeliveryWorker(pg, redis, http, strict, FrozenClock(T0)).step()
+    finally:
+        await http.close()
+    [attempt] = await pg.fetch(
+        "SELECT a.* FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = $1",
+        project_id,
+    )
+    assert attempt["status_code"] is None and "refused" in attempt["error"]
+
+
+async def test_a_redirect_to_a_private_address_is_not_followed(pg, redis, settings, project) -> None:
+    project_id, _ = project
+    private = await FakeReceiver(host="127.0.0.1").start()
+    public = await FakeReceiver(host="127.0.0.2").start()  # stands in for a public name
+    try:
+        public.script = [(302, {"Location": private.url}, "see other")]
+        await add_endpoint(pg, project_id, public.url)
+        await record(pg, incident_alert(project_id), T0)
+        only_public = replace(settings, outbound_allow_cidrs=(ipaddress.ip_network("127.0.0.2/32"),))
+        http = GuardedSession(only_public.outbound_allow_cidrs, timeout=2)
+        try:
+            assert await DeliveryWorker(pg, redis, http, only_public, FrozenClock(T0)).step()
+        finally:
+            await http.close()
+        assert public.attempts == 1 and private.attempts == 0
+        row = await pg.fetchrow("SELECT * FROM deliveries WHERE project_id = $1", project_id)
+        assert (row["status"], row["last_status_code"]) == ("pending", 302)
+    finally:
+        await private.stop()
+        await public.stop()
+
+
+# --- the API --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    async with running_system(settings, services=()) as s:
+        yield s
+
+
+async def call(system: System, method: str, path: str, key: str, body=None) -> tuple[int, object]:
+    async with system.http.request(
+        method, system.ingest.url + path, json=body, headers={"Authorization": f"Bearer {key}"}
+    ) as r:
+        return r.status, (await r.json() if r.status != 204 else None)
+
+
+async def test_webhook_endpoints_api(system: System, receiver: FakeReceiver) -> None:
+    _, key = await system.create_project()
+    _, other_key = await system.create_project()
+    status, created = await call(
+        system,
+        "POST",
+        "/v1/webhooks",
+        key,
+        {"url": receiver.url, "topics": ["incident.opened", "notice.*"], "description": "ops"},
+    )
+    assert status == 201 and created["secret"].startswith("sec_")
+    assert created["format"] == "json" and created["enabled"]
+    wid = created["id"]
+    status, listed = await call(system, "GET", "/v1/webhooks", key)
+    assert [w["id"] for w in listed] == [wid] and "secret" not in listed[0]
+    assert (await call(system, "GET", f"/v1/webhooks/{wid}", other_key))[0] == 404
+    status, updated = await call(system, "PATCH", f"/v1/webhooks/{wid}", key, {"enabled": False, "topics": ["*"]})
+    assert status == 200 and not updated["enabled"] and updated["topics"] == ["*"]
+    status, rotated = await call(system, "POST", f"/v1/webhooks/{wid}/rotate-secret", key)
+    assert rotated["secret"] != created["secret"] and rotated["previous_secret_valid_until"] is not None
+    status, slack_like = await call(
+        system,
+        "POST",
+        "/v1/webhooks",
+        key,
+        {"url": "https://hooks.slack.com/services/T/B/X", "topics": ["incident.opened"]},
+    )
+    assert slack_like["format"] == "slack"
+    assert (await call(system, "DELETE", f"/v1/webhooks/{wid}", key))[0] == 204
+    assert (await call(system, "GET", f"/v1/webhooks/{wid}", key))[0] == 404
+
+    status, topics = await call(system, "GET", "/v1/topics", key)
+    names = {t["topic"] for t in topics}
+    assert {"incident.opened", "incident.acknowledged", "incident.resolved", "notice.endpoint_disabled"} <= names
+    assert all("example" in t for t in topics)
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"),
+    [
+        ({}, "url"),
+        ({"url": "ftp://x"}, "url"),
+        ({"url": "http://10.1.2.3/h"}, "url"),
+        ({"url": "http://169.254.169.254/"}, "url"),
+        ({"url": "https://ok.example/h", "topics": ["nope"]}, "topics"),
+        ({"url": "https://ok.example/h", "topics": "*"}, "topics"),
+        ({"url": "https://ok.example/h", "enabled": "yes"}, "enabled"),
+        ({"url": "https://ok.example/h", "format": "xml"}, "format"),
+    ],
+)
+async def test_bad_webhook_input_is_refused_with_the_field_named(settings: Settings, body, mentions) -> None:
+    strict = replace(settings, outbound_allow_cidrs=())
+    async with running_system(strict, services=()) as system:
+        _, key = await system.create_project()
+        status, error = await call(system, "POST", "/v1/webhooks", key, body)
+    assert status == 422 and mentions in error["error"]["message"]  # type: ignore[index]
+
+
+async def test_rotation_signs_with_both_secrets_during_the_overlap(pg, redis, settings, project, receiver) -> None:
+    project_id, _ = project
+    endpoint_id, old = await add_endpoint(pg, project_id, receiver.url)
+    new = webhooks.new_secret()
+    await pg.execute(
+        "UPDATE webhook_endpoints SET previous_secret = secret, secret = $2,"
+        " previous_secret_expires_at = now() + interval '1 hour' WHERE id = $1",
+        endpoint_id,
+        new,
+    )
+    await record(pg, incident_alert(project_id), time.time())
+    http = GuardedSession(settings.outbound_allow_cidrs, timeout=5)
+    try:
+        await DeliveryWorker(pg, redis, http, settings, SystemClock()).step()
+    finally:
+        await http.close()
+    [got] = receiver.received
+    for secret in (old, new):
+        assert sdk_webhooks.verify(secret, got.body, {k: v for k, v in got.headers.items() if k != "Heron-Signature"})
+    assert got.headers["Heron-Signature"] == published_example_signature(new, got.body)
+    assert got.headers["Heron-Signature-Previous"] == published_example_signature(old, got.body)
+
+
+async def test_delivery_log_and_redelivery(system: System, pg, redis, receiver: FakeReceiver) -> None:
+    project_id, key = await system.create_project()
+    status, endpoint = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url})
+    receiver.script = [(410, {}, "gone for now")]
+    await record(pg, incident_alert(project_id), T0)
+    http = GuardedSession(system.settings.outbound_allow_cidrs, timeout=5)
+    clock = FrozenClock(T0)
+    worker = DeliveryWorker(pg, redis, http, system.settings, clock)
+    try:
+        assert await worker.step()
+        status, deliveries = await call(
+            system, "GET", f"/v1/deliveries?endpoint_id={endpoint['id']}&status=failed", key
+        )
+        [d] = deliveries
+        assert d["status"] == "failed" and d["topic"] == "incident.opened"
+        [attempt] = d["attempt_log"]
+        assert attempt["status_code"] == 410 and attempt["response"] == "gone for now" and attempt["latency_ms"] >= 0
+        assert (await call(system, "GET", "/v1/deliveries?status=bogus", key))[0] == 422
+
+        # Re-enable the endpoint and redeliver that one delivery.
+        await call(system, "PATCH", f"/v1/webhooks/{endpoint['id']}", key, {"enabled": True})
+        status, again = await call(system, "POST", f"/v1/deliveries/{d['id']}/redeliver", key)
+        assert status == 202 and again["status"] == "pending"
+        assert (await call(system, "POST", f"/v1/deliveries/{d['id']}/redeliver", key))[0] == 409
+        assert await worker.step()
+        assert len(receiver.received) == 1
+        status, done = await call(system, "GET", f"/v1/deliveries/{d['id']}", key)
+        assert done["status"] == "succeeded" and [a["status_code"] for a in done["attempt_log"]] == [410, 200]
+
+        # Bulk: everything failed since a time.
+        receiver.script = [(500, {}, "x")] * 3
+        await record(pg, incident_alert(project_id, at=T0 + 1), T0)
+        await pg.execute(
+            "UPDATE deliveries SET status = 'failed', finished_at = now() WHERE status = 'pending' AND project_id = $1",
+            project_id,
+        )
+        status, bulk = await call(system, "POST", "/v1/deliveries/redeliver", key, {"since": "2000-01-01T00:00:00Z"})
+        assert status == 202 and bulk["redelivering"] == 1
+        assert (await call(system, "POST", "/v1/deliveries/redeliver", key, {"since": "last week"}))[0] == 422
+    finally:
+        await http.close()
