@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from functools import partial
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -40,10 +43,12 @@ from heron_common.service import (
     use_redis,
 )
 from heron_common.settings import Settings
-from heron_detector import store
+from heron_detector import balance, store
 from heron_detector.core import Detector
 
 DETECTOR = web.AppKey("detector", Detector)
+INSTANCE = web.AppKey("instance", str)
+SHARDS = web.AppKey("shards", list)
 log = get_logger("detector")
 
 # Lua: take the lease if free, extend it if ours. Only the holder publishes ticks.
@@ -76,7 +81,10 @@ async def _consume_shard(app: web.Application, *, shard: int) -> None:
     queue = await channel.get_queue(app[NAMES].shard_queue(shard), ensure=False)
     shard_log = log.bind(queue=queue.name, shard=shard)
 
+    state = app[SHARDS][shard]
+
     async def process(message: AbstractIncomingMessage) -> None:
+        state.last_message = time.monotonic()
         msg_log = shard_log.bind(message_id=message.message_id)
         try:
             handled = await detector.handle(shard, message.body, clock.now())
@@ -102,12 +110,82 @@ async def _consume_shard(app: web.Application, *, shard: int) -> None:
             await channel.close()
 
 
+@dataclass
+class ShardState:
+    """What this process knows of its hold on one shard."""
+
+    last_message: float = float("-inf")  # monotonic; ticks arrive every scan interval while active
+    last_yield: float = float("-inf")
+    step_back: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _shard_supervisor(app: web.Application, *, shard: int) -> None:
+    """Keep a subscription on the shard; on request, step back to the end of the line."""
+    state = app[SHARDS][shard]
+    while True:
+        inner = asyncio.create_task(_consume_shard(app, shard=shard))
+        step_back = asyncio.create_task(state.step_back.wait())
+        try:
+            await asyncio.wait({inner, step_back}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            inner.cancel()
+            step_back.cancel()
+            await asyncio.gather(inner, step_back, return_exceptions=True)
+            raise
+        step_back.cancel()
+        if not inner.done():
+            inner.cancel()  # lands between messages; unacked prefetched ones go to the next in line
+            await asyncio.gather(inner, return_exceptions=True)
+            state.step_back.clear()
+            state.last_message = float("-inf")
+            log.info("stepped back from shard for its preferred detector", shard=shard)
+            continue
+        if inner.exception() is not None:
+            log.error("shard consumer failed; resubscribing", shard=shard, exc_info=inner.exception())
+        if await sleep_or_stop(app, 1.0):
+            return
+
+
+async def _balancer(app: web.Application) -> None:
+    """Heartbeat in the live-detector set and step back from shards that belong to another."""
+    settings = app[SETTINGS]
+    redis = app[REDIS]
+    key = f"{settings.redis_prefix}:detector:members"
+    me = app[INSTANCE]
+    interval = max(0.2, settings.scan_interval * 2)
+    try:
+        while True:
+            try:
+                now = time.time()
+                pipe = redis.pipeline(transaction=False)
+                pipe.zadd(key, {me: now})
+                pipe.zremrangebyscore(key, "-inf", now - interval * 5)
+                pipe.zrange(key, 0, -1)
+                *_, raw = await pipe.execute()
+                members = [m.decode() for m in raw]
+                mono = time.monotonic()
+                active_within = settings.scan_interval * 3 + 1.0
+                states = app[SHARDS]
+                active = [s for s, st in enumerate(states) if mono - st.last_message < active_within]
+                last_yield = {s: st.last_yield for s, st in enumerate(states)}
+                for shard in balance.shards_to_yield(me, members, active, last_yield, mono, interval * 10):
+                    states[shard].last_yield = mono
+                    states[shard].step_back.set()
+            except Exception:
+                log.exception("balancing failed")
+            if await sleep_or_stop(app, interval):
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await redis.zrem(key, me)
+
+
 async def _ticker(app: web.Application) -> None:
     """Publish a tick to every shard each scan interval, from whichever detector holds the lease."""
     settings = app[SETTINGS]
     names = app[NAMES]
     redis = app[REDIS]
-    me = f"{socket.gethostname()}:{os.getpid()}:{id(app)}"
+    me = app[INSTANCE]
     lease_key = f"{settings.redis_prefix}:detector:ticker"
     lease_ms = max(1000, int(settings.scan_interval * 3000))
     channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
@@ -157,12 +235,15 @@ async def _maintenance(app: web.Application) -> None:
 
 def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool = True) -> web.Application:
     app = base_app(settings, clock)
+    app[INSTANCE] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    app[SHARDS] = [ShardState() for _ in range(settings.shards)]
     use_postgres(app, max_size=settings.shards + 4)
     use_redis(app)
     use_rabbitmq(app, "heron-detector")
     app.cleanup_ctx.append(_detector_ctx)
     if consume:
-        consumers(app, "shard-consumer", *(partial(_consume_shard, shard=s) for s in range(settings.shards)))
+        consumers(app, "shard-consumer", *(partial(_shard_supervisor, shard=s) for s in range(settings.shards)))
+        background(app, "balancer", _balancer)
         background(app, "ticker", _ticker)
         background(app, "outbox-relay", _outbox_relay)
         background(app, "maintenance", _maintenance)
