@@ -1,7 +1,8 @@
 """The detector service: consume every shard queue, tick, relay the outbox, keep partitions.
 
 Each shard queue is single-active-consumer: every detector subscribes to every shard, RabbitMQ
-hands each shard to one of them, and a standby takes over when that one goes away. Because the
+hands each shard to one of them, and a standby takes over when that one goes away. Detectors
+step back from shards meant for another live detector (``balance.py``), so they share the load. Because the
 ticks that trigger the silence scan travel through the same queue as the events, the scan of a
 shard runs in the one process that owns it, after every event published before the tick.
 """
