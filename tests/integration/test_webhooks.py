@@ -484,3 +484,29 @@ async def test_delivery_log_and_redelivery(system: System, pg, redis, receiver: 
         assert (await call(system, "POST", "/v1/deliveries/redeliver", key, {"since": "last week"}))[0] == 422
     finally:
         await http.close()
+
+
+async def test_a_slack_url_registered_as_an_endpoint_gets_slack_messages(
+    pg, redis, settings, project, slack: FakeSlack, worker, clock
+) -> None:
+    project_id, _ = project
+    await add_endpoint(pg, project_id, slack.url, topics=("incident.opened",), fmt="slack")
+    await record(pg, incident_alert(project_id, name="email.sent"), T0)
+    assert await record(pg, incident_alert(project_id, topic="incident.resolved"), T0) == 0  # not subscribed
+    assert await worker.step()
+    [message] = slack.received
+    assert message.json["blocks"][0]["text"]["text"] == "🚨 Heron alert"
+    assert "email.sent" in message.json["text"]
+    assert "Heron-Signature" not in message.headers  # Slack gets its own format, unsigned
+
+
+async def test_old_attempts_are_pruned(pg, project, receiver, worker) -> None:
+    project_id, _ = project
+    await add_endpoint(pg, project_id, receiver.url)
+    await record(pg, incident_alert(project_id), T0)
+    assert await worker.step()
+    await pg.execute("UPDATE delivery_attempts SET attempted_at = now() - interval '40 days'")
+    await pg.execute("UPDATE deliveries SET finished_at = now() - interval '40 days'")
+    await ledger.prune(pg, retention_days=30)
+    assert await pg.fetchval("SELECT count(*) FROM delivery_attempts") == 0
+    assert await pg.fetchval("SELECT count(*) FROM deliveries") == 0
