@@ -9,9 +9,9 @@ from aiohttp import web
 from heron_common.db import iso
 from heron_common.keys import constant_time_equal, hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
-from heron_common.service import PG, SETTINGS, error_response, json_response
-from heron_ingest.auth import presented_key
+from heron_common.service import PG, SETTINGS, json_response
 from heron_ingest.context import AUTH
+from heron_ingest.requests import caller_project, handles_errors, path_id
 from heron_ingest.validation import InputError, parse_json
 
 MAX_PROJECT_NAME = 200
@@ -27,29 +27,12 @@ def _admin(request: web.Request) -> None:
         raise InputError(401, "invalid_admin_token", "send 'Authorization: Bearer <HERON_ADMIN_TOKEN>'")
 
 
-async def caller_project(request: web.Request, body: Any = None) -> int:
-    key = presented_key(request, body)
-    if key is None:
-        raise InputError(401, "missing_api_key", "send your project API key as 'Authorization: Bearer heron_…'")
-    project_id = await request.app[AUTH].project_for(key)
-    if project_id is None:
-        raise InputError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
-    return project_id
-
-
-def _path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise InputError(404, "not_found", f"no such {name.removesuffix('_id')}")
-    return int(raw)
-
-
 async def _project_scope(request: web.Request, body: Any = None) -> int:
     """The project in the path, which the caller's key (or the admin token) must own.
 
     Another project's key gets 404, not 403: it must not learn which ids exist.
     """
-    project_id = _path_id(request, "project_id")
+    project_id = path_id(request, "project_id")
     header = request.headers.get("Authorization", "")
     token = request.app[SETTINGS].admin_token
     if token and header[:7].lower() == "bearer " and constant_time_equal(header[7:].strip(), token):
@@ -81,17 +64,6 @@ async def _create_key(request: web.Request, project_id: int, name: str | None) -
         name,
     )
     return {"id": row["id"], "api_key": key, "hint": key_hint(key), "name": name}
-
-
-def handles_errors(handler: Any) -> Any:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except InputError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-
-    wrapped.__name__ = handler.__name__
-    return wrapped
 
 
 @handles_errors
@@ -149,7 +121,7 @@ async def add_key(request: web.Request) -> web.Response:
 @handles_errors
 async def revoke_key(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
-    key_id = _path_id(request, "key_id")
+    key_id = path_id(request, "key_id")
     row = await request.app[PG].fetchrow(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND project_id = $2"
         " RETURNING key_hash",

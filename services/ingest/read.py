@@ -9,7 +9,7 @@ from aiohttp import web
 
 from heron_common.db import iso, to_ts
 from heron_common.service import PG, json_response
-from heron_ingest.manage import _path_id, caller_project, handles_errors
+from heron_ingest.requests import caller_project, handles_errors, path_id
 from heron_ingest.validation import InputError
 
 DEFAULT_LIMIT = 50
@@ -120,7 +120,7 @@ async def monitors(request: web.Request) -> web.Response:
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
     project_id = await caller_project(request)
-    monitor_id = _path_id(request, "monitor_id")
+    monitor_id = path_id(request, "monitor_id")
     row = await request.app[PG].fetchrow(
         "SELECT * FROM monitors WHERE id = $1 AND project_id = $2", monitor_id, project_id
     )

@@ -8,8 +8,8 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from heron_common.service import CLOCK, SETTINGS, error_response, json_response
-from heron_ingest.auth import presented_key
-from heron_ingest.context import AUTH, PUBLISHER
+from heron_ingest.context import PUBLISHER
+from heron_ingest.requests import caller_project
 from heron_ingest.validation import InputError, batch_items, parse_event, parse_json
 
 REQUESTS = Counter("heron_ingest_requests_total", "Ingest requests by endpoint and outcome", ["endpoint", "status"])
@@ -24,21 +24,11 @@ async def _read_body(request: web.Request) -> Any:
     return parse_json(raw)
 
 
-async def _authenticate(request: web.Request, body: Any) -> int:
-    key = presented_key(request, body)
-    if key is None:
-        raise InputError(401, "missing_api_key", "send your project API key as 'Authorization: Bearer heron_…'")
-    project_id = await request.app[AUTH].project_for(key)
-    if project_id is None:
-        raise InputError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
-    return project_id
-
-
 async def _ingest(request: web.Request, endpoint: str, batch: bool) -> web.Response:
     settings = request.app[SETTINGS]
     try:
         body = await _read_body(request)
-        project_id = await _authenticate(request, body)
+        project_id = await caller_project(request, body)
         received_at = request.app[CLOCK].now()
         items = batch_items(body, settings.max_batch_events) if batch else [body]
         events = [

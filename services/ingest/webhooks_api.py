@@ -14,8 +14,8 @@ from heron_common.outbound import check_url
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
-from heron_ingest.manage import _path_id, caller_project, handles_errors
 from heron_ingest.read import _next_link, _page_args
+from heron_ingest.requests import caller_project, handles_errors, path_id
 from heron_ingest.validation import InputError, parse_json
 
 MAX_URL = 2000
@@ -124,7 +124,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 
 async def _own_endpoint(request: web.Request, project_id: int) -> asyncpg.Record:
-    endpoint_id = _path_id(request, "webhook_id")
+    endpoint_id = path_id(request, "webhook_id")
     row = await request.app[PG].fetchrow(
         "SELECT * FROM webhook_endpoints WHERE id = $1 AND project_id = $2", endpoint_id, project_id
     )
@@ -162,7 +162,7 @@ async def update_webhook(request: web.Request) -> web.Response:
     row = await request.app[PG].fetchrow(
         f"UPDATE webhook_endpoints SET {', '.join(sets)}, updated_at = now()"
         " WHERE id = $1 AND project_id = $2 RETURNING *",
-        _path_id(request, "webhook_id"),
+        path_id(request, "webhook_id"),
         project_id,
         *fields.values(),
     )
@@ -268,7 +268,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def get_delivery(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await request.app[PG].fetchrow(
-        "SELECT * FROM deliveries WHERE id = $1 AND project_id = $2", _path_id(request, "delivery_id"), project_id
+        "SELECT * FROM deliveries WHERE id = $1 AND project_id = $2", path_id(request, "delivery_id"), project_id
     )
     if row is None:
         raise InputError(404, "not_found", "no such delivery")
@@ -285,7 +285,7 @@ _REDELIVER = (
 @handles_errors
 async def redeliver(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    delivery_id = _path_id(request, "delivery_id")
+    delivery_id = path_id(request, "delivery_id")
     row = await request.app[PG].fetchrow(
         _REDELIVER + " AND id = $3 RETURNING *", to_dt(request.app[CLOCK].now()), project_id, delivery_id
     )

@@ -22,59 +22,6 @@ class Received:
 
 
 @dataclass
-class FakeSlack:
-    """A Slack incoming-webhook endpoint: answers ``ok`` (200) unless told to fail.
-
-    ``script`` holds the responses to give next, as (status, headers, body); when it runs out,
-    Slack's normal ``200 ok`` is given.
-    """
-
-    received: list[Received] = field(default_factory=list)
-    script: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
-    attempts: int = 0
-    url: str = ""
-    _runner: web.AppRunner | None = None
-    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        async with self._arrived:
-            self.attempts += 1
-            if self.script:
-                status, headers, text = self.script.pop(0)
-            else:
-                status, headers, text = 200, {}, "ok"
-                self.received.append(Received(request.path, dict(request.headers), body))
-            self._arrived.notify_all()
-        return web.Response(status=status, headers=headers, text=text)
-
-    async def start(self) -> FakeSlack:
-        app = web.Application()
-        app.router.add_post("/services/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/services/T000/B000/XXXX"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
-        """Wait until ``count`` messages were accepted (an event, not a sleep)."""
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.received) >= count), timeout)
-        return self.received
-
-    async def wait_for_attempts(self, count: int, timeout: float = 30.0) -> None:
-        async with self._arrived:
-            await asyncio.wait_for(self._arrived.wait_for(lambda: self.attempts >= count), timeout)
-
-
-@dataclass
 class FakeReceiver:
     """A webhook receiver on 127.0.0.1 (or another loopback address).
 
@@ -84,6 +31,7 @@ class FakeReceiver:
     """
 
     host: str = "127.0.0.1"
+    path: str = "/hooks/heron"
     received: list[Received] = field(default_factory=list)
     script: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     gate: asyncio.Event | None = None
@@ -114,7 +62,7 @@ class FakeReceiver:
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://{self.host}:{port}/hooks/heron"
+        self.url = f"http://{self.host}:{port}{self.path}"
         return self
 
     async def stop(self) -> None:
@@ -131,3 +79,10 @@ class FakeReceiver:
     async def wait_for_attempts(self, count: int, timeout: float = 30.0) -> None:
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(lambda: self.attempts >= count), timeout)
+
+
+@dataclass
+class FakeSlack(FakeReceiver):
+    """A Slack incoming-webhook endpoint: ``200 ok`` unless scripted to fail."""
+
+    path: str = "/services/T000/B000/XXXX"
