@@ -44,7 +44,11 @@ log = get_logger("notifier")
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    http = GuardedSession(settings.outbound_allow_cidrs, timeout=settings.delivery_timeout)
+    # As many connections as attempts in flight: a smaller pool would queue requests, and the wait
+    # would count against each request's timeout.
+    http = GuardedSession(
+        settings.outbound_allow_cidrs, timeout=settings.delivery_timeout, limit=settings.delivery_concurrency
+    )
     app[WORKER] = DeliveryWorker(app[PG], app[REDIS], http, settings, app[CLOCK])
     app[WAKE] = asyncio.Event()
     yield

@@ -59,10 +59,15 @@ class DeliveryWorker:
 
     async def run(self, stopping: asyncio.Event, wake: asyncio.Event, poll_interval: float) -> None:
         """The service loop: keep the slots full; sleep only when nothing is due or all are busy."""
+        recording: asyncio.Task[None] | None = None
         while not stopping.is_set():
             claimed = await self._claim_and_start()
-            if self._results:
-                await self.flush()
+            # Record in the background while the loop keeps claiming; one recording at a time.
+            if self._results and (recording is None or recording.done()):
+                if recording is not None and recording.exception() is not None:
+                    log.error("recording attempts failed", exc_info=recording.exception())
+                recording = asyncio.create_task(self.flush())
+                recording.add_done_callback(lambda _: self._finished.set())  # look again for results
             if claimed and len(self._inflight) < self.settings.delivery_concurrency:
                 continue
             self._finished.clear()
@@ -71,6 +76,8 @@ class DeliveryWorker:
             for w in waiters:
                 w.cancel()
             wake.clear()
+        if recording is not None:
+            await asyncio.gather(recording, return_exceptions=True)
         await self.drain()
 
     async def drain(self) -> None:
