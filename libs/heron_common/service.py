@@ -175,6 +175,32 @@ async def consume(queue: AbstractQueue, process: Callable[[AbstractIncomingMessa
                 raise
 
 
+async def consume_batches(
+    queue: AbstractQueue,
+    process: Callable[[list[AbstractIncomingMessage]], Awaitable[None]],
+    max_batch: int,
+) -> None:
+    """Like :func:`consume`, but hand ``process`` every message already delivered (up to
+    ``max_batch``) at once, in queue order: under load the consumer works in batches, idle it
+    still takes each message as it comes."""
+    buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+    tag = await queue.consume(buffer.put)
+    try:
+        while True:
+            batch = [await buffer.get()]
+            while len(batch) < max_batch and not buffer.empty():
+                batch.append(buffer.get_nowait())
+            task = asyncio.ensure_future(process(batch))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await task
+                raise
+    finally:
+        with contextlib.suppress(Exception):
+            await queue.cancel(tag)
+
+
 def consumers(app: web.Application, name: str, *loops: Callable[[web.Application], Coroutine[Any, Any, None]]) -> None:
     """Run consumer loops for the app's lifetime; at shutdown stop them between messages."""
 

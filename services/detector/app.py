@@ -25,7 +25,6 @@ from aiohttp import web
 from heron_common import bus, messages
 from heron_common.clock import Clock
 from heron_common.logging import get_logger
-from heron_common.messages import MessageError
 from heron_common.service import (
     AMQP,
     CLOCK,
@@ -36,7 +35,7 @@ from heron_common.service import (
     STOPPING,
     background,
     base_app,
-    consume,
+    consume_batches,
     consumers,
     sleep_or_stop,
     use_postgres,
@@ -47,6 +46,8 @@ from heron_common.settings import Settings
 from heron_detector import balance, store
 from heron_detector.core import Detector
 
+# Messages a shard consumer holds at once; also the most it applies in one transaction.
+PREFETCH = 64
 DETECTOR = web.AppKey("detector", Detector)
 INSTANCE = web.AppKey("instance", str)
 SHARDS = web.AppKey("shards", list)
@@ -78,34 +79,37 @@ async def _consume_shard(app: web.Application, *, shard: int) -> None:
     detector = app[DETECTOR]
     clock = app[CLOCK]
     channel = await app[AMQP].channel()
-    await channel.set_qos(prefetch_count=32)
+    await channel.set_qos(prefetch_count=PREFETCH)
     queue = await channel.get_queue(app[NAMES].shard_queue(shard), ensure=False)
     shard_log = log.bind(queue=queue.name, shard=shard)
 
     state = app[SHARDS][shard]
 
-    async def process(message: AbstractIncomingMessage) -> None:
+    async def process(batch: list[AbstractIncomingMessage]) -> None:
         state.last_message = time.monotonic()
-        msg_log = shard_log.bind(message_id=message.message_id)
         try:
-            handled = await detector.handle(shard, message.body, clock.now())
-        except MessageError as exc:
-            msg_log.error("poison message dead-lettered", error=str(exc))
-            await message.reject(requeue=False)
-            return
+            handled = await detector.handle_many(shard, [m.body for m in batch], clock.now())
         except Exception:
-            msg_log.exception("message failed; it will be redelivered")
-            await message.nack(requeue=True)
+            shard_log.exception("messages failed; they will be redelivered", messages=len(batch))
+            for message in batch:
+                await message.nack(requeue=True)
             # Back off so a broken dependency does not spin; the delivery limit dead-letters
             # a message that can never succeed.
             await asyncio.sleep(1.0)
             return
-        await message.ack()
+        for index, message in enumerate(batch):
+            if index in handled.poison:
+                shard_log.error(
+                    "poison message dead-lettered", message_id=message.message_id, error=str(handled.poison[index])
+                )
+                await message.reject(requeue=False)
+            else:
+                await message.ack()
         if handled.opened:
-            msg_log.info("scan opened incidents", opened=handled.opened)
+            shard_log.info("scan opened incidents", opened=handled.opened)
 
     try:
-        await consume(queue, process)
+        await consume_batches(queue, process, max_batch=PREFETCH)
     finally:
         with contextlib.suppress(Exception):
             await channel.close()

@@ -6,7 +6,7 @@ The service loops in ``app.py`` call these; tests call them directly with a cont
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as redis_asyncio
@@ -27,6 +27,16 @@ OPENED = Counter("heron_detector_incidents_opened_total", "Incidents opened")
 WATERMARK = Gauge("heron_detector_watermark_seconds", "Newest tick time scanned, per shard", ["shard"])
 
 SCAN_BATCH = 500
+
+
+def _events_of(message: dict) -> tuple[str, list[TrackedEvent]]:
+    try:
+        uuid.UUID(message["id"])
+        return message["id"], [TrackedEvent.from_wire(row) for row in message["events"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MessageError(f"malformed events message: {exc}") from exc
+
+
 log = get_logger("detector")
 
 
@@ -36,10 +46,10 @@ def cadence_params(settings: Settings) -> CadenceParams:
 
 @dataclass
 class Handled:
-    kind: str
-    events: int = 0
-    duplicate: bool = False
-    opened: int = 0
+    events: int = 0  # events committed
+    duplicates: int = 0  # redelivered messages skipped
+    opened: int = 0  # incidents opened by ticks
+    poison: dict[int, MessageError] = field(default_factory=dict)  # index in the batch -> why
 
 
 class Detector:
@@ -57,39 +67,65 @@ class Detector:
         self.settings = settings
 
     async def handle(self, shard: int, body: bytes, now: float) -> Handled:
-        """Process one message from a shard queue; raises MessageError for poison messages."""
-        message = messages.decode(body)
-        if message["type"] == messages.EVENTS:
-            return await self.apply_events(shard, message, now)
-        if message["type"] == messages.TICK:
-            at = float(message["at"])
-            opened = 0
-            while True:
-                found, n = await self.scan(shard, at)
-                opened += n
-                if not found:
-                    break
-            WATERMARK.labels(str(shard)).set(at)
-            return Handled("tick", opened=opened)
-        raise MessageError(f"unknown message type {message['type']!r}")
+        """Process one message; raises MessageError for a poison message."""
+        handled = await self.handle_many(shard, [body], now)
+        if handled.poison:
+            raise handled.poison[0]
+        return handled
 
-    async def apply_events(self, shard: int, message: dict, now: float) -> Handled:
-        try:
-            events = [TrackedEvent.from_wire(row) for row in message["events"]]
-            uuid.UUID(message["id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MessageError(f"malformed events message: {exc}") from exc
+    async def handle_many(self, shard: int, bodies: list[bytes], now: float) -> Handled:
+        """Process messages of one shard in queue order.
+
+        Consecutive events messages are applied in one transaction (the detector's cost is per
+        transaction far more than per event); a tick ends such a run and scans alone, so it still
+        sees every event queued before it. Poison messages are reported, not raised.
+        """
+        handled = Handled()
+        run: list[tuple[str, list[TrackedEvent]]] = []
+        for index, body in enumerate(bodies):
+            try:
+                message = messages.decode(body)
+                kind = message["type"]
+                if kind == messages.EVENTS:
+                    run.append(_events_of(message))
+                    continue
+                if kind != messages.TICK:
+                    raise MessageError(f"unknown message type {kind!r}")
+                at = float(message["at"])
+            except (MessageError, TypeError, ValueError) as exc:
+                handled.poison[index] = exc if isinstance(exc, MessageError) else MessageError(str(exc))
+                continue
+            await self._apply(shard, run, now, handled)
+            run = []
+            handled.opened += await self.tick(shard, at)
+        await self._apply(shard, run, now, handled)
+        return handled
+
+    async def tick(self, shard: int, at: float) -> int:
+        """The shard's watermark reached ``at``: open everything overdue by then."""
+        opened = 0
+        while True:
+            found, n = await self.scan(shard, at)
+            opened += n
+            if not found:
+                break
+        WATERMARK.labels(str(shard)).set(at)
+        return opened
+
+    async def _apply(self, shard: int, run: list[tuple[str, list[TrackedEvent]]], now: float, handled: Handled) -> None:
+        if not run:
+            return
         async with self.pool.acquire() as conn:
-            applied = await store.apply_events_message(conn, message["id"], events, shard, self.params, now)
-        if applied.duplicate:
-            DUPLICATES.inc()
-            return Handled("events", duplicate=True)
-        EVENTS.inc(applied.events - applied.dropped)
+            applied = await store.apply_events_messages(conn, run, shard, self.params, now)
+        DUPLICATES.inc(applied.duplicates)
+        handled.duplicates += applied.duplicates
+        committed = applied.events - applied.dropped
+        EVENTS.inc(committed)
+        handled.events += committed
         if applied.dropped:
-            log.warning("events for unknown projects dropped", count=applied.dropped, message_id=message["id"])
+            log.warning("events for unknown projects dropped", count=applied.dropped, shard=shard)
         await self.index.update(shard, applied.deadlines)
         await self.publish_outbox(applied.outbox_ids)
-        return Handled("events", events=applied.events - applied.dropped)
 
     async def scan(self, shard: int, now: float) -> tuple[bool, int]:
         """Open incidents for what is overdue on ``shard`` at ``now``. Returns (found work, opened)."""

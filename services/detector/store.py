@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -26,7 +27,7 @@ StreamKey = tuple[int, str, str, str]
 
 @dataclass
 class Applied:
-    duplicate: bool = False
+    duplicates: int = 0  # messages committed before, skipped
     events: int = 0
     # monitor id -> deadline (None: remove from the deadline index)
     deadlines: dict[int, float | None] = field(default_factory=dict)
@@ -52,81 +53,70 @@ async def _outbox(conn: asyncpg.Connection, topic: str, alert_id: uuid.UUID, now
     )
 
 
-async def apply_events_message(
+async def apply_events_messages(
     conn: asyncpg.Connection,
-    message_id: str,
-    events: list[TrackedEvent],
+    batch: list[tuple[str, list[TrackedEvent]]],
     shard: int,
     params: CadenceParams,
     now: float,
 ) -> Applied:
-    applied = Applied(events=len(events))
+    """Apply a run of events messages ``(message id, events)`` from one shard in one transaction.
+
+    Messages already committed before (redeliveries) are recognised by id and skipped whole.
+    """
+    applied = Applied()
     async with conn.transaction():
-        first_time = await conn.fetchval(
-            "INSERT INTO processed_messages (message_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
-            uuid.UUID(message_id),
-        )
-        if not first_time:
-            return Applied(duplicate=True)
+        ids = [uuid.UUID(message_id) for message_id, _ in batch]
+        fresh = {
+            r["message_id"]
+            for r in await conn.fetch(
+                "INSERT INTO processed_messages (message_id) SELECT unnest($1::uuid[])"
+                " ON CONFLICT DO NOTHING RETURNING message_id",
+                ids,
+            )
+        }
+        applied.duplicates = len(batch) - len(fresh)
+        streams: dict[StreamKey, list[tuple[TrackedEvent, uuid.UUID]]] = defaultdict(list)
+        for message_uuid, (_, events) in zip(ids, batch, strict=True):
+            if message_uuid in fresh:
+                fresh.discard(message_uuid)  # the same message twice in one batch counts once
+                for e in events:
+                    streams[_stream_key(e)].append((e, message_uuid))
+        if not streams:
+            return applied
+        applied.events = sum(len(v) for v in streams.values())
 
-        streams: dict[StreamKey, list[TrackedEvent]] = defaultdict(list)
-        for e in events:
-            streams[_stream_key(e)].append(e)
-        cols: tuple[list[Any], ...] = ([], [], [], [])
-        for key in streams:
-            for col, value in zip(cols, key, strict=True):
-                col.append(value)
-        # Monitors are created on first sight; a project deleted since the publish has none.
-        await conn.execute(
-            "INSERT INTO monitors (project_id, event_name, service, environment, shard)"
-            " SELECT k.p, k.n, k.s, k.e, $5"
-            " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(p, n, s, e)"
-            " JOIN projects ON projects.id = k.p"
-            " ON CONFLICT DO NOTHING",
-            *cols,
-            shard,
-        )
-        rows = await conn.fetch(
-            "SELECT m.* FROM monitors m"
-            " JOIN unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(p, n, s, e)"
-            " ON m.project_id = k.p AND m.kind = 'event' AND m.event_name = k.n"
-            " AND m.service = k.s AND m.environment = k.e"
-            " ORDER BY m.id FOR UPDATE OF m",
-            *cols,
-        )
-
+        rows = await _lock_monitors(conn, list(streams), shard)
         event_records = []
+        times: dict[float, datetime] = {}
         updates: tuple[list[Any], ...] = ([], [], [], [], [], [])
         for row in rows:
             key = (row["project_id"], row["event_name"], row["service"], row["environment"])
             stream_events = streams.pop(key)
             before = _load(row)
-            after, flips = machine.apply_events(before, [e.event_time for e in stream_events], params)
-            for e in stream_events:
+            after, flips = machine.apply_events(before, [e.event_time for e, _ in stream_events], params)
+            for e, message_uuid in stream_events:
                 event_records.append(
                     (
                         row["id"],
                         row["project_id"],
-                        to_dt(e.event_time),
-                        to_dt(e.received_at),
+                        _dt(e.event_time, times),
+                        _dt(e.received_at, times),
                         e.metadata,
-                        uuid.UUID(message_id),
+                        message_uuid,
                     )
                 )
             deadline = after.deadline(params)
             applied.deadlines[row["id"]] = deadline
-            for value, col in zip(
-                (
-                    row["id"],
-                    after.state,
-                    after.event_count,
-                    to_dt(after.cadence.last_seen),
-                    cadence.to_dict(after.cadence),
-                    to_dt(deadline),
-                ),
-                updates,
-                strict=True,
-            ):
+            values = (
+                row["id"],
+                after.state,
+                after.event_count,
+                to_dt(after.cadence.last_seen),
+                cadence.to_dict(after.cadence),
+                to_dt(deadline),
+            )
+            for col, value in zip(updates, values, strict=True):
                 col.append(value)
             for flip in flips:
                 await _record_flip(conn, row, flip, now, applied)
@@ -148,6 +138,51 @@ async def apply_events_message(
                 *updates,
             )
     return applied
+
+
+def _dt(ts: float, seen: dict[float, datetime]) -> datetime:
+    """``to_dt`` once per distinct time: a batch shares few receive times."""
+    dt = seen.get(ts)
+    if dt is None:
+        dt = seen[ts] = datetime.fromtimestamp(ts, UTC)
+    return dt
+
+
+_LOCK = (
+    "SELECT m.* FROM monitors m"
+    " JOIN unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(p, n, s, e)"
+    " ON m.project_id = k.p AND m.kind = 'event' AND m.event_name = k.n"
+    " AND m.service = k.s AND m.environment = k.e"
+    " ORDER BY m.id FOR UPDATE OF m"
+)
+
+
+def _columns(keys: list[StreamKey]) -> tuple[list[Any], ...]:
+    cols: tuple[list[Any], ...] = ([], [], [], [])
+    for key in keys:
+        for col, value in zip(cols, key, strict=True):
+            col.append(value)
+    return cols
+
+
+async def _lock_monitors(conn: asyncpg.Connection, keys: list[StreamKey], shard: int) -> list[asyncpg.Record]:
+    """Lock the streams' monitors (in id order: racing detectors never deadlock), creating the
+    missing ones first — only for projects that still exist."""
+    rows = await conn.fetch(_LOCK, *_columns(keys))
+    if len(rows) == len(keys):
+        return rows  # the steady state: one round trip
+    found = {(r["project_id"], r["event_name"], r["service"], r["environment"]) for r in rows}
+    missing = [k for k in keys if k not in found]
+    await conn.execute(
+        "INSERT INTO monitors (project_id, event_name, service, environment, shard)"
+        " SELECT k.p, k.n, k.s, k.e, $5"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS k(p, n, s, e)"
+        " JOIN projects ON projects.id = k.p"
+        " ON CONFLICT DO NOTHING",
+        *_columns(missing),
+        shard,
+    )
+    return await conn.fetch(_LOCK, *_columns(keys))
 
 
 async def _record_flip(

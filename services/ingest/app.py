@@ -50,7 +50,7 @@ async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     # the first detector has started.
     await bus.declare_shard_queues(channel, app[NAMES], settings.shards)
     exchange = await bus.declare_ingest(channel, app[NAMES])
-    publisher = GroupPublisher(exchange, settings.shards, settings.publish_linger, app[CLOCK])
+    publisher = GroupPublisher(exchange, settings.shards, app[CLOCK])
     app[PUBLISHER] = publisher
     yield
     await publisher.drain()

@@ -1,14 +1,18 @@
-"""Group commit: events arriving within a few milliseconds go out as one message per shard,
-and every caller is answered when the message carrying its events is confirmed by RabbitMQ.
+"""Group commit: while a shard's message is waiting for RabbitMQ's confirm, the events that
+arrive for that shard gather into the next message, sent the moment the confirm comes back.
+Every caller is answered when the message carrying its events is confirmed.
 
-One confirmed publish per request would cap ingest at the broker's round-trip rate; batching
-amortises it over every request that arrived during the linger, and a caller still only hears
-"accepted" once its events are safely in a durable quorum queue.
+One confirmed publish per request would cap ingest at the broker's round-trip rate; a fixed
+linger would make an idle ingest wait for nothing. Here an idle shard publishes at the end of
+the current event-loop iteration, and under load batches grow by themselves to whatever arrives
+during one confirm round trip (at most one message in flight per shard, unless a batch reaches
+``MAX_EVENTS_PER_MESSAGE``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 
 from aio_pika.abc import AbstractExchange
@@ -38,13 +42,13 @@ class _Pending:
 
 
 class GroupPublisher:
-    def __init__(self, exchange: AbstractExchange, shards: int, linger: float, clock: Clock) -> None:
+    def __init__(self, exchange: AbstractExchange, shards: int, clock: Clock) -> None:
         self._exchange = exchange
         self._shards = shards
-        self._linger = linger
         self._clock = clock
-        self._pending: dict[int, _Pending] = defaultdict(_Pending)
-        self._flusher: asyncio.Task[None] | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._busy: dict[int, int] = defaultdict(int)  # messages in flight per shard
+        self._kick_scheduled = False
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def publish(self, events: list[TrackedEvent]) -> None:
@@ -58,32 +62,44 @@ class GroupPublisher:
             by_shard[shard].append(event)
         waits = []
         for shard, shard_events in by_shard.items():
-            pending = self._pending[shard]
+            pending = self._pending.get(shard)
+            if pending is None:
+                pending = self._pending[shard] = _Pending()
             pending.events.extend(shard_events)
             waiter: asyncio.Future[None] = loop.create_future()
             pending.waiters.append(waiter)
             waits.append(waiter)
             if len(pending.events) >= MAX_EVENTS_PER_MESSAGE:
                 self._send(shard)
-        if self._pending and self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_after_linger())
-        await asyncio.gather(*waits)
+            elif not self._busy[shard] and not self._kick_scheduled:
+                # Idle shard: send at the end of this loop iteration, with whatever else arrived in it.
+                self._kick_scheduled = True
+                loop.call_soon(self._send_idle)
+        if len(waits) == 1:
+            await waits[0]
+        else:
+            await asyncio.gather(*waits)
 
-    async def _flush_after_linger(self) -> None:
-        try:
-            await asyncio.sleep(self._linger)
-        finally:
-            self._flusher = None
-            for shard in list(self._pending):
+    def _send_idle(self) -> None:
+        self._kick_scheduled = False
+        for shard in list(self._pending):
+            if not self._busy[shard]:
                 self._send(shard)
 
     def _send(self, shard: int) -> None:
         pending = self._pending.pop(shard, None)
         if pending is None or not pending.events:
             return
+        self._busy[shard] += 1
         task = asyncio.create_task(self._publish_one(shard, pending))
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(functools.partial(self._sent, shard=shard))
+
+    def _sent(self, task: asyncio.Task[None], *, shard: int) -> None:
+        self._inflight.discard(task)
+        self._busy[shard] -= 1
+        if not self._busy[shard] and shard in self._pending:
+            self._send(shard)  # what gathered while this message was in flight
 
     async def _publish_one(self, shard: int, pending: _Pending) -> None:
         message = messages.events_message(pending.events, self._clock.now())
@@ -106,9 +122,9 @@ class GroupPublisher:
 
     async def drain(self) -> None:
         """Send whatever is pending and wait for every publish in flight (graceful shutdown)."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-        for shard in list(self._pending):
-            self._send(shard)
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        while self._pending or self._inflight:
+            for shard in list(self._pending):
+                if not self._busy[shard]:
+                    self._send(shard)
+            if self._inflight:
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)

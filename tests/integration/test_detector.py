@@ -51,8 +51,8 @@ async def test_redelivered_message_counts_once(detector: Detector, pg: asyncpg.P
     body = events_body(project_id, [T0, T0 + 1, T0 + 2])
     first = await detector.handle(shard, body, now=T0 + 2)
     again = await detector.handle(shard, body, now=T0 + 2)
-    assert first.events == 3 and not first.duplicate
-    assert again.duplicate
+    assert (first.events, first.duplicates) == (3, 0)
+    assert (again.events, again.duplicates) == (0, 1)
     monitor = await pg.fetchrow("SELECT * FROM monitors WHERE project_id = $1", project_id)
     assert monitor["event_count"] == 3
     assert await pg.fetchval("SELECT count(*) FROM events WHERE monitor_id = $1", monitor["id"]) == 3
@@ -196,3 +196,23 @@ async def test_raw_events_past_retention_are_dropped_by_partition(pg: asyncpg.Po
     # Today's and the next three days' partitions exist.
     today = datetime.now(UTC).date()
     assert {f"events_{today + timedelta(days=d):%Y%m%d}" for d in range(4)} <= names
+
+
+async def test_a_batch_is_applied_in_queue_order_with_ticks_and_poison_in_place(
+    detector: Detector, pg: asyncpg.Pool, project, settings: Settings
+) -> None:
+    project_id, _ = project
+    shard = shard_of(project_id, settings)
+    learn = events_body(project_id, [T0, T0 + 1, T0 + 2])
+    batch = [
+        learn,
+        learn,  # redelivered within the same batch: skipped
+        tick_body(shard, T0 + 30),  # sees the three events before it: one incident
+        b"garbage",
+        events_body(project_id, [T0 + 40]),  # after the tick: resolves it
+    ]
+    handled = await detector.handle_many(shard, batch, now=T0 + 40)
+    assert (handled.events, handled.duplicates, handled.opened) == (4, 1, 1)
+    assert list(handled.poison) == [3]
+    [incident] = await pg.fetch("SELECT * FROM incidents WHERE project_id = $1", project_id)
+    assert incident["duration"] == 38  # from the last event before the gap (T0+2) to T0+40
