@@ -81,8 +81,10 @@ def decode(body: bytes) -> dict[str, Any]:
     return message
 
 
-def events_message(events: list[TrackedEvent], now: float) -> dict[str, Any]:
-    return {"type": EVENTS, "v": SCHEMA_VERSION, "id": new_id(), "at": now, "events": [e.to_wire() for e in events]}
+def events_message(events: list[TrackedEvent] | list[list[Any]], now: float) -> dict[str, Any]:
+    """An events message from TrackedEvents or from wire rows (what ingest builds directly)."""
+    rows = [e if isinstance(e, list) else e.to_wire() for e in events]
+    return {"type": EVENTS, "v": SCHEMA_VERSION, "id": new_id(), "at": now, "events": rows}
 
 
 def tick_message(shard: int, now: float) -> dict[str, Any]:

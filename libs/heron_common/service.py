@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -95,6 +96,14 @@ def base_app(settings: Settings, clock: Clock | None = None, **app_kwargs: Any) 
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+
+    async def freeze_startup_objects(app: web.Application) -> None:
+        # Everything allocated at start-up lives for the process: keep it out of the cyclic
+        # collector's view, so young collections (see run()) only look at request garbage.
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze_startup_objects)
 
     async def mark_stopping(app: web.Application) -> None:
         app[STOPPING].set()
@@ -234,6 +243,9 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
     except SettingsError as exc:
         sys.exit(f"heron-{service}: configuration error: {exc}")
     configure_logging(settings.log_level, settings.log_json)
+    # A 100-event request allocates ~700 short-lived containers, none in a cycle: at the default
+    # threshold (700) the collector ran about once per request and found nothing.
+    gc.set_threshold(50_000, 20, 100)
     log = get_logger(service)
     log.info("starting", port=port_of(settings), shards=settings.shards, amqp_prefix=settings.amqp_prefix)
     log.debug("settings", settings=settings.public())

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
+from typing import Any
 
 from aio_pika.abc import AbstractExchange
 from prometheus_client import Counter, Histogram
 
 from heron_common import bus, messages
 from heron_common.clock import Clock
-from heron_common.messages import TrackedEvent
 
 PUBLISHED_EVENTS = Counter("heron_ingest_published_events_total", "Events confirmed by RabbitMQ")
 PUBLISHED_MESSAGES = Counter("heron_ingest_published_messages_total", "Messages confirmed by RabbitMQ")
@@ -31,13 +31,15 @@ BATCH_SIZE = Histogram(
 
 # A message this large is sent at once rather than waiting for the linger to end.
 MAX_EVENTS_PER_MESSAGE = 5000
+# Streams whose shard is remembered (crc32 of the key costs more than a dict lookup).
+SHARD_CACHE_SIZE = 100_000
 
 
 class _Pending:
     __slots__ = ("events", "waiters")
 
     def __init__(self) -> None:
-        self.events: list[TrackedEvent] = []
+        self.events: list[list[Any]] = []  # wire rows
         self.waiters: list[asyncio.Future[None]] = []
 
 
@@ -50,16 +52,14 @@ class GroupPublisher:
         self._busy: dict[int, int] = defaultdict(int)  # messages in flight per shard
         self._kick_scheduled = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._shard_cache: dict[tuple[int, str, str | None, str | None], int] = {}
 
-    async def publish(self, events: list[TrackedEvent]) -> None:
-        """Return once every event is confirmed by the broker; raise if any was not."""
+    async def publish(self, rows: list[list[Any]]) -> None:
+        """Return once every event (a wire row) is confirmed by the broker; raise if any was not."""
         loop = asyncio.get_running_loop()
-        by_shard: dict[int, list[TrackedEvent]] = defaultdict(list)
-        for event in events:
-            shard = messages.stream_shard(
-                event.project_id, event.event_name, event.service, event.environment, self._shards
-            )
-            by_shard[shard].append(event)
+        by_shard: dict[int, list[list[Any]]] = defaultdict(list)
+        for row in rows:
+            by_shard[self._shard_of(row[0], row[1], row[2], row[3])].append(row)
         waits = []
         for shard, shard_events in by_shard.items():
             pending = self._pending.get(shard)
@@ -79,6 +79,15 @@ class GroupPublisher:
             await waits[0]
         else:
             await asyncio.gather(*waits)
+
+    def _shard_of(self, project_id: int, name: str, service: str | None, environment: str | None) -> int:
+        key = (project_id, name, service, environment)
+        shard = self._shard_cache.get(key)
+        if shard is None:
+            if len(self._shard_cache) >= SHARD_CACHE_SIZE:
+                self._shard_cache.clear()
+            shard = self._shard_cache[key] = messages.stream_shard(project_id, name, service, environment, self._shards)
+        return shard
 
     def _send_idle(self) -> None:
         self._kick_scheduled = False

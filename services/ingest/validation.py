@@ -95,6 +95,57 @@ def parse_event(
     )
 
 
+def parse_rows(
+    items: list[Any],
+    *,
+    project_id: int,
+    received_at: float,
+    max_metadata_bytes: int,
+    max_skew: float,
+    batch: bool,
+) -> list[list[Any]]:
+    """Wire rows (``TrackedEvent.to_wire`` shape) for ``items``: the hot path of ingest.
+
+    The common, valid event is checked inline and becomes its row directly (no dataclass, no
+    per-event calls); anything unusual goes through :func:`parse_event`, so errors are exactly
+    its errors, naming ``events[i].field``.
+    """
+    rows = []
+    oldest = received_at - max_skew
+    for i, raw in enumerate(items):
+        row = None
+        if type(raw) is dict:
+            name = raw["event_name"] if "event_name" in raw else raw.get("event")
+            service = raw.get("service")
+            env = raw.get("environment")
+            ts = raw.get("timestamp")
+            md = raw.get("metadata")
+            if (
+                type(name) is str
+                and 0 < len(name) <= MAX_NAME
+                and name.strip()
+                and (service is None or (type(service) is str and len(service) <= MAX_LABEL))
+                and (env is None or (type(env) is str and len(env) <= MAX_LABEL))
+                and (md is None or (type(md) is dict and len(orjson.dumps(md)) <= max_metadata_bytes))
+            ):
+                if ts is None:
+                    row = [project_id, name, service or None, env or None, received_at, received_at, md]
+                elif (type(ts) is float or type(ts) is int) and math.isfinite(ts):
+                    t = received_at if ts > received_at else (oldest if ts < oldest else float(ts))
+                    row = [project_id, name, service or None, env or None, t, received_at, md]
+        if row is None:
+            row = parse_event(
+                raw,
+                project_id=project_id,
+                received_at=received_at,
+                max_metadata_bytes=max_metadata_bytes,
+                max_skew=max_skew,
+                where=f"events[{i}]." if batch else "",
+            ).to_wire()
+        rows.append(row)
+    return rows
+
+
 def batch_items(body: Any, max_events: int) -> list[Any]:
     """The events of a batch body: ``{"events": [...]}`` (what SDKs send) or a bare array."""
     items = body.get("events") if isinstance(body, dict) else body

@@ -193,3 +193,34 @@ def test_secret_files_and_masking(tmp_path) -> None:
     public = s.public()
     assert public["admin_token"] == "***" and "pw" not in public["amqp_url"]
     assert "s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"event_name": "a"},
+        {"event": "a", "service": "", "environment": "prod", "metadata": {"k": [1, 2]}},
+        {"event_name": "a", "timestamp": 999},
+        {"event_name": "a", "timestamp": 5000.5},
+        {"event_name": "a", "timestamp": -1e12},
+        {"event_name": "a", "timestamp": True},
+        {"event_name": "   "},
+        {"event_name": None, "event": "b"},
+        {"event_name": "a", "metadata": {"x": "y" * 100}},
+        {"event_name": "a", "service": 7},
+        {"event_name": "x" * 201},
+        "not an object",
+    ],
+)
+def test_the_fast_path_agrees_with_the_full_validator(raw) -> None:
+    from heron_ingest.validation import parse_rows
+
+    kwargs = {"project_id": 1, "received_at": 1000.0, "max_metadata_bytes": 64, "max_skew": 3600.0}
+    try:
+        expected = parse_event(raw, where="events[0].", **kwargs).to_wire()
+    except InputError as exc:
+        with pytest.raises(InputError) as got:
+            parse_rows([raw], batch=True, **kwargs)
+        assert (got.value.status, got.value.code, got.value.message) == (exc.status, exc.code, exc.message)
+    else:
+        assert parse_rows([raw], batch=True, **kwargs) == [expected]
