@@ -33,6 +33,9 @@ BATCH_SIZE = Histogram(
 MAX_EVENTS_PER_MESSAGE = 5000
 # Streams whose shard is remembered (crc32 of the key costs more than a dict lookup).
 SHARD_CACHE_SIZE = 100_000
+# Messages awaiting their confirm per shard. One channel keeps them in order; two lets a shard's
+# next batch go out while the previous confirm is on its way back.
+MAX_IN_FLIGHT = 2
 
 
 class _Pending:
@@ -71,7 +74,7 @@ class GroupPublisher:
             waits.append(waiter)
             if len(pending.events) >= MAX_EVENTS_PER_MESSAGE:
                 self._send(shard)
-            elif not self._busy[shard] and not self._kick_scheduled:
+            elif self._busy[shard] < MAX_IN_FLIGHT and not self._kick_scheduled:
                 # Idle shard: send at the end of this loop iteration, with whatever else arrived in it.
                 self._kick_scheduled = True
                 loop.call_soon(self._send_idle)
@@ -92,7 +95,7 @@ class GroupPublisher:
     def _send_idle(self) -> None:
         self._kick_scheduled = False
         for shard in list(self._pending):
-            if not self._busy[shard]:
+            if self._busy[shard] < MAX_IN_FLIGHT:
                 self._send(shard)
 
     def _send(self, shard: int) -> None:
@@ -107,7 +110,7 @@ class GroupPublisher:
     def _sent(self, task: asyncio.Task[None], *, shard: int) -> None:
         self._inflight.discard(task)
         self._busy[shard] -= 1
-        if not self._busy[shard] and shard in self._pending:
+        if self._busy[shard] < MAX_IN_FLIGHT and shard in self._pending:
             self._send(shard)  # what gathered while this message was in flight
 
     async def _publish_one(self, shard: int, pending: _Pending) -> None:
