@@ -36,11 +36,15 @@ format: install
 typecheck: install
 	$(BIN)/mypy libs/heron_common services sdk/python/heron
 
-bench: install servers
+bench: install servers  ## every benchmark; the ingest ones need wrk (apt-get install wrk)
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/ingest_single.py
 	$(BIN)/python bench/ingest_batch.py
 	$(BIN)/python bench/detector_throughput.py
 	$(BIN)/python bench/silence_scan.py
+	$(BIN)/python bench/notifier_throughput.py
+	$(BIN)/python bench/sdk_track.py
+	$(BIN)/python bench/sdk_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
