@@ -4,7 +4,7 @@
 
 1. A fresh database, private Redis/RabbitMQ prefixes (bench/_common.py ``BenchEnv``, all removed at
    the end) and the real ingest (``heron_ingest.app.create_app``, production settings: 16 shards,
-   ``publish_linger`` 2 ms, publisher confirms) in its own process (bench/_serve.py), against the
+   group commit with publisher confirms) in its own process (bench/_serve.py), against the
    real RabbitMQ; a real project and API key made through ingest's admin API.
 2. In this process, for each batch size: one ``heron.Client`` (``max_queue_size`` large enough that
    nothing is dropped; otherwise the defaults: gzip above 4 KiB, one keep-alive connection, one
@@ -16,7 +16,6 @@
    the requests ingest counted (``heron_ingest_requests_total``) and CPU of both processes.
 
 ``batch_size=100`` is the SDK's default; 1,000 is its maximum (and ingest's ``max_batch_events``).
-``--publish-linger S`` runs ingest with another group-commit linger, to see its share of each request.
 """
 
 from __future__ import annotations
@@ -157,10 +156,8 @@ def push(client: heron.Client, events: int, name: str) -> Pushed:
 async def main_async(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
     results: list[tuple[Pushed, int, str]] = []
-    overrides = {} if args.publish_linger is None else {"publish_linger": args.publish_linger}
+    overrides: dict = {}
     async with BenchEnv(overrides=overrides) as env:
-        if overrides:
-            log(f"ingest with HERON_PUBLISH_LINGER={args.publish_linger} (production default 0.002)")
         ingest = await env.start("ingest")
         _, key = await create_project(ingest.url, "sdk-bench")
         for size in sizes:
@@ -204,7 +201,7 @@ def _post_breakdown(r: Pushed) -> str:
     return (
         f"  the sender spent {waiting:.2f} s ({waiting / r.total_seconds:.0%} of the run) inside {len(posts):,} POSTs,"
         f" one at a time: median {p50:.2f} ms, p99 {p99:.2f} ms"
-        " each (send, ingest validates + publishes with confirm after its linger, answer)"
+        " each (send, ingest validates + publishes with confirm, answer)"
     )
 
 
@@ -212,9 +209,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch-sizes", default="100,1000", help="comma-separated; 100 is the SDK's default")
-    parser.add_argument(
-        "--publish-linger", type=float, default=None, help="ingest's HERON_PUBLISH_LINGER (default: production, 0.002)"
-    )
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 
 

@@ -62,7 +62,6 @@ async def settings(servers: ServerURLs, database_url: str) -> AsyncIterator[Sett
         shards=4,
         admin_token="test-admin-token",
         http_host="127.0.0.1",
-        publish_linger=0.001,
         key_cache_seconds=0.5,
         learning_threshold=3,
         min_tolerance=0.4,

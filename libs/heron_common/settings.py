@@ -114,7 +114,6 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 1000
     max_metadata_bytes: int = 8192
-    publish_linger: float = 0.002
     key_cache_seconds: float = 10.0
 
     # Detection timing: production defaults; tests and demos shrink them to seconds.
@@ -163,7 +162,6 @@ class Settings:
             max_body_bytes=_int(env, "HERON_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
             max_batch_events=_int(env, "HERON_MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
             max_metadata_bytes=_int(env, "HERON_MAX_METADATA_BYTES", d.max_metadata_bytes, minimum=2),
-            publish_linger=_float(env, "HERON_PUBLISH_LINGER", d.publish_linger),
             key_cache_seconds=_float(env, "HERON_KEY_CACHE_SECONDS", d.key_cache_seconds),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),

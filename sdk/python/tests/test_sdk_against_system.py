@@ -103,7 +103,6 @@ async def settings() -> AsyncIterator[Settings]:
         shards=4,
         admin_token=ADMIN_TOKEN,
         http_host="127.0.0.1",
-        publish_linger=0.001,
         key_cache_seconds=0.5,
         learning_threshold=3,
         # tests/conftest.py uses 0.4 s; a stream with 1 s gaps would then be overdue 1.4 s after its
