@@ -1,4 +1,6 @@
-"""Fixtures: real Postgres, Redis and RabbitMQ, isolated per run and per test.
+"""Fixtures for every test tree (tests/ and sdk/python/tests/): real Postgres, Redis and
+RabbitMQ, isolated per run and per test. They are only set up for the tests that ask for them,
+so the SDK's own unit tests need none of the servers.
 
 - one fresh database per test run (``heron_test_<random>``), dropped at the end;
 - a fresh Redis key prefix and RabbitMQ name prefix per test, removed after it;
