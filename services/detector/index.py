@@ -60,10 +60,14 @@ class DeadlineIndex:
     async def rebuild(self, shard: int, entries: list[tuple[int, float]]) -> None:
         key = self._key(shard)
         staging = f"{key}:rebuild:{secrets.token_hex(4)}"  # unique: racing rebuilds never share one
-        await self._redis.delete(staging)
+        # One pipeline for every chunk: a round trip per 10,000 monitors made rebuilding a shard of
+        # 62,500 take half a second (bench/silence_scan.py).
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.delete(staging)
         for start in range(0, len(entries), REBUILD_CHUNK):
             chunk = entries[start : start + REBUILD_CHUNK]
-            await self._redis.zadd(staging, {str(i): d for i, d in chunk})
+            pipe.zadd(staging, {str(i): d for i, d in chunk})
+        await pipe.execute()
         pipe = self._redis.pipeline(transaction=True)
         if entries:
             pipe.rename(staging, key)
