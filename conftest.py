@@ -13,7 +13,6 @@ import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
-from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -90,10 +89,6 @@ async def slack() -> AsyncIterator[FakeSlack]:
     fake = await FakeSlack().start()
     yield fake
     await fake.stop()
-
-
-def with_overrides(s: Settings, **kw: object) -> Settings:
-    return replace(s, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture

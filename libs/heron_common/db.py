@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
@@ -91,37 +93,38 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-async def ensure_database(url: str) -> bool:
-    """Create the database named in ``url`` if it does not exist; True if it was created."""
-    database = urlsplit(url).path.lstrip("/") or "postgres"
+@asynccontextmanager
+async def _server(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the server's ``postgres`` database, to create or drop the one in ``url``."""
     conn = await asyncpg.connect(_with_database(url, "postgres"))
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
-        if exists:
-            return False
-        await conn.execute(f'CREATE DATABASE "{database}"')
-        return True
+        yield conn
     finally:
         await conn.close()
+
+
+def _name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database named in ``url`` if it does not exist; True if it was created."""
+    async with _server(url) as conn:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", _name(url)):
+            return False
+        await conn.execute(f'CREATE DATABASE "{_name(url)}"')
+        return True
 
 
 async def create_database_from(url: str, template: str) -> None:
     """Create the database named in ``url`` as a copy of ``template`` (used by tests)."""
-    database = urlsplit(url).path.lstrip("/")
-    conn = await asyncpg.connect(_with_database(url, "postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
-    finally:
-        await conn.close()
+    async with _server(url) as conn:
+        await conn.execute(f'CREATE DATABASE "{_name(url)}" TEMPLATE "{template}"')
 
 
 async def drop_database(url: str) -> None:
-    database = urlsplit(url).path.lstrip("/")
-    conn = await asyncpg.connect(_with_database(url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with _server(url) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{_name(url)}" WITH (FORCE)')
 
 
 def migrate_main() -> None:

@@ -17,7 +17,6 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-import aio_pika
 import asyncpg
 import orjson
 import redis.asyncio as redis_asyncio
@@ -280,24 +279,3 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
             sys.exit(f"heron-{service}: port {port} is in use; set HERON_{service.upper()}_PORT to another port")
         raise
     log.info("stopped")
-
-
-__all__ = [
-    "AMQP",
-    "CLOCK",
-    "NAMES",
-    "PG",
-    "REDIS",
-    "SETTINGS",
-    "STOPPING",
-    "aio_pika",
-    "background",
-    "base_app",
-    "error_response",
-    "json_response",
-    "run",
-    "sleep_or_stop",
-    "use_postgres",
-    "use_rabbitmq",
-    "use_redis",
-]

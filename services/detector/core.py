@@ -136,8 +136,6 @@ class Detector:
             outbox_ids, corrections = await store.open_overdue(conn, due, now, self.params)
         await self.index.update(shard, corrections)
         OPENED.inc(len(outbox_ids))
-        for _ in outbox_ids:
-            log.info("incident opened", shard=shard)
         await self.publish_outbox(outbox_ids)
         return True, len(outbox_ids)
 

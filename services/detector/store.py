@@ -1,6 +1,6 @@
 """The detector's writes: each one a single transaction, idempotent on the message id.
 
-``apply_events_message`` and ``open_overdue`` are the only two places monitors change state.
+``apply_events_messages`` and ``open_overdue`` are the only two places monitors change state.
 Both lock the monitor rows (``FOR UPDATE`` in id order, so racing detectors never deadlock) and
 write the flip, the incident change and an outbox row in the same transaction as the state.
 """

@@ -43,11 +43,18 @@ class KeyAuthenticator:
         self._cache.pop(key_hash, None)
 
 
-def presented_key(request: web.Request, body: object = None) -> str | None:
-    """The key as a bearer token, else ``?api_key=``, else a body field (older SDKs send these)."""
+def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
+    return None
+
+
+def presented_key(request: web.Request, body: object = None) -> str | None:
+    """The key as a bearer token, else ``?api_key=``, else a body field (older SDKs send these)."""
+    token = bearer_token(request)
+    if token is not None:
+        return token
     if "api_key" in request.query:
         return request.query["api_key"] or None
     if isinstance(body, dict):

@@ -7,23 +7,20 @@ from typing import Any
 from aiohttp import web
 
 from heron_common.db import iso
-from heron_common.keys import constant_time_equal, hash_key, key_hint, new_api_key
+from heron_common.keys import hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
 from heron_common.service import PG, SETTINGS, json_response
 from heron_ingest.context import AUTH
-from heron_ingest.requests import caller_project, handles_errors, path_id
-from heron_ingest.validation import InputError, parse_json
+from heron_ingest.requests import caller_project, handles_errors, is_admin, json_object, path_id
+from heron_ingest.validation import InputError
 
 MAX_PROJECT_NAME = 200
 
 
 def _admin(request: web.Request) -> None:
-    token = request.app[SETTINGS].admin_token
-    if not token:
+    if not request.app[SETTINGS].admin_token:
         raise InputError(403, "admin_disabled", "set HERON_ADMIN_TOKEN to enable project administration")
-    header = request.headers.get("Authorization", "")
-    presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if not presented or not constant_time_equal(presented, token):
+    if not is_admin(request):
         raise InputError(401, "invalid_admin_token", "send 'Authorization: Bearer <HERON_ADMIN_TOKEN>'")
 
 
@@ -33,25 +30,13 @@ async def _project_scope(request: web.Request, body: Any = None) -> int:
     Another project's key gets 404, not 403: it must not learn which ids exist.
     """
     project_id = path_id(request, "project_id")
-    header = request.headers.get("Authorization", "")
-    token = request.app[SETTINGS].admin_token
-    if token and header[:7].lower() == "bearer " and constant_time_equal(header[7:].strip(), token):
+    if is_admin(request):
         exists = await request.app[PG].fetchval("SELECT 1 FROM projects WHERE id = $1", project_id)
     else:
         exists = await caller_project(request, body) == project_id
     if not exists:
         raise InputError(404, "not_found", "no such project")
     return project_id
-
-
-async def _json_body(request: web.Request, *, required: bool) -> Any:
-    raw = await request.read()
-    if not raw.strip() and not required:
-        return None
-    body = parse_json(raw)
-    if not isinstance(body, dict):
-        raise InputError(422, "invalid_body", "the body must be a JSON object")
-    return body
 
 
 async def _create_key(request: web.Request, project_id: int, name: str | None) -> dict[str, Any]:
@@ -69,7 +54,7 @@ async def _create_key(request: web.Request, project_id: int, name: str | None) -
 @handles_errors
 async def create_project(request: web.Request) -> web.Response:
     _admin(request)
-    body = await _json_body(request, required=False) or {}
+    body = await json_object(request, required=False) or {}
     name = request.query.get("name", body.get("name"))
     if not isinstance(name, str) or not name.strip():
         raise InputError(422, "missing_field", 'name is required (?name=MyApp or {"name": "MyApp"})')
@@ -111,7 +96,7 @@ async def list_keys(request: web.Request) -> web.Response:
 @handles_errors
 async def add_key(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
-    body = await _json_body(request, required=False) or {}
+    body = await json_object(request, required=False) or {}
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_PROJECT_NAME):
         raise InputError(422, "invalid_field", "name must be a string of at most 200 characters")
@@ -136,7 +121,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 @handles_errors
 async def set_slack(request: web.Request) -> web.Response:
-    body = await _json_body(request, required=True)
+    body = await json_object(request)
     project_id = await _project_scope(request, body)
     if "slack_webhook_url" not in body:
         raise InputError(422, "missing_field", "slack_webhook_url is required (a URL, or null to remove it)")

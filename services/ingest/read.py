@@ -9,7 +9,7 @@ from aiohttp import web
 
 from heron_common.db import iso, to_ts
 from heron_common.service import PG, json_response
-from heron_ingest.requests import caller_project, handles_errors, path_id
+from heron_ingest.requests import caller_project, handles_errors, owned_row, path_id
 from heron_ingest.validation import InputError
 
 DEFAULT_LIMIT = 50
@@ -120,13 +120,7 @@ async def monitors(request: web.Request) -> web.Response:
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
     project_id = await caller_project(request)
-    monitor_id = path_id(request, "monitor_id")
-    row = await request.app[PG].fetchrow(
-        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2", monitor_id, project_id
-    )
-    if row is None:
-        raise InputError(404, "not_found", "no such monitor")
-    return row
+    return await owned_row(request.app[PG], "monitors", path_id(request, "monitor_id"), project_id, "monitor")
 
 
 @handles_errors

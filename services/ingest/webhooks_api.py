@@ -15,8 +15,8 @@ from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
 from heron_ingest.read import _next_link, _page_args
-from heron_ingest.requests import caller_project, handles_errors, path_id
-from heron_ingest.validation import InputError, parse_json
+from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
+from heron_ingest.validation import InputError
 
 MAX_URL = 2000
 MAX_DESCRIPTION = 500
@@ -45,13 +45,6 @@ def _endpoint(r: asyncpg.Record, now: float, secret: str | None = None) -> dict[
     if secret is not None:
         out["secret"] = secret  # shown only when created or rotated
     return out
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    body = parse_json(await request.read())
-    if not isinstance(body, dict):
-        raise InputError(422, "invalid_body", "the body must be a JSON object")
-    return body
 
 
 def _validated(body: dict[str, Any], settings_allow: tuple, *, partial: bool) -> dict[str, Any]:
@@ -105,7 +98,7 @@ def _validated(body: dict[str, Any], settings_allow: tuple, *, partial: bool) ->
 
 @handles_errors
 async def create_webhook(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     project_id = await caller_project(request, body)
     fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=False)
     secret = new_secret()
@@ -124,13 +117,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 
 async def _own_endpoint(request: web.Request, project_id: int) -> asyncpg.Record:
-    endpoint_id = path_id(request, "webhook_id")
-    row = await request.app[PG].fetchrow(
-        "SELECT * FROM webhook_endpoints WHERE id = $1 AND project_id = $2", endpoint_id, project_id
-    )
-    if row is None:
-        raise InputError(404, "not_found", "no such webhook")
-    return row
+    return await owned_row(request.app[PG], "webhook_endpoints", path_id(request, "webhook_id"), project_id, "webhook")
 
 
 @handles_errors
@@ -149,7 +136,7 @@ async def get_webhook(request: web.Request) -> web.Response:
 
 @handles_errors
 async def update_webhook(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     project_id = await caller_project(request, body)
     await _own_endpoint(request, project_id)
     fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=True)
@@ -267,11 +254,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 @handles_errors
 async def get_delivery(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    row = await request.app[PG].fetchrow(
-        "SELECT * FROM deliveries WHERE id = $1 AND project_id = $2", path_id(request, "delivery_id"), project_id
-    )
-    if row is None:
-        raise InputError(404, "not_found", "no such delivery")
+    row = await owned_row(request.app[PG], "deliveries", path_id(request, "delivery_id"), project_id, "delivery")
     [delivery] = await _with_attempts(request.app[PG], [row])
     return json_response(delivery)
 
@@ -315,7 +298,7 @@ def _since(raw: Any) -> datetime:
 
 @handles_errors
 async def redeliver_failed(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     project_id = await caller_project(request, body)
     if "since" not in body:
         raise InputError(422, "missing_field", "since is required: redeliver everything that failed since then")
