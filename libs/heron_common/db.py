@@ -17,6 +17,48 @@ import orjson
 _MIGRATION_LOCK = 0x4E52_4F4E
 
 
+# Errors that say "the database is not reachable right now", not "this data is wrong". Work that
+# failed with one of these is retried in place (it will succeed once Postgres is back); anything
+# else is the data's fault and must be isolated, never retried forever.
+_TRANSIENT = (
+    OSError,  # ConnectionRefusedError, ConnectionResetError, TimeoutError …
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,
+    asyncpg.InsufficientResourcesError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True if ``exc`` is an outage or contention (retry the same work later), False if the work
+    itself is bad (isolate it). Redis and broker outages count as transient too."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    try:
+        import redis.exceptions as redis_exc
+
+        if isinstance(exc, redis_exc.ConnectionError | redis_exc.TimeoutError | redis_exc.BusyLoadingError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import aiormq.exceptions as amqp_exc
+
+        if isinstance(exc, amqp_exc.AMQPConnectionError | amqp_exc.ChannelInvalidStateError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, ConnectionError)
+
+
 def to_dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
