@@ -44,6 +44,7 @@ from heron_common.service import (
 )
 from heron_common.settings import Settings
 from heron_detector import balance, store
+from heron_detector.blindness import BlindWatch
 from heron_detector.core import Detector
 
 # Messages a shard consumer holds at once; also the most it applies in one transaction.
@@ -193,6 +194,7 @@ async def _ticker(app: web.Application) -> None:
     me = app[INSTANCE]
     lease_key = f"{settings.redis_prefix}:detector:ticker"
     lease_ms = max(1000, int(settings.scan_interval * 3000))
+    watch = BlindWatch(app[PG], redis, settings)
     channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
     exchange = await bus.declare_ingest(channel, names)
     try:
@@ -200,12 +202,15 @@ async def _ticker(app: web.Application) -> None:
             try:
                 if await redis.eval(_LEASE, 1, lease_key, me, lease_ms):
                     now = app[CLOCK].now()
+                    # Any blind window ending now is recorded before the ticks that will scan it.
+                    await watch.before_round(now)
                     await asyncio.gather(
                         *(
                             bus.publish(exchange, names.shard_key(s), messages.tick_message(s, now))
                             for s in range(settings.shards)
                         )
                     )
+                    await watch.after_round(now)
             except Exception:
                 log.exception("tick failed")
             if await sleep_or_stop(app, settings.scan_interval):

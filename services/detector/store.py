@@ -15,11 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from heron_common import messages
+from heron_common import blind, messages
 from heron_common.db import to_dt, to_ts
 from heron_common.messages import TrackedEvent
 from heron_detector import cadence, machine
 from heron_detector.alerts import incident_data
+from heron_detector.blindness import windows_since
 from heron_detector.cadence import CadenceParams
 
 StreamKey = tuple[int, str, str, str]
@@ -232,6 +233,7 @@ async def open_overdue(
         )
         found = {row["id"] for row in rows}
         corrections.update({i: None for i in monitor_ids if i not in found})
+        windows: list[blind.Window] | None = None
         for row in rows:
             monitor = _load(row)
             flip = machine.check_silence(monitor, now, params)
@@ -239,6 +241,24 @@ async def open_overdue(
             if flip is None or row["state"] != machine.UP:
                 corrections[row["id"]] = monitor.deadline(params)
                 continue
+            # Heron's own outages never page: step the deadline over any window in which Heron was
+            # blind while this monitor's next event was due (heron_common.blind).
+            if windows is None:
+                since = min(to_ts(r["last_seen"]) or now for r in rows)
+                windows = await windows_since(conn, since)
+            deadline = monitor.deadline(params)
+            if windows and deadline is not None and monitor.cadence.last_seen is not None:
+                moved = blind.deadline_past_windows(
+                    monitor.cadence.last_seen,
+                    cadence.expected_interval(monitor.cadence),
+                    deadline,
+                    windows,
+                    min_tolerance=params.min_tolerance,
+                )
+                if now < moved:
+                    await conn.execute("UPDATE monitors SET deadline = $2 WHERE id = $1", row["id"], to_dt(moved))
+                    corrections[row["id"]] = moved
+                    continue
             status = await conn.execute(
                 "UPDATE monitors SET state = 'down', deadline = NULL, updated_at = now()"
                 " WHERE id = $1 AND state = 'up'",

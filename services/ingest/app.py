@@ -14,13 +14,15 @@ from heron_common.service import (
     NAMES,
     PG,
     SETTINGS,
+    background,
     base_app,
     error_response,
     use_postgres,
     use_rabbitmq,
+    use_redis,
 )
 from heron_common.settings import Settings
-from heron_ingest import manage, read, track, webhooks_api
+from heron_ingest import manage, presence, read, track, webhooks_api
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.context import AUTH, PUBLISHER
 from heron_ingest.publisher import GroupPublisher
@@ -65,6 +67,7 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = base_app(settings, clock, client_max_size=settings.max_body_bytes, middlewares=[json_errors])
     use_postgres(app, max_size=20)
+    use_redis(app)
     use_rabbitmq(app, "heron-ingest")
     app.cleanup_ctx.append(_auth_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
@@ -72,4 +75,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     manage.add_routes(app)
     read.add_routes(app)
     webhooks_api.add_routes(app)
+    background(app, "ready-beat", presence.announce_ready)
     return app
