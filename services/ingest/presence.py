@@ -24,7 +24,9 @@ async def announce_ready(app: web.Application) -> None:
     prefix = app[SETTINGS].redis_prefix
     while True:
         try:
-            if not app[AMQP].is_closed:
+            amqp = app[AMQP]
+            # A robust connection is never "closed" while it reconnects; `connected` is the truth.
+            if not amqp.is_closed and amqp.connected.is_set():
                 await beat_ingest_ready(app[REDIS], prefix, instance, app[CLOCK].now())
         except Exception as exc:
             # Redis down: the detectors cannot read beats either; nothing to do but try again.
