@@ -20,7 +20,7 @@ from heron_common.service import (
     use_rabbitmq,
 )
 from heron_common.settings import Settings
-from heron_ingest import manage, read, track, webhooks_api
+from heron_ingest import admin, manage, read, track, webhooks_api
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.context import AUTH, PUBLISHER
 from heron_ingest.publisher import GroupPublisher
@@ -72,4 +72,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     manage.add_routes(app)
     read.add_routes(app)
     webhooks_api.add_routes(app)
+    admin.add_routes(app)
     return app
