@@ -96,6 +96,24 @@ def screen_rows(rows: Any) -> tuple[list[TrackedEvent], list[RejectedRow]]:
     good: list[TrackedEvent] = []
     bad: list[RejectedRow] = []
     for index, row in enumerate(rows):
+        # The common row, checked inline on the raw values and built directly: cheaper than
+        # ``from_wire`` alone (a call per row costs as much as these comparisons).
+        if not deep and type(row) is list and len(row) == 7:
+            p, n, svc, env, t, r, m = row
+            if (
+                type(p) is int
+                and 0 < p <= BIGINT_MAX
+                and type(n) is str
+                and (type(t) is float or type(t) is int)
+                and MIN_TS <= t <= MAX_TS
+                and (type(r) is float or type(r) is int)
+                and MIN_TS <= r <= MAX_TS
+                and (svc is None or type(svc) is str)
+                and (env is None or type(env) is str)
+                and len(n) + (len(svc) if svc else 0) + (len(env) if env else 0) <= MAX_KEY_BYTES // 4
+            ):
+                good.append(TrackedEvent(p, n, svc, env, float(t), float(r), m))
+                continue
         try:
             event = TrackedEvent.from_wire(row)
         except MessageError as exc:
