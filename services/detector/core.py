@@ -51,8 +51,13 @@ class _Pending:
 def _encode_rows(envelope: dict) -> bytes:
     try:
         return orjson.dumps(envelope)
-    except orjson.JSONEncodeError:  # nested deeper than orjson writes: the stdlib has no such limit
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: the stdlib goes deeper
+        pass
+    try:
         return json.dumps(envelope).encode()
+    except (RecursionError, ValueError) as exc:
+        # Rows that cannot even be written back out: dead-letter the whole message as received.
+        raise MessageError(f"event rows cannot be re-encoded for the dead-letter queue: {exc}") from exc
 
 
 log = get_logger("detector")

@@ -239,3 +239,21 @@ async def test_admin_api_refuses_strangers_and_unknown_ids(settings: Settings, p
         # An alert keeps its id on replay: it is the alert's identity end to end.
         [shown] = await _dead_letters(system, queue="notifier")
         assert shown["replay_message_id"] is None  # not a Heron envelope: sent unchanged
+
+
+async def test_rows_too_deep_to_write_back_make_their_message_poison_alone(
+    detector: Detector, pg: asyncpg.Pool, settings: Settings, two_projects: tuple[int, int]
+) -> None:
+    a, b = two_projects
+    name_a, name_b, shard = same_shard_names(a, b, settings.shards)
+    # orjson reads 1,020 levels but neither it nor the stdlib writes them back: the refused rows
+    # cannot become a dead letter of their own, so the whole message is rejected as received.
+    deep = '{"a":' * 1020 + "1" + "}" * 1020
+    envelope = messages.events_message([], now=T0)
+    raw = (
+        f'{{"type":"events","v":1,"id":"{envelope["id"]}","at":{T0},'
+        f'"events":[[{a},"{name_a}",null,null,{T0},{T0},{deep}]]}}'
+    ).encode()
+    handled = await detector.handle_many(shard, [raw, body(row(b, name_b, {"k": "next"}))], now=T0)
+    assert list(handled.poison) == [0]
+    assert handled.events == 1 and await count(pg, b) == 1
