@@ -43,7 +43,7 @@ from heron_common.service import (
     use_redis,
 )
 from heron_common.settings import Settings
-from heron_detector import balance, store
+from heron_detector import balance, keeper, store
 from heron_detector.blindness import BlindWatch
 from heron_detector.core import Detector
 
@@ -257,4 +257,5 @@ def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool 
         background(app, "ticker", _ticker)
         background(app, "outbox-relay", _outbox_relay)
         background(app, "maintenance", _maintenance)
+        consumers(app, "dead-letter-keeper", keeper.keep)
     return app

@@ -5,19 +5,23 @@ The service loops in ``app.py`` call these; tests call them directly with a cont
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
+import orjson
 import redis.asyncio as redis_asyncio
 from aio_pika.abc import AbstractExchange
 from prometheus_client import Counter, Gauge
 
 from heron_common import bus, messages
+from heron_common.db import is_transient
+from heron_common.deadletters import DeadLetter, project_of
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
 from heron_common.settings import Settings
-from heron_detector import store
+from heron_detector import screen, store
 from heron_detector.cadence import CadenceParams
 from heron_detector.index import DeadlineIndex
 
@@ -25,16 +29,35 @@ EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
 DUPLICATES = Counter("heron_detector_duplicate_messages_total", "Redelivered messages recognised and skipped")
 OPENED = Counter("heron_detector_incidents_opened_total", "Incidents opened")
 WATERMARK = Gauge("heron_detector_watermark_seconds", "Newest tick time scanned, per shard", ["shard"])
+POISON_MESSAGES = Counter("heron_detector_poison_messages_total", "Messages that could not be applied, dead-lettered")
+POISON_ROWS = Counter(
+    "heron_detector_poison_rows_total", "Event rows Postgres cannot store, dead-lettered; their messages' rest applied"
+)
 
 SCAN_BATCH = 500
 
 
-def _events_of(message: dict) -> tuple[str, list[TrackedEvent]]:
+@dataclass
+class _Pending:
+    """An events message waiting in a run: its place in the batch, its events, its refused rows."""
+
+    index: int
+    message_id: str  # normalised (str of the UUID), as processed_messages stores it
+    events: list[TrackedEvent]
+    bad: list[screen.RejectedRow]
+    letter: DeadLetter | None  # the refused rows as a dead letter, stored with the message
+
+
+def _encode_rows(envelope: dict) -> bytes:
     try:
-        uuid.UUID(message["id"])
-        return message["id"], [TrackedEvent.from_wire(row) for row in message["events"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MessageError(f"malformed events message: {exc}") from exc
+        return orjson.dumps(envelope)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: the stdlib goes deeper
+        pass
+    try:
+        return json.dumps(envelope).encode()
+    except (RecursionError, ValueError) as exc:
+        # Rows that cannot even be written back out: dead-letter the whole message as received.
+        raise MessageError(f"event rows cannot be re-encoded for the dead-letter queue: {exc}") from exc
 
 
 log = get_logger("detector")
@@ -50,6 +73,7 @@ class Handled:
     duplicates: int = 0  # redelivered messages skipped
     opened: int = 0  # incidents opened by ticks
     poison: dict[int, MessageError] = field(default_factory=dict)  # index in the batch -> why
+    rejected_rows: int = 0  # rows refused by the screen and dead-lettered (their messages acked)
 
 
 class Detector:
@@ -65,6 +89,7 @@ class Detector:
         self.alerts = alerts
         self.params = cadence_params(settings)
         self.settings = settings
+        self.names = bus.Names(settings.amqp_prefix)
 
     async def handle(self, shard: int, body: bytes, now: float) -> Handled:
         """Process one message; raises MessageError for a poison message."""
@@ -78,28 +103,79 @@ class Detector:
 
         Consecutive events messages are applied in one transaction (the detector's cost is per
         transaction far more than per event); a tick ends such a run and scans alone, so it still
-        sees every event queued before it. Poison messages are reported, not raised.
+        sees every event queued before it. Poison messages are reported, not raised: only
+        transient errors (``is_transient``: an outage, worth retrying the batch) escape.
         """
         handled = Handled()
-        run: list[tuple[str, list[TrackedEvent]]] = []
+        run: list[_Pending] = []
         for index, body in enumerate(bodies):
             try:
                 message = messages.decode(body)
                 kind = message["type"]
                 if kind == messages.EVENTS:
-                    run.append(_events_of(message))
+                    run.append(self._pending(index, message, shard))
                     continue
                 if kind != messages.TICK:
                     raise MessageError(f"unknown message type {kind!r}")
                 at = float(message["at"])
-            except (MessageError, TypeError, ValueError) as exc:
-                handled.poison[index] = exc if isinstance(exc, MessageError) else MessageError(str(exc))
+            except (MessageError, TypeError, ValueError, KeyError, OverflowError) as exc:
+                self._poison(handled, index, exc)
                 continue
             await self._apply(shard, run, now, handled)
             run = []
-            handled.opened += await self.tick(shard, at)
+            try:
+                handled.opened += await self.tick(shard, at)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # The next tick comes within a scan interval; a tick that cannot be scanned must
+                # not hold the shard's events up.
+                self._poison(handled, index, exc)
         await self._apply(shard, run, now, handled)
         return handled
+
+    def _pending(self, index: int, message: dict, shard: int) -> _Pending:
+        raw_id = message.get("id")
+        try:
+            message_id = str(uuid.UUID(raw_id)) if isinstance(raw_id, str) else None
+        except ValueError:
+            message_id = None
+        if message_id is None:
+            raise MessageError(f"malformed events message: id {raw_id!r} is not a UUID")
+        events, bad = screen.screen_rows(message.get("events"))
+        letter = None
+        if bad:
+            # The refused rows as an events message of their own: replaying it sends them back
+            # to this shard (after whatever made them unstorable is fixed).
+            letter_id = str(uuid.uuid5(uuid.UUID(message_id), "refused-rows"))
+            body = _encode_rows(
+                {
+                    "type": messages.EVENTS,
+                    "v": messages.SCHEMA_VERSION,
+                    "id": letter_id,
+                    "at": message.get("at"),
+                    "events": [r.row for r in bad],
+                }
+            )
+            letter = DeadLetter(
+                queue=self.names.detector_dead,
+                exchange=self.names.ingest_exchange,
+                routing_key=self.names.shard_key(shard),
+                reason="refused by the detector: " + screen.summarise(bad),
+                message_id=letter_id,
+                project_id=project_of(body),
+                body=body,
+                headers={"x-heron-source-message-id": message_id, "x-heron-rows": [r.index for r in bad]},
+                deaths=1,
+                dead_at=None,
+            )
+        return _Pending(index, message_id, events, bad, letter)
+
+    def _poison(self, handled: Handled, index: int, exc: BaseException) -> None:
+        error = exc if isinstance(exc, MessageError) else MessageError(f"{type(exc).__name__}: {exc}")
+        handled.poison[index] = error
+        POISON_MESSAGES.inc()
+        log.warning("poison message", index=index, error=str(error)[:500])
 
     async def tick(self, shard: int, at: float) -> int:
         """The shard's watermark reached ``at``: open everything overdue by then."""
@@ -112,20 +188,54 @@ class Detector:
         WATERMARK.labels(str(shard)).set(at)
         return opened
 
-    async def _apply(self, shard: int, run: list[tuple[str, list[TrackedEvent]]], now: float, handled: Handled) -> None:
+    async def _apply(self, shard: int, run: list[_Pending], now: float, handled: Handled) -> None:
+        """Apply a run in one transaction; if it fails for a reason other than an outage, apply
+        its halves, down to single messages, so only a message that fails alone is poison.
+
+        Bisection is safe to repeat: a failed transaction left nothing, and what a half committed
+        is skipped by id if seen again. A run of n messages with one bad costs ~2·log2(n)
+        transactions, once.
+        """
         if not run:
             return
-        async with self.pool.acquire() as conn:
-            applied = await store.apply_events_messages(conn, run, shard, self.params, now)
+        rejected = {p.message_id: p.letter for p in run if p.letter is not None}
+        try:
+            async with self.pool.acquire() as conn:
+                applied = await store.apply_events_messages(
+                    conn, [(p.message_id, p.events) for p in run], shard, self.params, now, rejected
+                )
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(run) == 1:
+                self._poison(handled, run[0].index, exc)
+                return
+            middle = len(run) // 2
+            await self._apply(shard, run[:middle], now, handled)
+            await self._apply(shard, run[middle:], now, handled)
+            return
         DUPLICATES.inc(applied.duplicates)
         handled.duplicates += applied.duplicates
         committed = applied.events - applied.dropped
         EVENTS.inc(committed)
         handled.events += committed
+        if applied.rejected:
+            refused = {p.message_id: len(p.bad) for p in run}
+            rows = sum(refused[m] for m in applied.rejected)
+            POISON_ROWS.inc(rows)
+            handled.rejected_rows += rows
+            log.warning("event rows Postgres cannot store dead-lettered", rows=rows, shard=shard)
         if applied.dropped:
             log.warning("events for unknown projects dropped", count=applied.dropped, shard=shard)
-        await self.index.update(shard, applied.deadlines)
-        await self.publish_outbox(applied.outbox_ids)
+        try:
+            await self.index.update(shard, applied.deadlines)
+            await self.publish_outbox(applied.outbox_ids)
+        except Exception as exc:
+            # Committed already: retrying the messages would only find them processed. An unsent
+            # alert is sent by the outbox relay; the index is rebuilt when its marker goes.
+            if is_transient(exc):
+                raise
+            log.error("after-commit step failed", shard=shard, exc_info=exc)
 
     async def scan(self, shard: int, now: float) -> tuple[bool, int]:
         """Open incidents for what is overdue on ``shard`` at ``now``. Returns (found work, opened)."""

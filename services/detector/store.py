@@ -15,8 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from heron_common import blind, messages
+from heron_common import blind, deadletter_store, messages
 from heron_common.db import to_dt, to_ts
+from heron_common.deadletters import DeadLetter
 from heron_common.messages import TrackedEvent
 from heron_detector import cadence, machine
 from heron_detector.alerts import incident_data
@@ -34,6 +35,7 @@ class Applied:
     deadlines: dict[int, float | None] = field(default_factory=dict)
     outbox_ids: list[int] = field(default_factory=list)
     dropped: int = 0  # events of projects that no longer exist
+    rejected: list[str] = field(default_factory=list)  # messages whose refused rows were dead-lettered now
 
 
 def _stream_key(e: TrackedEvent) -> StreamKey:
@@ -60,10 +62,14 @@ async def apply_events_messages(
     shard: int,
     params: CadenceParams,
     now: float,
+    rejected: dict[str, DeadLetter] | None = None,
 ) -> Applied:
     """Apply a run of events messages ``(message id, events)`` from one shard in one transaction.
 
     Messages already committed before (redeliveries) are recognised by id and skipped whole.
+    ``rejected`` holds, by message id, the rows the screen refused: they are stored as a dead
+    letter in the same transaction, so a message's good rows and its refused ones are recorded
+    together, once.
     """
     applied = Applied()
     async with conn.transaction():
@@ -77,6 +83,10 @@ async def apply_events_messages(
             )
         }
         applied.duplicates = len(batch) - len(fresh)
+        if rejected:
+            letters = {str(u): rejected[str(u)] for u in fresh if str(u) in rejected}
+            await deadletter_store.insert(conn, list(letters.values()))
+            applied.rejected = list(letters)
         streams: dict[StreamKey, list[tuple[TrackedEvent, uuid.UUID]]] = defaultdict(list)
         for message_uuid, (_, events) in zip(ids, batch, strict=True):
             if message_uuid in fresh:

@@ -1,0 +1,72 @@
+"""Operator API for dead letters: list, inspect and replay what no service could apply.
+
+Admin token only (``Authorization: Bearer <HERON_ADMIN_TOKEN>``). Dead letters are kept by the
+detector's keeper (``heron_detector.keeper``); a replay publishes the original body to where it was
+first published, with a fresh id for detector messages, and marks the row replayed.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from heron_common import deadletter_store
+from heron_common.service import AMQP, NAMES, PG, SETTINGS, json_response
+from heron_ingest.read import _next_link, _page_args
+from heron_ingest.requests import handles_errors, is_admin, path_id
+from heron_ingest.validation import InputError
+
+
+def _admin(request: web.Request) -> None:
+    if not request.app[SETTINGS].admin_token:
+        raise InputError(403, "admin_disabled", "set HERON_ADMIN_TOKEN to enable administration")
+    if not is_admin(request):
+        raise InputError(401, "invalid_admin_token", "send 'Authorization: Bearer <HERON_ADMIN_TOKEN>'")
+
+
+def _queue(request: web.Request) -> str | None:
+    """``?queue=`` as a full queue name, or the short ``detector`` / ``notifier``."""
+    raw = request.query.get("queue")
+    names = request.app[NAMES]
+    return {"detector": names.detector_dead, "notifier": names.notifier_dead}.get(raw or "", raw)
+
+
+@handles_errors
+async def list_dead_letters(request: web.Request) -> web.Response:
+    _admin(request)
+    limit, before, _ = _page_args(request)
+    rows = await deadletter_store.page(request.app[PG], _queue(request), before, limit)
+    return json_response([deadletter_store.summary(r) for r in rows], headers=_next_link(request, rows, limit))
+
+
+@handles_errors
+async def show_dead_letter(request: web.Request) -> web.Response:
+    _admin(request)
+    row = await deadletter_store.get(request.app[PG], path_id(request, "letter_id"))
+    if row is None:
+        raise InputError(404, "not_found", "no such dead letter")
+    return json_response(deadletter_store.detail(row))
+
+
+@handles_errors
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    _admin(request)
+    force = request.query.get("force", "false").lower()
+    if force not in ("true", "false", "1", "0"):
+        raise InputError(422, "invalid_parameter", "force must be true or false")
+    try:
+        row = await deadletter_store.replay(
+            request.app[PG], request.app[AMQP], path_id(request, "letter_id"), force=force in ("true", "1")
+        )
+    except deadletter_store.AlreadyReplayed as exc:
+        raise InputError(409, "already_replayed", f"{exc}; add ?force=true to replay it again") from None
+    except Exception as exc:  # the broker refused or is unreachable: the claim was released
+        raise InputError(503, "replay_failed", f"the message could not be published: {exc}") from None
+    if row is None:
+        raise InputError(404, "not_found", "no such dead letter")
+    return json_response(deadletter_store.summary(row))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/dead-letters", list_dead_letters)
+    app.router.add_get("/v1/admin/dead-letters/{letter_id}", show_dead_letter)
+    app.router.add_post("/v1/admin/dead-letters/{letter_id}/replay", replay_dead_letter)
