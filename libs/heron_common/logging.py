@@ -68,14 +68,26 @@ def _is_secret_key(key: str) -> bool:
 
 
 def _redact_value(value: Any) -> Any:
-    # Only strings and the containers that hold them are looked at: numbers and ids stay cheap.
+    # Numbers and the like pass untouched, so redaction costs nothing for most fields.
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: REDACTED if isinstance(k, str) and _is_secret_key(k) else _redact_value(v) for k, v in value.items()}
+        return {k: _redact_item(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
-    return value
+    if isinstance(value, bytes):
+        return redact_text(value.decode("utf-8", "backslashreplace"))
+    # Anything else (an exception, a URL object) would be rendered by its repr: redact that.
+    return redact_text(repr(value))
+
+
+def _redact_item(key: object, value: Any) -> Any:
+    # Secrets are strings (or hold them); a number under a name like ``tokens`` is left alone.
+    if isinstance(key, str) and _is_secret_key(key) and isinstance(value, str | bytes | dict | list | tuple):
+        return REDACTED
+    return _redact_value(value)
 
 
 def redact(_: object, __: str, event_dict: EventDict) -> EventDict:
@@ -83,10 +95,7 @@ def redact(_: object, __: str, event_dict: EventDict) -> EventDict:
     for key, value in event_dict.items():
         if key.startswith("_"):  # ProcessorFormatter's _record / _from_structlog
             continue
-        if _is_secret_key(key) and value is not None:
-            event_dict[key] = REDACTED
-        else:
-            event_dict[key] = _redact_value(value)
+        event_dict[key] = _redact_item(key, value)
     return event_dict
 
 

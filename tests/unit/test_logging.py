@@ -65,6 +65,21 @@ def test_a_bound_logger_keeps_redacting(logs: Callable[..., io.StringIO]) -> Non
     assert line["admin_token"] == "***" and line["signing_secret"] == "***" and line["detail"] == "new sec_***"
 
 
+def test_values_of_any_type_are_redacted(logs: Callable[..., io.StringIO]) -> None:
+    out = logs()
+    get_logger("types").info(
+        "sent",
+        error=ValueError(f"bad {KEY}"),
+        raw=f"Authorization: Bearer {KEY}".encode(),
+        nested={"headers": {"Authorization": "Basic abc"}, "targets": [SLACK]},
+        tokens=3,
+    )
+    (line,) = lines(out)
+    assert KEY not in out.getvalue() and "T0AAAAAAA" not in out.getvalue()
+    assert line["nested"] == {"headers": {"Authorization": "***"}, "targets": ["https://hooks.slack.com/***"]}
+    assert line["tokens"] == 3  # a count under a secret-sounding name is not a secret
+
+
 def test_exception_text_is_redacted(logs: Callable[..., io.StringIO]) -> None:
     out = logs()
     try:
