@@ -45,7 +45,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token)\s+)?" + _TOKEN), r"\1***"),
     (re.compile(r"(?i)\b(bearer)\s+" + _TOKEN), r"\1 ***"),
     (
-        re.compile(r"(?i)\b((?:api_?key|admin_token|token|secret|password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?)" + _TOKEN),
+        re.compile(
+            r"(?i)(?<![a-z0-9])((?:api[_-]?key|admin_token|token|secret|password|passwd|pwd)[\"']?\s*[=:]\s*[\"']?)"
+            + _TOKEN
+        ),
         r"\1***",
     ),
     # scheme://user:password@ — amqp, postgres and redis URLs included (redis://:password@).
