@@ -5,6 +5,10 @@ so the SDK's own unit tests need none of the servers.
 - one fresh database per test run (``heron_test_<random>``), dropped at the end;
 - a fresh Redis key prefix and RabbitMQ name prefix per test, removed after it;
 so two runs, or leftovers of a crashed one, never collide.
+
+Every line logged during the run, here and by service processes the tests start, is copied to a
+per-run file that is scanned for secrets at the end (tests/support/logscan.py); a finding fails
+the run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -20,8 +25,31 @@ import redis.asyncio as redis_asyncio
 
 from heron_common import bus, db
 from heron_common.settings import Settings
+from tests.support import logscan
 from tests.support.fakes import FakeSlack
 from tests.support.servers import ServerURLs, locate
+
+_log_capture: Path | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Before any test: apps built in-process log through the same pipeline as the services.
+    global _log_capture
+    _log_capture = logscan.start_capture()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _log_capture is None:
+        return
+    lines, findings = logscan.scan_file(_log_capture)
+    _log_capture.unlink(missing_ok=True)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    write = reporter.write_line if reporter is not None else print
+    for finding in findings:
+        write(f"log scan: secret in the logs, {finding}")
+    write(f"log scan: {lines} lines, {len(findings)} secrets")
+    if findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,8 @@ def settings_env(s: Settings, **extra: str) -> dict[str, str]:
             "HERON_MIN_TOLERANCE": str(s.min_tolerance),
             "HERON_SCAN_INTERVAL": str(s.scan_interval),
             "HERON_LOG_JSON": "true",
+            # Everything a service can log is in the run's secret scan (tests/support/logscan.py).
+            "HERON_LOG_LEVEL": "DEBUG",
             "HERON_OUTBOUND_ALLOW_CIDRS": ",".join(str(n) for n in s.outbound_allow_cidrs),
         }
     )
