@@ -34,6 +34,7 @@ _TRANSIENT = (
     asyncpg.LockNotAvailableError,
     asyncpg.QueryCanceledError,
     asyncpg.InsufficientResourcesError,
+    asyncpg.ReadOnlySQLTransactionError,  # a failover in progress: the new primary is coming
 )
 
 

@@ -90,6 +90,8 @@ class Detector:
         self.params = cadence_params(settings)
         self.settings = settings
         self.names = bus.Names(settings.amqp_prefix)
+        # Shards whose Redis index missed an update after a commit (Redis was down then).
+        self._stale_index: set[int] = set()
 
     async def handle(self, shard: int, body: bytes, now: float) -> Handled:
         """Process one message; raises MessageError for a poison message."""
@@ -227,18 +229,24 @@ class Detector:
             log.warning("event rows Postgres cannot store dead-lettered", rows=rows, shard=shard)
         if applied.dropped:
             log.warning("events for unknown projects dropped", count=applied.dropped, shard=shard)
+        # Committed already: retrying the messages would only find them processed, so nothing
+        # after this point may raise. A deadline the index missed is restored by rebuilding the
+        # shard's index from Postgres before its next scan; an unsent alert by the outbox relay.
         try:
             await self.index.update(shard, applied.deadlines)
+        except Exception as exc:
+            self._stale_index.add(shard)
+            log.warning("deadline index not updated; it is rebuilt before the next scan", shard=shard, error=str(exc))
+        try:
             await self.publish_outbox(applied.outbox_ids)
         except Exception as exc:
-            # Committed already: retrying the messages would only find them processed. An unsent
-            # alert is sent by the outbox relay; the index is rebuilt when its marker goes.
-            if is_transient(exc):
-                raise
-            log.error("after-commit step failed", shard=shard, exc_info=exc)
+            log.warning("alerts not published yet; the outbox relay will", shard=shard, error=str(exc))
 
     async def scan(self, shard: int, now: float) -> tuple[bool, int]:
         """Open incidents for what is overdue on ``shard`` at ``now``. Returns (found work, opened)."""
+        if shard in self._stale_index:
+            await self.index.rebuild(shard, await store.due_from_postgres(self.pool, shard))
+            self._stale_index.discard(shard)
         due = await self.index.due(shard, now, SCAN_BATCH, lambda s: store.due_from_postgres(self.pool, s))
         if not due:
             return False, 0

@@ -216,3 +216,27 @@ async def test_a_batch_is_applied_in_queue_order_with_ticks_and_poison_in_place(
     assert list(handled.poison) == [3]
     [incident] = await pg.fetch("SELECT * FROM incidents WHERE project_id = $1", project_id)
     assert incident["duration"] == 38  # from the last event before the gap (T0+2) to T0+40
+
+
+async def test_a_deadline_the_index_missed_after_commit_is_restored_before_the_next_scan(
+    detector: Detector, pg: asyncpg.Pool, project, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis failed between the commit and the index update: the events are committed (a retry
+    would skip them as processed), so the shard's index is rebuilt from Postgres before its next
+    scan, and the silence is still caught."""
+    project_id, _ = project
+    shard = shard_of(project_id, settings)
+    await detector.handle(shard, tick_body(shard, T0 - 1), now=T0 - 1)  # the index is built (and empty)
+
+    real_update = detector.index.update
+
+    async def redis_down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(detector.index, "update", redis_down)
+    await learned(detector, project_id, shard)
+    monkeypatch.setattr(detector.index, "update", real_update)
+    deadline = (await pg.fetchval("SELECT deadline FROM monitors WHERE project_id = $1", project_id)).timestamp()
+
+    await detector.handle(shard, tick_body(shard, deadline + 0.01), now=deadline + 0.01)
+    assert len(await open_incidents(pg, project_id)) == 1
