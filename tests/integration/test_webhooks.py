@@ -420,6 +420,33 @@ async def test_bad_webhook_input_is_refused_with_the_field_named(settings: Setti
     assert status == 422 and mentions in error["error"]["message"]  # type: ignore[index]
 
 
+BAD_TARGETS = [
+    ("https://user:pass@hooks.example.com/h", "must not contain credentials (user:password@)"),
+    ("https://token@hooks.example.com/h", "must not contain credentials (user:password@)"),
+    ("https://hooks example.com/h", "must not contain spaces or control characters"),
+    ("https://hooks\x00.example.com/h", "must not contain spaces or control characters"),
+    ("https://hooks<x>.example.com/h", "has an invalid host"),
+    ("http://[::127.0.0.1]/h", "points at an IPv4-compatible form of 127.0.0.1, a loopback address"),
+    ("http://[64:ff9b::7f00:1]/h", "points at a NAT64 form of 127.0.0.1, a loopback address"),
+    ("http://[2002:7f00:1::]/h", "points at a 6to4 form of 127.0.0.1, a loopback address"),
+]
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_TARGETS)
+async def test_credentials_bad_hosts_and_embedded_private_addresses_are_refused_where_urls_are_saved(
+    settings: Settings, url: str, says: str
+) -> None:
+    strict = replace(settings, outbound_allow_cidrs=())
+    async with running_system(strict, services=()) as system:
+        project_id, key = await system.create_project()
+        status, error = await call(system, "POST", "/v1/webhooks", key, {"url": url})
+        assert status == 422 and error["error"]["message"].startswith(f"url {says}")  # type: ignore[index]
+        status, error = await call(system, "PATCH", f"/v1/projects/{project_id}/slack", key, {"slack_webhook_url": url})
+        assert status == 422 and error["error"]["message"].startswith(f"slack_webhook_url {says}")  # type: ignore[index]
+        _, listed = await call(system, "GET", "/v1/webhooks", key)
+        assert listed == []  # nothing stored, so nothing shown back
+
+
 async def test_rotation_signs_with_both_secrets_during_the_overlap(pg, redis, settings, project, receiver) -> None:
     project_id, _ = project
     endpoint_id, old = await add_endpoint(pg, project_id, receiver.url)
