@@ -324,6 +324,42 @@ async def test_private_targets_are_refused_in_the_attempt_log(pg, redis, setting
     assert attempt["status_code"] is None and "refused" in attempt["error"]
 
 
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        # A name that resolves to loopback once saved (DNS can change after the check at saving).
+        ("http://localhost:{port}/hook", "refused: localhost resolves to 127.0.0.1, a loopback address"),
+        ("http://[64:ff9b::7f00:1]:{port}/hook", "points at a NAT64 form of 127.0.0.1, a loopback address"),
+        ("http://exa mple.com:{port}/hook", "must not contain spaces or control characters"),
+    ],
+)
+async def test_a_refused_target_fails_at_once_with_the_reason(
+    settings: Settings, pg, redis, receiver: FakeReceiver, target: str, reason: str
+) -> None:
+    strict = replace(settings, outbound_allow_cidrs=())  # 127.0.0.0/8 is not allow-listed here
+    async with running_system(strict, services=()) as system:
+        project_id, key = await system.create_project()
+        url = target.format(port=receiver.url.split(":")[2].split("/")[0])
+        await add_endpoint(pg, project_id, url)  # stored directly: saving through the API refuses some
+        await record(pg, incident_alert(project_id), T0)
+        http = GuardedSession((), timeout=2)
+        clock = FrozenClock(T0)
+        worker = DeliveryWorker(pg, redis, http, strict, clock)
+        try:
+            assert await worker.step()
+            clock.advance(86400 * 2)  # long past every retry the schedule would make
+            assert not await worker.step()
+        finally:
+            await http.close()
+        [delivery_id] = [r["id"] for r in await pg.fetch("SELECT id FROM deliveries WHERE project_id = $1", project_id)]
+        status, delivery = await call(system, "GET", f"/v1/deliveries/{delivery_id}", key)
+    assert status == 200 and delivery["status"] == "failed" and delivery["attempts"] == 1  # type: ignore[index]
+    assert reason in delivery["last_error"]  # type: ignore[index]
+    [attempt] = delivery["attempt_log"]  # type: ignore[index]
+    assert attempt["status_code"] is None and reason in attempt["error"]
+    assert receiver.attempts == 0
+
+
 async def test_a_redirect_to_a_private_address_is_not_followed(pg, redis, settings, project) -> None:
     project_id, _ = project
     private = await FakeReceiver(host="127.0.0.1").start()

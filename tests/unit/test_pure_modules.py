@@ -131,6 +131,8 @@ def test_policy() -> None:
     assert policy.decide(429, {"Retry-After": "60"}, 1, SCHEDULE, 0).retry_in == 60.0
     assert policy.decide(429, {"Retry-After": "1"}, 1, SCHEDULE, 0).retry_in == 5.0  # never sooner than planned
     assert policy.decide(301, {}, 1, SCHEDULE, 0).status == "pending"  # redirects are not followed
+    refused = policy.never("refused: h resolves to 127.0.0.1, a loopback address")
+    assert refused.status == "failed" and refused.retry_in is None and "127.0.0.1, a loopback" in refused.reason
 
 
 def test_retry_after_http_date() -> None:
