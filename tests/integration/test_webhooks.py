@@ -152,6 +152,15 @@ async def test_every_delivery_verifies_with_the_published_example_and_standard_w
             webhooks.verify(key, body, headers, now=time.time())
     assert published_example_signature(secret, tampered) != request.headers["Heron-Signature"]
 
+    # Replayed an hour later stripped of its webhook-* headers: Heron-Signature alone carries no
+    # time, so neither verifier accepts it unless asked to.
+    stripped = {k: v for k, v in request.headers.items() if not k.lower().startswith("webhook-")}
+    with pytest.raises(sdk_webhooks.WebhookVerificationError, match="can be replayed"):
+        sdk_webhooks.verify(secret, request.body, stripped)
+    with pytest.raises(webhooks.WebhookVerificationError, match="can be replayed"):
+        webhooks.verify(secret, request.body, stripped, now=time.time() + 3600)
+    assert sdk_webhooks.verify(secret, request.body, stripped, allow_untimestamped=True) == request.json
+
 
 # --- retries, Retry-After, 410, disabling ---------------------------------------------------------------
 
