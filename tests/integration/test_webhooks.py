@@ -497,11 +497,11 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(pg, redis, se
     endpoint_id, old = await add_endpoint(pg, project_id, receiver.url)
     new = webhooks.new_secret()
     await pg.execute(
-        "UPDATE webhook_endpoints SET previous_secret = secret, secret = $2,"
-        " previous_secret_expires_at = now() + interval '1 hour' WHERE id = $1",
+        "INSERT INTO webhook_secrets (endpoint_id, secret, expires_at)"
+        " SELECT id, secret, now() + interval '1 hour' FROM webhook_endpoints WHERE id = $1",
         endpoint_id,
-        new,
     )
+    await pg.execute("UPDATE webhook_endpoints SET secret = $2 WHERE id = $1", endpoint_id, new)
     await record(pg, incident_alert(project_id), time.time())
     http = GuardedSession(settings.outbound_allow_cidrs, timeout=5)
     try:
@@ -513,6 +513,77 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(pg, redis, se
         assert sdk_webhooks.verify(secret, got.body, {k: v for k, v in got.headers.items() if k != "Heron-Signature"})
     assert got.headers["Heron-Signature"] == published_example_signature(new, got.body)
     assert got.headers["Heron-Signature-Previous"] == published_example_signature(old, got.body)
+
+
+async def test_rotating_twice_within_the_overlap_keeps_every_secret_until_it_expires(
+    settings: Settings, pg, redis, receiver: FakeReceiver
+) -> None:
+    s = replace(settings, webhook_secret_overlap=3600.0)
+    clock = FrozenClock(T0)
+    async with running_system(s, clock=clock, services=()) as system:
+        project_id, key = await system.create_project()
+        _, created = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url})
+        wid = created["id"]  # type: ignore[index]
+        first = created["secret"]  # type: ignore[index]
+        clock.set(T0 + 600)
+        _, rotated = await call(system, "POST", f"/v1/webhooks/{wid}/rotate-secret", key)
+        second = rotated["secret"]  # type: ignore[index]
+        clock.set(T0 + 1200)  # the second rotation, well inside the first one's overlap
+        _, rotated = await call(system, "POST", f"/v1/webhooks/{wid}/rotate-secret", key)
+        third = rotated["secret"]  # type: ignore[index]
+        assert rotated["previous_secret_valid_until"] == "2027-01-15T09:20:00Z"  # type: ignore[index]
+
+        http = GuardedSession(s.outbound_allow_cidrs, timeout=5)
+        worker = DeliveryWorker(pg, redis, http, s, clock)
+
+        async def deliver() -> tuple[bytes, dict[str, str]]:
+            count = len(receiver.received)
+            await record(pg, incident_alert(project_id, at=clock.now()), clock.now())
+            assert await worker.step()
+            got = (await receiver.wait_for(count + 1))[count]
+            return got.body, got.headers
+
+        def verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+            try:
+                webhooks.verify(secret, body, headers, now=clock.now())
+            except webhooks.WebhookVerificationError:
+                return False
+            return True
+
+        try:
+            # Receivers holding any of the three secrets verify the next delivery.
+            clock.set(T0 + 1300)
+            body, headers = await deliver()
+            assert [verifies(x, body, headers) for x in (first, second, third)] == [True, True, True]
+            assert headers["webhook-signature"].count("v1,") == 3
+            assert headers["Heron-Signature"] == published_example_signature(third, body)
+            assert headers["Heron-Signature-Previous"] == published_example_signature(second, body)
+            # Past the first rotation's overlap: the original secret no longer signs.
+            clock.set(T0 + 600 + 3600 + 1)
+            body, headers = await deliver()
+            assert [verifies(x, body, headers) for x in (first, second, third)] == [False, True, True]
+            # Past the second's: only the newest.
+            clock.set(T0 + 1200 + 3600 + 1)
+            body, headers = await deliver()
+            assert [verifies(x, body, headers) for x in (first, second, third)] == [False, False, True]
+            assert "Heron-Signature-Previous" not in headers
+        finally:
+            await http.close()
+        _, shown = await call(system, "GET", f"/v1/webhooks/{wid}", key)
+        assert shown["previous_secret_valid_until"] is None  # type: ignore[index]
+    # Expired secrets are pruned, not kept forever.
+    await ledger.prune(pg, retention_days=30, now=clock.now())
+    assert await pg.fetchval("SELECT count(*) FROM webhook_secrets") == 0
+
+
+async def test_rotations_are_bounded_while_old_secrets_still_sign(system: System, receiver: FakeReceiver) -> None:
+    _, key = await system.create_project()
+    _, created = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url})
+    path = f"/v1/webhooks/{created['id']}/rotate-secret"  # type: ignore[index]
+    for _ in range(10):
+        assert (await call(system, "POST", path, key))[0] == 200
+    status, error = await call(system, "POST", path, key)
+    assert status == 409 and error["error"]["code"] == "too_many_rotations"  # type: ignore[index]
 
 
 async def test_delivery_log_and_redelivery(system: System, pg, redis, receiver: FakeReceiver) -> None:
