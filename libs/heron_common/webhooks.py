@@ -10,9 +10,12 @@ Every delivery carries two signatures over the exact body bytes:
   ``"{id}.{timestamp}.{body}"``). Its key is the base64 part of the secret after ``sec_``, so
   Standard Webhooks libraries verify with ``"whsec_" + secret[4:]`` (or ``secret[4:]``).
 
-While a rotated-out secret is still in its overlap window, ``webhook-signature`` lists a
-signature for each secret (the standard's way to rotate), ``Heron-Signature`` is made with the
-new secret and ``Heron-Signature-Previous`` with the old one.
+Every rotated-out secret still in its overlap window keeps signing: ``webhook-signature`` lists a
+signature for each live secret, newest first (the standard's way to rotate), ``Heron-Signature`` is
+made with the newest secret and ``Heron-Signature-Previous`` with the one before it.
+
+``verify`` requires the timestamped Standard signature; ``Heron-Signature`` carries no time, so a
+capture would verify forever, and is accepted only with ``allow_untimestamped=True``.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
 
 
 def signing_headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """Headers for one attempt; ``secrets_`` is newest first (a second one during rotation)."""
+    """Headers for one attempt; ``secrets_`` is newest first (more than one during rotations)."""
     headers = {
         "Heron-Signature": heron_signature(secrets_[0], body),
         "webhook-id": msg_id,
