@@ -23,8 +23,6 @@ MAX_DESCRIPTION = 500
 MAX_TOPICS = 50
 SLACK_HOSTS = ("hooks.slack.com",)
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
-# Rotated-out secrets still in their overlap; each adds a signature to every delivery's headers.
-MAX_PREVIOUS_SECRETS = 10
 
 
 def _endpoint(r: asyncpg.Record, now: float, secret: str | None = None) -> dict[str, Any]:
@@ -164,6 +162,10 @@ async def delete_webhook(request: web.Request) -> web.Response:
     endpoint = await _own_endpoint(request, project_id)
     await request.app[PG].execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint["id"])
     return web.Response(status=204)
+
+
+# Rotated-out secrets still in their overlap; each adds a signature to every delivery's headers.
+MAX_PREVIOUS_SECRETS = 10
 
 
 @handles_errors
