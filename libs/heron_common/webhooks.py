@@ -10,9 +10,12 @@ Every delivery carries two signatures over the exact body bytes:
   ``"{id}.{timestamp}.{body}"``). Its key is the base64 part of the secret after ``sec_``, so
   Standard Webhooks libraries verify with ``"whsec_" + secret[4:]`` (or ``secret[4:]``).
 
-While a rotated-out secret is still in its overlap window, ``webhook-signature`` lists a
-signature for each secret (the standard's way to rotate), ``Heron-Signature`` is made with the
-new secret and ``Heron-Signature-Previous`` with the old one.
+Every rotated-out secret still in its overlap window keeps signing: ``webhook-signature`` lists a
+signature for each live secret, newest first (the standard's way to rotate), ``Heron-Signature`` is
+made with the newest secret and ``Heron-Signature-Previous`` with the one before it.
+
+``verify`` requires the timestamped Standard signature; ``Heron-Signature`` carries no time, so a
+capture would verify forever, and is accepted only with ``allow_untimestamped=True``.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) ->
 
 
 def signing_headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """Headers for one attempt; ``secrets_`` is newest first (a second one during rotation)."""
+    """Headers for one attempt; ``secrets_`` is newest first (more than one during rotations)."""
     headers = {
         "Heron-Signature": heron_signature(secrets_[0], body),
         "webhook-id": msg_id,
@@ -77,11 +80,21 @@ def signing_headers(secrets_: Sequence[str], msg_id: str, timestamp: int, body: 
     return headers
 
 
-def verify(secret: str, body: bytes, headers: Mapping[str, str], now: float, tolerance: float = 300) -> Any:
-    """Check either scheme in constant time and return the parsed payload.
+def verify(
+    secret: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: float,
+    tolerance: float = 300,
+    *,
+    allow_untimestamped: bool = False,
+) -> Any:
+    """Check a delivery's signature in constant time and return the parsed payload.
 
-    Standard Webhooks headers, when present, are checked (with the timestamp within
-    ``tolerance`` of ``now``: replay protection); otherwise ``Heron-Signature``.
+    The timestamped Standard Webhooks signature is required, with its timestamp within
+    ``tolerance`` of ``now`` (replay protection). ``Heron-Signature`` alone carries no time, so a
+    capture stripped of its ``webhook-*`` headers would verify forever: it is accepted only with
+    ``allow_untimestamped=True``, and never rescues a stale or bad Standard signature.
     """
     h = {k.lower(): v for k, v in headers.items()}
     if "webhook-signature" in h:
@@ -98,9 +111,13 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str], now: float, tol
             matched |= version == "v1" and hmac.compare_digest(expected, value.encode())
         if not matched:
             raise WebhookVerificationError("webhook-signature does not match")
-    elif "heron-signature" in h:
+    elif "heron-signature" in h and allow_untimestamped:
         if not hmac.compare_digest(heron_signature(secret, body).encode(), h["heron-signature"].strip().encode()):
             raise WebhookVerificationError("Heron-Signature does not match")
+    elif "heron-signature" in h:
+        raise WebhookVerificationError(
+            "webhook-signature is missing: Heron-Signature alone carries no timestamp and can be replayed"
+        )
     else:
         raise WebhookVerificationError("no signature headers")
     return json.loads(body)

@@ -164,19 +164,46 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# Rotated-out secrets still in their overlap; each adds a signature to every delivery's headers.
+MAX_PREVIOUS_SECRETS = 10
+
+
 @handles_errors
 async def rotate_secret(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     endpoint = await _own_endpoint(request, project_id)
     now = request.app[CLOCK].now()
     secret = new_secret()
-    row = await request.app[PG].fetchrow(
-        "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $2, secret = $3,"
-        " updated_at = now() WHERE id = $1 RETURNING *",
-        endpoint["id"],
-        to_dt(now + request.app[SETTINGS].webhook_secret_overlap),
-        secret,
-    )
+    async with request.app[PG].acquire() as conn, conn.transaction():
+        # Every rotated-out secret signs until its own overlap ends, so a second rotation inside
+        # the window does not cut off receivers still holding the first secret. Rotations of one
+        # endpoint take turns (the row lock), so the count below is exact.
+        await conn.execute("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE", endpoint["id"])
+        await conn.execute(
+            "DELETE FROM webhook_secrets WHERE endpoint_id = $1 AND expires_at <= $2", endpoint["id"], to_dt(now)
+        )
+        kept = await conn.fetchval("SELECT count(*) FROM webhook_secrets WHERE endpoint_id = $1", endpoint["id"])
+        if kept >= MAX_PREVIOUS_SECRETS:
+            raise InputError(
+                409,
+                "too_many_rotations",
+                f"{kept} rotated-out secrets still sign this endpoint's deliveries; rotate again once the"
+                " oldest expires (every signature is a header entry receivers must check)",
+            )
+        expires = to_dt(now + request.app[SETTINGS].webhook_secret_overlap)
+        await conn.execute(
+            "INSERT INTO webhook_secrets (endpoint_id, secret, expires_at)"
+            " SELECT id, secret, $2 FROM webhook_endpoints WHERE id = $1",
+            endpoint["id"],
+            expires,
+        )
+        row = await conn.fetchrow(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_expires_at = $2, secret = $3,"
+            " updated_at = now() WHERE id = $1 RETURNING *",
+            endpoint["id"],
+            expires,
+            secret,
+        )
     return json_response(_endpoint(row, now, secret))
 
 

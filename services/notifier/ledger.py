@@ -6,6 +6,8 @@
 - ``claim`` takes due rows with ``FOR UPDATE SKIP LOCKED`` and stamps a lease (``locked_until``)
   that outlives the request timeout: no other notifier claims the row while the attempt may still
   be in flight, and if this notifier dies the lease lapses and another one retries it.
+- Webhook rows are signed with the endpoint's secret and every rotated-out secret still in its
+  overlap (``webhook_secrets``), newest first.
 - ``finish`` records attempts in batches, each only while its lease is still ours, and keeps the
   endpoints' health (a success clears ``failing_since``; 410 or failing too long disables).
 """
@@ -133,7 +135,8 @@ async def claim(
         "  UPDATE deliveries d SET locked_until = $2 FROM picked WHERE d.id = picked.id"
         "  AND d.status = 'pending' AND (d.locked_until IS NULL OR d.locked_until < $1) RETURNING d.*"
         ") SELECT c.*, e.url, e.format, e.secret, e.enabled,"
-        "  CASE WHEN e.previous_secret_expires_at > $1 THEN e.previous_secret END AS previous_secret"
+        "  ARRAY(SELECT s.secret FROM webhook_secrets s WHERE s.endpoint_id = e.id AND s.expires_at > $1"
+        "   ORDER BY s.id DESC) AS previous_secrets"  # every rotated-out secret still in its overlap
         " FROM claimed c LEFT JOIN webhook_endpoints e ON e.id = c.endpoint_id ORDER BY c.next_attempt_at, c.id",
         to_dt(now),
         to_dt(lease),
@@ -165,7 +168,7 @@ async def claim(
                 endpoint_id=r["endpoint_id"],
                 url=r["url"] if webhook else target,
                 format=(r["format"] or "json") if webhook else "slack",
-                secrets=tuple(s for s in (r["secret"], r["previous_secret"]) if s) if webhook else (),
+                secrets=(r["secret"], *r["previous_secrets"]) if webhook and r["secret"] else (),
                 endpoint_enabled=bool(r["enabled"]) if webhook else True,
             )
         )
@@ -306,7 +309,10 @@ async def _endpoint_health(
     return disabled
 
 
-async def prune(pool: asyncpg.Pool, retention_days: int) -> None:
+async def prune(pool: asyncpg.Pool, retention_days: int, now: float | None = None) -> None:
+    """Drop old attempts and finished deliveries, and rotated-out secrets past their overlap
+    (``now`` defaults to the database's clock)."""
+    await pool.execute("DELETE FROM webhook_secrets WHERE expires_at <= coalesce($1, now())", to_dt(now))
     await pool.execute(
         "DELETE FROM delivery_attempts WHERE attempted_at < now() - make_interval(days => $1)", retention_days
     )

@@ -34,6 +34,12 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
         return None
 
 
+def never(error: str) -> Decision:
+    """An attempt that can never succeed as the target is configured — the outbound guard refused
+    it, or the URL is invalid — fails at once instead of being retried for a day and a half."""
+    return Decision("failed", reason=f"{error} (not retried: retrying cannot help)")
+
+
 def decide(
     status_code: int | None,
     headers: Mapping[str, str],

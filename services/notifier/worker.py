@@ -22,7 +22,7 @@ from prometheus_client import Counter as Metric
 
 from heron_common.clock import Clock
 from heron_common.logging import get_logger
-from heron_common.outbound import GuardedSession
+from heron_common.outbound import ForbiddenTarget, GuardedSession
 from heron_common.settings import Settings
 from heron_notifier import ledger, policy, render
 from heron_notifier.ledger import Claimed, Outcome
@@ -152,6 +152,7 @@ class DeliveryWorker:
         response_headers: dict[str, str] = {}
         error: str | None = None
         excerpt: str | None = None
+        final = False
         try:
             async with self.http.request("POST", claimed.url, data=body, headers=headers) as response:
                 status_code = response.status
@@ -160,10 +161,19 @@ class DeliveryWorker:
                     excerpt = (await response.content.read(RESPONSE_EXCERPT)).decode("utf-8", "replace")
         except TimeoutError:
             error = f"no response within {self.settings.delivery_timeout:g} s"
+        except ForbiddenTarget as exc:
+            error, final = str(exc), True
+        except (aiohttp.InvalidURL, ValueError) as exc:  # yarl and aiohttp refuse a URL with ValueError
+            error, final = f"invalid URL: {exc}", True
         except aiohttp.ClientError as exc:
             error = str(exc) or type(exc).__name__
         latency_ms = (time.perf_counter() - started) * 1000
-        schedule, permanent = self._schedule(claimed)
-        decision = policy.decide(status_code, response_headers, claimed.attempts + 1, schedule, attempted_at, permanent)
+        if final:
+            decision = policy.never(error or "refused")
+        else:
+            schedule, permanent = self._schedule(claimed)
+            decision = policy.decide(
+                status_code, response_headers, claimed.attempts + 1, schedule, attempted_at, permanent
+            )
         ATTEMPTS.labels(claimed.target_kind, decision.status).inc()
         self._results.append(Outcome(claimed, decision, attempted_at, status_code, latency_ms, error, excerpt))

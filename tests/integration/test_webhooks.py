@@ -152,6 +152,15 @@ async def test_every_delivery_verifies_with_the_published_example_and_standard_w
             webhooks.verify(key, body, headers, now=time.time())
     assert published_example_signature(secret, tampered) != request.headers["Heron-Signature"]
 
+    # Replayed an hour later stripped of its webhook-* headers: Heron-Signature alone carries no
+    # time, so neither verifier accepts it unless asked to.
+    stripped = {k: v for k, v in request.headers.items() if not k.lower().startswith("webhook-")}
+    with pytest.raises(sdk_webhooks.WebhookVerificationError, match="can be replayed"):
+        sdk_webhooks.verify(secret, request.body, stripped)
+    with pytest.raises(webhooks.WebhookVerificationError, match="can be replayed"):
+        webhooks.verify(secret, request.body, stripped, now=time.time() + 3600)
+    assert sdk_webhooks.verify(secret, request.body, stripped, allow_untimestamped=True) == request.json
+
 
 # --- retries, Retry-After, 410, disabling ---------------------------------------------------------------
 
@@ -324,6 +333,42 @@ async def test_private_targets_are_refused_in_the_attempt_log(pg, redis, setting
     assert attempt["status_code"] is None and "refused" in attempt["error"]
 
 
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        # A name that resolves to loopback once saved (DNS can change after the check at saving).
+        ("http://localhost:{port}/hook", "refused: localhost resolves to 127.0.0.1, a loopback address"),
+        ("http://[64:ff9b::7f00:1]:{port}/hook", "points at a NAT64 form of 127.0.0.1, a loopback address"),
+        ("http://exa mple.com:{port}/hook", "must not contain spaces or control characters"),
+    ],
+)
+async def test_a_refused_target_fails_at_once_with_the_reason(
+    settings: Settings, pg, redis, receiver: FakeReceiver, target: str, reason: str
+) -> None:
+    strict = replace(settings, outbound_allow_cidrs=())  # 127.0.0.0/8 is not allow-listed here
+    async with running_system(strict, services=()) as system:
+        project_id, key = await system.create_project()
+        url = target.format(port=receiver.url.split(":")[2].split("/")[0])
+        await add_endpoint(pg, project_id, url)  # stored directly: saving through the API refuses some
+        await record(pg, incident_alert(project_id), T0)
+        http = GuardedSession((), timeout=2)
+        clock = FrozenClock(T0)
+        worker = DeliveryWorker(pg, redis, http, strict, clock)
+        try:
+            assert await worker.step()
+            clock.advance(86400 * 2)  # long past every retry the schedule would make
+            assert not await worker.step()
+        finally:
+            await http.close()
+        [delivery_id] = [r["id"] for r in await pg.fetch("SELECT id FROM deliveries WHERE project_id = $1", project_id)]
+        status, delivery = await call(system, "GET", f"/v1/deliveries/{delivery_id}", key)
+    assert status == 200 and delivery["status"] == "failed" and delivery["attempts"] == 1  # type: ignore[index]
+    assert reason in delivery["last_error"]  # type: ignore[index]
+    [attempt] = delivery["attempt_log"]  # type: ignore[index]
+    assert attempt["status_code"] is None and reason in attempt["error"]
+    assert receiver.attempts == 0
+
+
 async def test_a_redirect_to_a_private_address_is_not_followed(pg, redis, settings, project) -> None:
     project_id, _ = project
     private = await FakeReceiver(host="127.0.0.1").start()
@@ -420,16 +465,43 @@ async def test_bad_webhook_input_is_refused_with_the_field_named(settings: Setti
     assert status == 422 and mentions in error["error"]["message"]  # type: ignore[index]
 
 
+BAD_TARGETS = [
+    ("https://user:pass@hooks.example.com/h", "must not contain credentials (user:password@)"),
+    ("https://token@hooks.example.com/h", "must not contain credentials (user:password@)"),
+    ("https://hooks example.com/h", "must not contain spaces or control characters"),
+    ("https://hooks\x00.example.com/h", "must not contain spaces or control characters"),
+    ("https://hooks<x>.example.com/h", "has an invalid host"),
+    ("http://[::127.0.0.1]/h", "points at an IPv4-compatible form of 127.0.0.1, a loopback address"),
+    ("http://[64:ff9b::7f00:1]/h", "points at a NAT64 form of 127.0.0.1, a loopback address"),
+    ("http://[2002:7f00:1::]/h", "points at a 6to4 form of 127.0.0.1, a loopback address"),
+]
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_TARGETS)
+async def test_credentials_bad_hosts_and_embedded_private_addresses_are_refused_where_urls_are_saved(
+    settings: Settings, url: str, says: str
+) -> None:
+    strict = replace(settings, outbound_allow_cidrs=())
+    async with running_system(strict, services=()) as system:
+        project_id, key = await system.create_project()
+        status, error = await call(system, "POST", "/v1/webhooks", key, {"url": url})
+        assert status == 422 and error["error"]["message"].startswith(f"url {says}")  # type: ignore[index]
+        status, error = await call(system, "PATCH", f"/v1/projects/{project_id}/slack", key, {"slack_webhook_url": url})
+        assert status == 422 and error["error"]["message"].startswith(f"slack_webhook_url {says}")  # type: ignore[index]
+        _, listed = await call(system, "GET", "/v1/webhooks", key)
+        assert listed == []  # nothing stored, so nothing shown back
+
+
 async def test_rotation_signs_with_both_secrets_during_the_overlap(pg, redis, settings, project, receiver) -> None:
     project_id, _ = project
     endpoint_id, old = await add_endpoint(pg, project_id, receiver.url)
     new = webhooks.new_secret()
     await pg.execute(
-        "UPDATE webhook_endpoints SET previous_secret = secret, secret = $2,"
-        " previous_secret_expires_at = now() + interval '1 hour' WHERE id = $1",
+        "INSERT INTO webhook_secrets (endpoint_id, secret, expires_at)"
+        " SELECT id, secret, now() + interval '1 hour' FROM webhook_endpoints WHERE id = $1",
         endpoint_id,
-        new,
     )
+    await pg.execute("UPDATE webhook_endpoints SET secret = $2 WHERE id = $1", endpoint_id, new)
     await record(pg, incident_alert(project_id), time.time())
     http = GuardedSession(settings.outbound_allow_cidrs, timeout=5)
     try:
@@ -441,6 +513,77 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(pg, redis, se
         assert sdk_webhooks.verify(secret, got.body, {k: v for k, v in got.headers.items() if k != "Heron-Signature"})
     assert got.headers["Heron-Signature"] == published_example_signature(new, got.body)
     assert got.headers["Heron-Signature-Previous"] == published_example_signature(old, got.body)
+
+
+async def test_rotating_twice_within_the_overlap_keeps_every_secret_until_it_expires(
+    settings: Settings, pg, redis, receiver: FakeReceiver
+) -> None:
+    s = replace(settings, webhook_secret_overlap=3600.0)
+    clock = FrozenClock(T0)
+    async with running_system(s, clock=clock, services=()) as system:
+        project_id, key = await system.create_project()
+        _, created = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url})
+        wid = created["id"]  # type: ignore[index]
+        first = created["secret"]  # type: ignore[index]
+        clock.set(T0 + 600)
+        _, rotated = await call(system, "POST", f"/v1/webhooks/{wid}/rotate-secret", key)
+        second = rotated["secret"]  # type: ignore[index]
+        clock.set(T0 + 1200)  # the second rotation, well inside the first one's overlap
+        _, rotated = await call(system, "POST", f"/v1/webhooks/{wid}/rotate-secret", key)
+        third = rotated["secret"]  # type: ignore[index]
+        assert rotated["previous_secret_valid_until"] == "2027-01-15T09:20:00Z"  # type: ignore[index]
+
+        http = GuardedSession(s.outbound_allow_cidrs, timeout=5)
+        worker = DeliveryWorker(pg, redis, http, s, clock)
+
+        async def deliver() -> tuple[bytes, dict[str, str]]:
+            count = len(receiver.received)
+            await record(pg, incident_alert(project_id, at=clock.now()), clock.now())
+            assert await worker.step()
+            got = (await receiver.wait_for(count + 1))[count]
+            return got.body, got.headers
+
+        def verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+            try:
+                webhooks.verify(secret, body, headers, now=clock.now())
+            except webhooks.WebhookVerificationError:
+                return False
+            return True
+
+        try:
+            # Receivers holding any of the three secrets verify the next delivery.
+            clock.set(T0 + 1300)
+            body, headers = await deliver()
+            assert [verifies(x, body, headers) for x in (first, second, third)] == [True, True, True]
+            assert headers["webhook-signature"].count("v1,") == 3
+            assert headers["Heron-Signature"] == published_example_signature(third, body)
+            assert headers["Heron-Signature-Previous"] == published_example_signature(second, body)
+            # Past the first rotation's overlap: the original secret no longer signs.
+            clock.set(T0 + 600 + 3600 + 1)
+            body, headers = await deliver()
+            assert [verifies(x, body, headers) for x in (first, second, third)] == [False, True, True]
+            # Past the second's: only the newest.
+            clock.set(T0 + 1200 + 3600 + 1)
+            body, headers = await deliver()
+            assert [verifies(x, body, headers) for x in (first, second, third)] == [False, False, True]
+            assert "Heron-Signature-Previous" not in headers
+        finally:
+            await http.close()
+        _, shown = await call(system, "GET", f"/v1/webhooks/{wid}", key)
+        assert shown["previous_secret_valid_until"] is None  # type: ignore[index]
+    # Expired secrets are pruned, not kept forever.
+    await ledger.prune(pg, retention_days=30, now=clock.now())
+    assert await pg.fetchval("SELECT count(*) FROM webhook_secrets") == 0
+
+
+async def test_rotations_are_bounded_while_old_secrets_still_sign(system: System, receiver: FakeReceiver) -> None:
+    _, key = await system.create_project()
+    _, created = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url})
+    path = f"/v1/webhooks/{created['id']}/rotate-secret"  # type: ignore[index]
+    for _ in range(10):
+        assert (await call(system, "POST", path, key))[0] == 200
+    status, error = await call(system, "POST", path, key)
+    assert status == 409 and error["error"]["code"] == "too_many_rotations"  # type: ignore[index]
 
 
 async def test_delivery_log_and_redelivery(system: System, pg, redis, receiver: FakeReceiver) -> None:

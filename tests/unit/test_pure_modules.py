@@ -7,6 +7,7 @@ import ipaddress
 
 import pytest
 
+from heron_common import webhooks
 from heron_common.outbound import check_url, forbidden_reason
 from heron_common.settings import Settings, SettingsError
 from heron_detector import machine
@@ -131,6 +132,8 @@ def test_policy() -> None:
     assert policy.decide(429, {"Retry-After": "60"}, 1, SCHEDULE, 0).retry_in == 60.0
     assert policy.decide(429, {"Retry-After": "1"}, 1, SCHEDULE, 0).retry_in == 5.0  # never sooner than planned
     assert policy.decide(301, {}, 1, SCHEDULE, 0).status == "pending"  # redirects are not followed
+    refused = policy.never("refused: h resolves to 127.0.0.1, a loopback address")
+    assert refused.status == "failed" and refused.retry_in is None and "127.0.0.1, a loopback" in refused.reason
 
 
 def test_retry_after_http_date() -> None:
@@ -169,6 +172,43 @@ def test_public_and_allow_listed_addresses_pass() -> None:
     assert check_url("https://hooks.slack.com/services/T/B/X", ()) is None
     assert check_url("http://[::ffff:169.254.169.254]/", ()) is not None
     assert check_url("file:///etc/passwd", ()) is not None
+
+
+# --- webhook signing -------------------------------------------------------------------------
+
+BODY = webhooks.body_bytes({"topic": "incident.opened", "data": {"n": 1}})
+
+
+def test_verify_requires_the_timestamped_signature_by_default() -> None:
+    secret = webhooks.new_secret()
+    captured = webhooks.signing_headers((secret,), "msg_1", 1000, BODY)
+    assert webhooks.verify(secret, BODY, captured, now=1000)["data"] == {"n": 1}
+    # Replayed an hour later: refused with the webhook-* headers, and refused without them.
+    with pytest.raises(webhooks.WebhookVerificationError, match="replay"):
+        webhooks.verify(secret, BODY, captured, now=4600)
+    stripped = {k: v for k, v in captured.items() if not k.startswith("webhook-")}
+    with pytest.raises(webhooks.WebhookVerificationError, match="can be replayed"):
+        webhooks.verify(secret, BODY, stripped, now=4600)
+    # The bare Heron-Signature check is there for who asks for it, and still checks the signature.
+    assert webhooks.verify(secret, BODY, stripped, now=4600, allow_untimestamped=True)
+    with pytest.raises(webhooks.WebhookVerificationError, match="does not match"):
+        webhooks.verify(webhooks.new_secret(), BODY, stripped, now=4600, allow_untimestamped=True)
+    # It never rescues a stale Standard signature.
+    with pytest.raises(webhooks.WebhookVerificationError, match="replay"):
+        webhooks.verify(secret, BODY, captured, now=4600, allow_untimestamped=True)
+
+
+def test_signing_with_every_unexpired_secret_newest_first() -> None:
+    newest, second, oldest = (webhooks.new_secret() for _ in range(3))
+    headers = webhooks.signing_headers((newest, second, oldest), "msg_1", 1000, BODY)
+    entries = headers["webhook-signature"].split()
+    assert entries == [f"v1,{webhooks.standard_signature(s, 'msg_1', 1000, BODY)}" for s in (newest, second, oldest)]
+    assert headers["Heron-Signature"] == webhooks.heron_signature(newest, BODY)
+    assert headers["Heron-Signature-Previous"] == webhooks.heron_signature(second, BODY)
+    for secret in (newest, second, oldest):
+        assert webhooks.verify(secret, BODY, headers, now=1000)
+    alone = webhooks.signing_headers((newest,), "msg_1", 1000, BODY)
+    assert "Heron-Signature-Previous" not in alone and len(alone["webhook-signature"].split()) == 1
 
 
 # --- settings --------------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 """Verify that a webhook request really comes from Heron.
 
-Two signature schemes are accepted:
+By default only the timestamped scheme is accepted:
 
 * **Standard Webhooks** (https://www.standardwebhooks.com): headers ``webhook-id``,
   ``webhook-timestamp`` (unix seconds) and ``webhook-signature`` (space-separated
   ``v1,<base64>`` entries). The signed content is ``f"{id}.{timestamp}.{body}"``; the key is the
   base64-decoded remainder of the secret after ``sec_`` (Heron's secrets) or ``whsec_`` (the
   standard's), otherwise the secret's UTF-8 bytes. The timestamp must be within ``tolerance``
-  seconds of now (replay protection).
-* **Heron-Signature**: header ``Heron-Signature`` = base64(HMAC-SHA256(secret UTF-8 bytes, body)).
-  This scheme carries no timestamp, so it cannot reject replayed requests.
+  seconds of now, so a captured request cannot be replayed later.
+
+Opt-in, for receivers that cannot read the Standard Webhooks headers:
+
+* **Heron-Signature** (``verify(..., allow_untimestamped=True)``): header ``Heron-Signature`` =
+  base64(HMAC-SHA256(secret UTF-8 bytes, body)). It carries no time, so **a captured request
+  verifies forever**: anyone who saw one delivery can replay it, stripped of its ``webhook-*``
+  headers, at any later time. Deduplicate on the payload if you must use it.
 
 When the Standard Webhooks headers are present they are the ones checked (a stale or bad
-Standard signature is *not* rescued by a Heron-Signature header).
+Standard signature is *not* rescued by a Heron-Signature header, whatever the option says).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets as _secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -80,12 +86,18 @@ def verify(
     body: bytes | str,
     headers: Mapping[str, Any],
     tolerance: float = 300,
+    *,
+    allow_untimestamped: bool = False,
 ) -> Any:
     """Check the signature of a webhook request and return its parsed JSON payload.
 
     ``body`` must be the exact raw request body (bytes; a str is UTF-8 encoded). ``headers`` is
     any mapping of the request headers; names are matched case-insensitively. ``tolerance`` is
     the accepted clock difference, in seconds, for the Standard Webhooks timestamp.
+
+    The timestamped Standard Webhooks signature is required. ``allow_untimestamped=True`` also
+    accepts a request that has only ``Heron-Signature``, which carries no time: such a request
+    can be replayed at any later time. Leave it off unless you cannot read the other headers.
 
     Raises :class:`WebhookVerificationError` if the request is not authentic or is stale;
     ``ValueError``/``TypeError`` if the secret itself is malformed (a configuration error).
@@ -101,8 +113,14 @@ def verify(
 
     if "webhook-signature" in h:
         _verify_standard(_standard_key(secret), body, h, tolerance)
-    elif "heron-signature" in h:
+    elif "heron-signature" in h and allow_untimestamped:
         _verify_heron(_heron_key(secret), body, h["heron-signature"])
+    elif "heron-signature" in h:
+        raise WebhookVerificationError(
+            "webhook-signature is missing: Heron-Signature alone carries no timestamp and can be replayed;"
+            " verify with the webhook-id/webhook-timestamp/webhook-signature headers"
+            " (or pass allow_untimestamped=True to accept replayable requests)"
+        )
     else:
         raise WebhookVerificationError(
             "missing signature headers: expected webhook-id/webhook-timestamp/webhook-signature or Heron-Signature"
@@ -156,13 +174,17 @@ def _verify_standard(key: bytes, body: bytes, h: dict[str, str], tolerance: floa
 
 
 def sign(secret: str, body: bytes | str, *, msg_id: str | None = None, timestamp: int | None = None) -> dict[str, str]:
-    """Headers a sender would attach to ``body``: Standard Webhooks headers when ``msg_id`` is
-    given (``timestamp`` defaults to now), otherwise ``Heron-Signature``. Handy in tests."""
+    """The headers Heron attaches to ``body``: Standard Webhooks (``msg_id`` defaults to a random
+    id, ``timestamp`` to now) and ``Heron-Signature``. Handy in tests."""
     if isinstance(body, str):
         body = body.encode("utf-8")
     _check_secret(secret)
-    if msg_id is None:
-        return {"Heron-Signature": _hmac_b64(_heron_key(secret), body).decode("ascii")}
+    msg_id = f"msg_{_secrets.token_hex(12)}" if msg_id is None else msg_id
     ts = str(int(time.time()) if timestamp is None else int(timestamp))
     signature = _hmac_b64(_standard_key(secret), f"{msg_id}.{ts}.".encode() + body).decode("ascii")
-    return {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": f"v1,{signature}"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": ts,
+        "webhook-signature": f"v1,{signature}",
+        "Heron-Signature": _hmac_b64(_heron_key(secret), body).decode("ascii"),
+    }

@@ -26,34 +26,48 @@ def standard_headers(key: bytes, body: bytes, msg_id: str = "msg_1", ts: int | N
     return {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": f"v1,{sig}"}
 
 
-# -- Heron-Signature ------------------------------------------------------------------------
+# -- Heron-Signature: carries no time, so only accepted when asked for ----------------------------
+
+
+def test_a_capture_replayed_an_hour_later_without_its_timestamp_is_refused() -> None:
+    # What a delivery carries; an attacker who captured it an hour ago strips the webhook-* headers.
+    captured = {**standard_headers(SECRET.encode(), BODY, ts=int(time.time()) - 3600)}
+    captured["Heron-Signature"] = heron_signature(SECRET, BODY)
+    stripped = {k: v for k, v in captured.items() if not k.startswith("webhook-")}
+    with pytest.raises(WebhookVerificationError, match="can be replayed"):
+        webhooks.verify(SECRET, BODY, stripped)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        webhooks.verify(SECRET, BODY, captured)
+    # Opting in accepts it: the documented, replayable legacy check.
+    assert webhooks.verify(SECRET, BODY, stripped, allow_untimestamped=True)["type"] == "incident.opened"
 
 
 def test_heron_signature_good() -> None:
-    payload = webhooks.verify(SECRET, BODY, {"Heron-Signature": heron_signature(SECRET, BODY)})
+    headers = {"Heron-Signature": heron_signature(SECRET, BODY)}
+    payload = webhooks.verify(SECRET, BODY, headers, allow_untimestamped=True)
     assert payload["data"]["id"] == "inc_1"
 
 
 def test_heron_signature_header_name_is_case_insensitive_and_body_may_be_str() -> None:
     headers = {"HERON-SIGNATURE": heron_signature(SECRET, BODY)}
-    assert webhooks.verify(SECRET, BODY.decode(), headers)["type"] == "incident.opened"
+    assert webhooks.verify(SECRET, BODY.decode(), headers, allow_untimestamped=True)["type"] == "incident.opened"
 
 
 def test_heron_signature_tampered_body() -> None:
     headers = {"Heron-Signature": heron_signature(SECRET, BODY)}
     with pytest.raises(WebhookVerificationError, match="does not match"):
-        webhooks.verify(SECRET, BODY.replace(b"inc_1", b"inc_2"), headers)
+        webhooks.verify(SECRET, BODY.replace(b"inc_1", b"inc_2"), headers, allow_untimestamped=True)
 
 
 def test_heron_signature_wrong_secret() -> None:
     headers = {"Heron-Signature": heron_signature("other-secret", BODY)}
     with pytest.raises(WebhookVerificationError, match="does not match"):
-        webhooks.verify(SECRET, BODY, headers)
+        webhooks.verify(SECRET, BODY, headers, allow_untimestamped=True)
 
 
 def test_heron_signature_garbage() -> None:
     with pytest.raises(WebhookVerificationError, match="base64"):
-        webhooks.verify(SECRET, BODY, {"Heron-Signature": "not base64 at all!"})
+        webhooks.verify(SECRET, BODY, {"Heron-Signature": "not base64 at all!"}, allow_untimestamped=True)
 
 
 # -- Standard Webhooks ----------------------------------------------------------------------
@@ -127,6 +141,8 @@ def test_standard_takes_precedence_over_heron_signature() -> None:
     }
     with pytest.raises(WebhookVerificationError, match="too old"):
         webhooks.verify(SECRET, BODY, headers)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        webhooks.verify(SECRET, BODY, headers, allow_untimestamped=True)
 
 
 def test_missing_or_malformed_headers() -> None:
@@ -144,7 +160,7 @@ def test_missing_or_malformed_headers() -> None:
 def test_valid_signature_on_non_json_body() -> None:
     body = b"not json"
     with pytest.raises(WebhookVerificationError, match="not JSON"):
-        webhooks.verify(SECRET, body, {"Heron-Signature": heron_signature(SECRET, body)})
+        webhooks.verify(SECRET, body, {"Heron-Signature": heron_signature(SECRET, body)}, allow_untimestamped=True)
 
 
 def test_bad_secret_is_a_configuration_error() -> None:
@@ -156,4 +172,10 @@ def test_bad_secret_is_a_configuration_error() -> None:
 
 def test_sign_round_trips() -> None:
     assert webhooks.verify(WHSEC, BODY, webhooks.sign(WHSEC, BODY, msg_id="msg_9"))
-    assert webhooks.verify(SECRET, BODY, webhooks.sign(SECRET, BODY))
+    headers = webhooks.sign(SECRET, BODY)  # both schemes, like a real delivery
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature", "Heron-Signature"}
+    assert headers["Heron-Signature"] == heron_signature(SECRET, BODY)
+    assert webhooks.verify(SECRET, BODY, headers)
+    old = webhooks.sign(SECRET, BODY, timestamp=int(time.time()) - 3600)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        webhooks.verify(SECRET, BODY, old)
