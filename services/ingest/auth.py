@@ -25,6 +25,9 @@ class KeyAuthenticator:
         self._cache: dict[bytes, tuple[int | None, float]] = {}
 
     async def project_for(self, key: str) -> int | None:
+        if not key.isascii():
+            # Keys are ASCII; a header byte like 0xFF arrives as a surrogate that would not encode.
+            return None
         digest = hash_key(key)
         now = self._clock.now()
         hit = self._cache.get(digest)
