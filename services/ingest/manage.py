@@ -10,7 +10,7 @@ from heron_common.db import iso
 from heron_common.keys import hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
 from heron_common.service import PG, SETTINGS, json_response
-from heron_ingest import params
+from heron_ingest import params, revocations
 from heron_ingest.context import AUTH
 from heron_ingest.requests import caller_project, handles_errors, is_admin, json_object, path_id
 from heron_ingest.validation import InputError
@@ -113,6 +113,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     if row is None:
         raise InputError(404, "not_found", "no such key")
     request.app[AUTH].forget(bytes(row["key_hash"]))
+    await revocations.announce(request.app, bytes(row["key_hash"]))
     return web.Response(status=204)
 
 
