@@ -21,6 +21,9 @@ MAX_LABEL = 200
 # Containers nested in metadata, metadata itself included. The bound keeps every event well inside
 # what orjson will encode (255 levels, and the broker message wraps metadata in three more).
 MAX_DEPTH = 32
+# The shortest JSON of metadata nested deeper than MAX_DEPTH: '{"":[[…]]}'. Anything shorter
+# cannot be too deep, so the usual small metadata is not even scanned for brackets.
+_MIN_TOO_DEEP = 5 + 2 * MAX_DEPTH
 # How a NUL can appear in a JSON body: orjson refuses a raw 0x00 inside a string, and refuses lone
 # surrogates, so this escape is the one way in of a character Postgres text and jsonb cannot hold.
 NUL_ESCAPE = b"\\u0000"
@@ -164,8 +167,8 @@ def parse_rows(
     per-event calls); anything unusual goes through :func:`parse_event`, so errors are exactly
     its errors, naming ``events[i].field``. ``nul_free`` (see :func:`may_hold_nul`) says the body
     holds no NUL at all; without it every event takes the full path. Metadata takes the fast path
-    only when its JSON has no more brackets than the depth bound (so it cannot be too deep):
-    flat metadata, the usual kind, is never walked.
+    only when its JSON is too short, or has too few brackets, to be nested too deeply: flat
+    metadata, the usual kind, is never walked.
     """
     rows = []
     oldest = received_at - max_skew
@@ -189,8 +192,8 @@ def parse_rows(
                         md is None
                         or (
                             type(md) is dict
-                            and len(enc := orjson.dumps(md)) <= max_metadata_bytes
-                            and enc.count(b"{") + enc.count(b"[") <= MAX_DEPTH
+                            and (size := len(enc := orjson.dumps(md))) <= max_metadata_bytes
+                            and (size < _MIN_TOO_DEEP or enc.count(b"{") + enc.count(b"[") <= MAX_DEPTH)
                         )
                     )
                 ):

@@ -90,3 +90,13 @@ def test_without_the_nul_flag_every_event_is_checked_in_full() -> None:
     with pytest.raises(InputError) as got:
         parse_rows([{"event_name": "a\x00"}], batch=False, **KWARGS)
     assert got.value.message.startswith("event_name")
+
+
+def test_the_shortest_metadata_too_deep_for_the_bound_is_refused() -> None:
+    md: Any = []
+    for _ in range(MAX_DEPTH - 2):
+        md = [md]
+    deepest = {"": md}  # 32 levels: allowed; one more is refused
+    assert rows(orjson.dumps([{"event_name": "a", "metadata": deepest}]))[0][6] == deepest
+    err = refused(orjson.dumps([{"event_name": "a", "metadata": {"": [md]}}]))
+    assert "more than 32 levels" in err.message
