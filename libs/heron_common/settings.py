@@ -115,6 +115,7 @@ class Settings:
     max_batch_events: int = 1000
     max_metadata_bytes: int = 8192
     key_cache_seconds: float = 10.0
+    body_read_timeout: float = 10.0
 
     # Detection timing: production defaults; tests and demos shrink them to seconds.
     learning_threshold: int = 3
@@ -163,6 +164,7 @@ class Settings:
             max_batch_events=_int(env, "HERON_MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
             max_metadata_bytes=_int(env, "HERON_MAX_METADATA_BYTES", d.max_metadata_bytes, minimum=2),
             key_cache_seconds=_float(env, "HERON_KEY_CACHE_SECONDS", d.key_cache_seconds),
+            body_read_timeout=_float(env, "HERON_BODY_READ_TIMEOUT", d.body_read_timeout, minimum=0.01),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
             scan_interval=_float(env, "HERON_SCAN_INTERVAL", d.scan_interval, minimum=0.01),

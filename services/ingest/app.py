@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -24,8 +26,9 @@ from heron_common.service import (
 from heron_common.settings import Settings
 from heron_ingest import admin, manage, presence, read, track, webhooks_api
 from heron_ingest.auth import KeyAuthenticator
-from heron_ingest.context import AUTH, PUBLISHER
+from heron_ingest.context import AUTH, PUBLISHER, REVOCATIONS
 from heron_ingest.publisher import GroupPublisher
+from heron_ingest.revocations import RevocationListener
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,6 +46,31 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason)
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body within ``HERON_BODY_READ_TIMEOUT``, else 408 and close.
+
+    A client that sends less than its Content-Length would otherwise hold the connection (and a
+    handler) for as long as it likes. A body already received in full (the usual case: it came
+    with the headers) costs one check.
+    """
+    if request.body_exists and not request.content.is_eof():
+        timeout = request.app[SETTINGS].body_read_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await request.read()  # kept by aiohttp: the handler's read() returns it at once
+        except TimeoutError:
+            response = error_response(408, "body_timeout", f"the request body did not arrive within {timeout:g} s")
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            # Close now (the reply is flushed first): otherwise aiohttp lingers, reading the rest of
+            # the body for up to 10 s more, which is what this deadline is here to prevent.
+            request.protocol.force_close()
+            return response
+    return await handler(request)
 
 
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -64,12 +92,27 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _revocations_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    listener = app[REVOCATIONS] = RevocationListener(settings.redis_url, settings.redis_prefix, app[AUTH])
+    task = asyncio.create_task(listener.run(app), name="ingest-revocations")
+    yield
+    # Nothing is ever half-done between two messages: cancelling is a clean stop.
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await listener.close()
+
+
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = base_app(settings, clock, client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app = base_app(settings, clock, client_max_size=settings.max_body_bytes, middlewares=[json_errors, body_deadline])
     use_postgres(app, max_size=20)
     use_redis(app)
     use_rabbitmq(app, "heron-ingest")
+    # Redis only speeds up revocation: ingest starts and accepts events without it.
+    use_redis(app)
     app.cleanup_ctx.append(_auth_ctx)
+    app.cleanup_ctx.append(_revocations_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
     track.add_routes(app)
     manage.add_routes(app)

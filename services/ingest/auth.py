@@ -2,8 +2,9 @@
 
 Keys are looked up by their SHA-256 hash (an indexed equality: the database never compares
 plaintext) and the matched hash is compared again in constant time. Results — misses included,
-so a flood of bad keys cannot hammer Postgres — are cached for ``HERON_KEY_CACHE_SECONDS``: a
-revoked key stops working at once on the replica that revoked it and within that time elsewhere.
+so a flood of bad keys cannot hammer Postgres — are cached for ``HERON_KEY_CACHE_SECONDS``.
+Revocation reaches every replica within a second through Redis (see ``revocations.py``), which
+calls :meth:`KeyAuthenticator.forget`; the TTL is only the backstop for when Redis is unreachable.
 """
 
 from __future__ import annotations
@@ -23,24 +24,41 @@ class KeyAuthenticator:
         self._clock = clock
         self._ttl = ttl
         self._cache: dict[bytes, tuple[int | None, float]] = {}
+        # Bumped by every forget/clear: a lookup that read the database before a revocation
+        # arrived must not cache what it read after the revocation was applied.
+        self._generation = 0
 
     async def project_for(self, key: str) -> int | None:
+        if not key.isascii():
+            # Keys are ASCII; a header byte like 0xFF arrives as a surrogate that would not encode.
+            return None
         digest = hash_key(key)
         now = self._clock.now()
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
             return hit[0]
+        generation = self._generation
         row = await self._pool.fetchrow(
             "SELECT project_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
         )
         project_id = row["project_id"] if row and constant_time_equal(bytes(row["key_hash"]), digest) else None
-        if len(self._cache) >= _MAX_CACHE:
-            self._cache.clear()
-        self._cache[digest] = (project_id, now + self._ttl)
+        if generation == self._generation:
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            self._cache[digest] = (project_id, now + self._ttl)
         return project_id
 
     def forget(self, key_hash: bytes) -> None:
+        self._generation += 1
         self._cache.pop(key_hash, None)
+
+    def clear(self) -> None:
+        """Forget everything (after missing revocations, e.g. while Redis was unreachable)."""
+        self._generation += 1
+        self._cache.clear()
+
+    def cached(self, key_hash: bytes) -> bool:
+        return key_hash in self._cache
 
 
 def bearer_token(request: web.Request) -> str | None:

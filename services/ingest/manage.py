@@ -10,6 +10,7 @@ from heron_common.db import iso
 from heron_common.keys import hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
 from heron_common.service import PG, SETTINGS, json_response
+from heron_ingest import params, revocations
 from heron_ingest.context import AUTH
 from heron_ingest.requests import caller_project, handles_errors, is_admin, json_object, path_id
 from heron_ingest.validation import InputError
@@ -55,11 +56,9 @@ async def _create_key(request: web.Request, project_id: int, name: str | None) -
 async def create_project(request: web.Request) -> web.Response:
     _admin(request)
     body = await json_object(request, required=False) or {}
-    name = request.query.get("name", body.get("name"))
-    if not isinstance(name, str) or not name.strip():
+    name = params.text_field(request.query if "name" in request.query else body, "name", max_len=MAX_PROJECT_NAME)
+    if name is None or not name.strip():
         raise InputError(422, "missing_field", 'name is required (?name=MyApp or {"name": "MyApp"})')
-    if len(name) > MAX_PROJECT_NAME:
-        raise InputError(422, "invalid_field", f"name is longer than {MAX_PROJECT_NAME} characters")
     async with request.app[PG].acquire() as conn, conn.transaction():
         project_id = await conn.fetchval("INSERT INTO projects (name) VALUES ($1) RETURNING id", name.strip())
         key = new_api_key()
@@ -97,9 +96,7 @@ async def list_keys(request: web.Request) -> web.Response:
 async def add_key(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
     body = await json_object(request, required=False) or {}
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > MAX_PROJECT_NAME):
-        raise InputError(422, "invalid_field", "name must be a string of at most 200 characters")
+    name = params.text_field(body, "name", max_len=MAX_PROJECT_NAME)
     return json_response(await _create_key(request, project_id, name), status=201)
 
 
@@ -116,6 +113,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     if row is None:
         raise InputError(404, "not_found", "no such key")
     request.app[AUTH].forget(bytes(row["key_hash"]))
+    await revocations.announce(request.app, bytes(row["key_hash"]))
     return web.Response(status=204)
 
 
@@ -125,10 +123,8 @@ async def set_slack(request: web.Request) -> web.Response:
     project_id = await _project_scope(request, body)
     if "slack_webhook_url" not in body:
         raise InputError(422, "missing_field", "slack_webhook_url is required (a URL, or null to remove it)")
-    url = body["slack_webhook_url"]
+    url = params.text_field(body, "slack_webhook_url", max_len=2000)
     if url is not None:
-        if not isinstance(url, str) or len(url) > 2000:
-            raise InputError(422, "invalid_field", "slack_webhook_url must be a URL string")
         problem = check_url(url, request.app[SETTINGS].outbound_allow_cidrs)
         if problem:
             raise InputError(422, "invalid_field", f"slack_webhook_url {problem}")

@@ -16,6 +16,7 @@ import functools
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from aio_pika.abc import AbstractExchange
 from prometheus_client import Counter, Histogram
 
@@ -38,12 +39,39 @@ SHARD_CACHE_SIZE = 100_000
 MAX_IN_FLIGHT = 2
 
 
+class UnencodableEvents(ValueError):
+    """A request's events could not be encoded into a message; only that request fails."""
+
+
 class _Pending:
-    __slots__ = ("events", "waiters")
+    __slots__ = ("ends", "events", "waiters")
 
     def __init__(self) -> None:
         self.events: list[list[Any]] = []  # wire rows
         self.waiters: list[asyncio.Future[None]] = []
+        self.ends: list[int] = []  # waiters[i]'s rows end at events[ends[i]]
+
+    def without_unencodable(self) -> _Pending:
+        """The requests whose rows encode, each alone; the others' waiters fail at once.
+
+        Validation should make this unreachable; it is here so that one bad request can never
+        fail the other requests of its group commit.
+        """
+        kept = _Pending()
+        start = 0
+        for waiter, end in zip(self.waiters, self.ends, strict=True):
+            rows = self.events[start:end]
+            start = end
+            try:
+                orjson.dumps(rows)
+            except orjson.JSONEncodeError as exc:
+                if not waiter.done():
+                    waiter.set_exception(UnencodableEvents(str(exc)))
+                continue
+            kept.events.extend(rows)
+            kept.waiters.append(waiter)
+            kept.ends.append(len(kept.events))
+        return kept
 
 
 class GroupPublisher:
@@ -71,6 +99,7 @@ class GroupPublisher:
             pending.events.extend(shard_events)
             waiter: asyncio.Future[None] = loop.create_future()
             pending.waiters.append(waiter)
+            pending.ends.append(len(pending.events))
             waits.append(waiter)
             if len(pending.events) >= MAX_EVENTS_PER_MESSAGE:
                 self._send(shard)
@@ -114,9 +143,17 @@ class GroupPublisher:
             self._send(shard)  # what gathered while this message was in flight
 
     async def _publish_one(self, shard: int, pending: _Pending) -> None:
-        message = messages.events_message(pending.events, self._clock.now())
         try:
-            await bus.publish(self._exchange, bus.Names.shard_key(shard), message)
+            try:
+                message = messages.events_message(pending.events, self._clock.now())
+                await bus.publish(self._exchange, bus.Names.shard_key(shard), message)
+            except orjson.JSONEncodeError:
+                # Raised while encoding, before anything was sent: publish the others without it.
+                pending = pending.without_unencodable()
+                if not pending.events:
+                    return
+                message = messages.events_message(pending.events, self._clock.now())
+                await bus.publish(self._exchange, bus.Names.shard_key(shard), message)
         except BaseException as exc:
             PUBLISH_FAILURES.inc()
             for waiter in pending.waiters:

@@ -9,29 +9,28 @@ from aiohttp import web
 
 from heron_common.db import iso, to_ts
 from heron_common.service import PG, json_response
+from heron_ingest import params
 from heron_ingest.requests import caller_project, handles_errors, owned_row, path_id
-from heron_ingest.validation import InputError
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 
+# The parameters a next-page link carries over (each checked by its route); others are dropped.
+FILTERS = ("environment", "endpoint_id", "status", "topic")
+
+
 def _page_args(request: web.Request) -> tuple[int, int | None, str | None]:
     q = request.query
-    raw_limit = q.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise InputError(422, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    raw_before = q.get("before")
-    if raw_before is not None and (not raw_before.isdigit() or len(raw_before) > 18):
-        raise InputError(422, "invalid_parameter", "before must be an id from a previous page")
-    environment = q.get("environment")
-    return int(raw_limit), int(raw_before) if raw_before else None, environment
+    limit = params.query_int(q, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    before = params.query_id(q, "before", "an id from a previous page")
+    return limit, before, params.query_text(q, "environment")
 
 
 def _next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, str]:
     if len(rows) < limit:
         return {}
-    query = {k: v for k, v in request.query.items() if k not in ("before", "api_key")}
+    query = {k: v for k, v in request.query.items() if k in FILTERS}
     query["before"] = str(rows[-1]["id"])
     query["limit"] = str(limit)
     url = request.url.with_query(query)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from heron_common.keys import constant_time_equal
 from heron_common.service import SETTINGS, error_response
+from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.context import AUTH
 from heron_ingest.validation import InputError, parse_json
@@ -27,7 +28,8 @@ async def caller_project(request: web.Request, body: Any = None) -> int:
 def is_admin(request: web.Request) -> bool:
     token = request.app[SETTINGS].admin_token
     presented = bearer_token(request)
-    return bool(token and presented and constant_time_equal(presented, token))
+    # A header that is not ASCII cannot be the token (and would not encode for the comparison).
+    return bool(token and presented and presented.isascii() and constant_time_equal(presented, token))
 
 
 async def json_object(request: web.Request, *, required: bool = True) -> dict[str, Any] | None:
@@ -51,10 +53,7 @@ async def owned_row(pool: asyncpg.Pool, table: str, row_id: int, project_id: int
 
 
 def path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise InputError(404, "not_found", f"no such {name.removesuffix('_id')}")
-    return int(raw)
+    return params.path_id(request.match_info, name)
 
 
 def handles_errors(handler: Any) -> Any:

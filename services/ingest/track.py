@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
 from heron_common.service import CLOCK, SETTINGS, error_response, json_response
 from heron_ingest.context import PUBLISHER
+from heron_ingest.publisher import UnencodableEvents
 from heron_ingest.requests import caller_project
-from heron_ingest.validation import InputError, batch_items, parse_json, parse_rows
+from heron_ingest.validation import InputError, batch_items, may_hold_nul, parse_json, parse_rows
 
 REQUESTS = Counter("heron_ingest_requests_total", "Ingest requests by endpoint and outcome", ["endpoint", "status"])
 # Bound once: labels() takes a lock and hashes the label tuple, on the hottest path there is.
@@ -19,19 +18,19 @@ _OK = {"track": REQUESTS.labels("track", "202"), "events": REQUESTS.labels("even
 _ACCEPTED = orjson.dumps({"status": "accepted", "count": 1})
 
 
-async def _read_body(request: web.Request) -> Any:
+async def _read_body(request: web.Request) -> bytes:
     try:
-        raw = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         raise InputError(413, "body_too_large", f"the request body is larger than {limit} bytes") from None
-    return parse_json(raw)
 
 
 async def _ingest(request: web.Request, endpoint: str, batch: bool) -> web.Response:
     settings = request.app[SETTINGS]
     try:
-        body = await _read_body(request)
+        raw = await _read_body(request)
+        body = parse_json(raw)
         project_id = await caller_project(request, body)
         received_at = request.app[CLOCK].now()
         items = batch_items(body, settings.max_batch_events) if batch else [body]
@@ -42,12 +41,17 @@ async def _ingest(request: web.Request, endpoint: str, batch: bool) -> web.Respo
             max_metadata_bytes=settings.max_metadata_bytes,
             max_skew=settings.max_clock_skew,
             batch=batch,
+            nul_free=not may_hold_nul(raw),
         )
     except InputError as exc:
         REQUESTS.labels(endpoint, str(exc.status)).inc()
         return error_response(exc.status, exc.code, exc.message)
     try:
         await request.app[PUBLISHER].publish(rows)
+    except UnencodableEvents as exc:
+        # Validation lets nothing unencodable through; should it ever, only this request fails.
+        REQUESTS.labels(endpoint, "422").inc()
+        return error_response(422, "invalid_event", f"the events cannot be encoded: {exc}")
     except Exception:
         REQUESTS.labels(endpoint, "503").inc()
         # Not confirmed, so not accepted: the client keeps the events and retries.

@@ -18,6 +18,16 @@ from heron_detector.cadence import event_time
 
 MAX_NAME = 200
 MAX_LABEL = 200
+# Containers nested in metadata, metadata itself included. The bound keeps every event well inside
+# what orjson will encode (255 levels, and the broker message wraps metadata in three more).
+MAX_DEPTH = 32
+# The shortest JSON of metadata nested deeper than MAX_DEPTH: '{"":[[…]]}'. Anything shorter
+# cannot be too deep, so the usual small metadata is not even scanned for brackets.
+_MIN_TOO_DEEP = 5 + 2 * MAX_DEPTH
+# How a NUL can appear in a JSON body: orjson refuses a raw 0x00 inside a string, and refuses lone
+# surrogates, so this escape is the one way in of a character Postgres text and jsonb cannot hold.
+NUL_ESCAPE = b"\\u0000"
+NUL_REFUSED = "contains a NUL character (\\u0000), which cannot be stored"
 
 
 @dataclass
@@ -36,6 +46,46 @@ def parse_json(raw: bytes) -> Any:
         raise InputError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
+def may_hold_nul(raw: bytes) -> bool:
+    """False when the JSON text ``raw`` certainly holds no U+0000 (one scan of the body, so the
+    per-event fast path need not look at every string)."""
+    return NUL_ESCAPE in raw
+
+
+def _shown(key: str) -> str:
+    return (key[:40] + "…" if len(key) > 40 else key).replace("\x00", "\\u0000")
+
+
+def unstorable(value: Any, path: str, depth: int = 1) -> str | None:
+    """Why ``value`` (metadata, found at ``path``) cannot be stored, naming the innermost field;
+    None if it can. Postgres text and jsonb refuse U+0000, in keys as in values."""
+    if isinstance(value, str):
+        return f"{path} {NUL_REFUSED}" if "\x00" in value else None
+    if depth > MAX_DEPTH:
+        return f"{path} is nested more than {MAX_DEPTH} levels deep"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            inner = f"{path}.{_shown(k)}"
+            if "\x00" in k:
+                return f"{inner}: the key {NUL_REFUSED}"
+            if type(v) is dict or type(v) is list or type(v) is str:
+                problem = unstorable(v, inner, depth + 1)
+                if problem:
+                    return problem
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if type(v) is dict or type(v) is list or type(v) is str:
+                problem = unstorable(v, f"{path}[{i}]", depth + 1)
+                if problem:
+                    return problem
+    return None
+
+
+def _text(value: str, name: str, where: str) -> None:
+    if "\x00" in value:
+        raise InputError(422, "invalid_field", f"{where}{name} {NUL_REFUSED}")
+
+
 def _label(raw: dict[str, Any], name: str, where: str) -> str | None:
     value = raw.get(name)
     if value is None:
@@ -44,6 +94,7 @@ def _label(raw: dict[str, Any], name: str, where: str) -> str | None:
         raise InputError(422, "invalid_field", f"{where}{name} must be a string")
     if len(value) > MAX_LABEL:
         raise InputError(422, "invalid_field", f"{where}{name} is longer than {MAX_LABEL} characters")
+    _text(value, name, where)
     return value or None
 
 
@@ -65,11 +116,16 @@ def parse_event(
         raise InputError(422, "invalid_field", f"{where}event_name must be a non-empty string")
     if len(name) > MAX_NAME:
         raise InputError(422, "invalid_field", f"{where}event_name is longer than {MAX_NAME} characters")
+    _text(name, "event_name", where)
 
     metadata = raw.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise InputError(422, "invalid_field", f"{where}metadata must be a JSON object")
+        # Before measuring: orjson cannot even encode metadata nested 255 levels deep.
+        problem = unstorable(metadata, f"{where}metadata")
+        if problem:
+            raise InputError(422, "invalid_field", problem)
         size = len(orjson.dumps(metadata))
         if size > max_metadata_bytes:
             raise InputError(
@@ -103,36 +159,51 @@ def parse_rows(
     max_metadata_bytes: int,
     max_skew: float,
     batch: bool,
+    nul_free: bool = False,
 ) -> list[list[Any]]:
     """Wire rows (``TrackedEvent.to_wire`` shape) for ``items``: the hot path of ingest.
 
     The common, valid event is checked inline and becomes its row directly (no dataclass, no
     per-event calls); anything unusual goes through :func:`parse_event`, so errors are exactly
-    its errors, naming ``events[i].field``.
+    its errors, naming ``events[i].field``. ``nul_free`` (see :func:`may_hold_nul`) says the body
+    holds no NUL at all; without it every event takes the full path. Metadata takes the fast path
+    only when its JSON is too short, or has too few brackets, to be nested too deeply: flat
+    metadata, the usual kind, is never walked.
     """
     rows = []
     oldest = received_at - max_skew
     for i, raw in enumerate(items):
         row = None
-        if type(raw) is dict:
-            name = raw["event_name"] if "event_name" in raw else raw.get("event")
-            service = raw.get("service")
-            env = raw.get("environment")
-            ts = raw.get("timestamp")
-            md = raw.get("metadata")
-            if (
-                type(name) is str
-                and 0 < len(name) <= MAX_NAME
-                and name.strip()
-                and (service is None or (type(service) is str and len(service) <= MAX_LABEL))
-                and (env is None or (type(env) is str and len(env) <= MAX_LABEL))
-                and (md is None or (type(md) is dict and len(orjson.dumps(md)) <= max_metadata_bytes))
-            ):
-                if ts is None:
-                    row = [project_id, name, service or None, env or None, received_at, received_at, md]
-                elif (type(ts) is float or type(ts) is int) and math.isfinite(ts):
-                    t = received_at if ts > received_at else (oldest if ts < oldest else float(ts))
-                    row = [project_id, name, service or None, env or None, t, received_at, md]
+        if nul_free and type(raw) is dict:
+            # try costs nothing unless raised (3.11+): orjson refuses metadata 255 levels deep.
+            try:
+                name = raw["event_name"] if "event_name" in raw else raw.get("event")
+                service = raw.get("service")
+                env = raw.get("environment")
+                ts = raw.get("timestamp")
+                md = raw.get("metadata")
+                if (
+                    type(name) is str
+                    and 0 < len(name) <= MAX_NAME
+                    and name.strip()
+                    and (service is None or (type(service) is str and len(service) <= MAX_LABEL))
+                    and (env is None or (type(env) is str and len(env) <= MAX_LABEL))
+                    and (
+                        md is None
+                        or (
+                            type(md) is dict
+                            and (size := len(enc := orjson.dumps(md))) <= max_metadata_bytes
+                            and (size < _MIN_TOO_DEEP or enc.count(b"{") + enc.count(b"[") <= MAX_DEPTH)
+                        )
+                    )
+                ):
+                    if ts is None:
+                        row = [project_id, name, service or None, env or None, received_at, received_at, md]
+                    elif (type(ts) is float or type(ts) is int) and math.isfinite(ts):
+                        t = received_at if ts > received_at else (oldest if ts < oldest else float(ts))
+                        row = [project_id, name, service or None, env or None, t, received_at, md]
+            except orjson.JSONEncodeError:
+                row = None  # the full path names the field
         if row is None:
             row = parse_event(
                 raw,

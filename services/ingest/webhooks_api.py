@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +13,7 @@ from heron_common.outbound import check_url
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
+from heron_ingest import params
 from heron_ingest.read import _next_link, _page_args
 from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
 from heron_ingest.validation import InputError
@@ -51,9 +51,8 @@ def _validated(body: dict[str, Any], settings_allow: tuple, *, partial: bool) ->
     """The endpoint fields in ``body``, checked; every problem names its field."""
     out: dict[str, Any] = {}
     if "url" in body or not partial:
-        url = body.get("url")
-        if not isinstance(url, str) or not url or len(url) > MAX_URL:
-            raise InputError(422, "invalid_field", "url is required: an http(s) URL of at most 2000 characters")
+        url = params.text_field(body, "url", max_len=MAX_URL, required=True)
+        assert url is not None  # required
         problem = check_url(url, settings_allow)
         if problem:
             raise InputError(422, "invalid_field", f"url {problem}")
@@ -76,12 +75,7 @@ def _validated(body: dict[str, Any], settings_allow: tuple, *, partial: bool) ->
             )
         out["topics"] = sorted(set(topics))
     if "description" in body:
-        description = body["description"]
-        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-            raise InputError(
-                422, "invalid_field", f"description must be a string of at most {MAX_DESCRIPTION} characters"
-            )
-        out["description"] = description
+        out["description"] = params.text_field(body, "description", max_len=MAX_DESCRIPTION) or ""
     if "enabled" in body:
         if not isinstance(body["enabled"], bool):
             raise InputError(422, "invalid_field", "enabled must be true or false")
@@ -258,9 +252,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, _ = _page_args(request)
     q = request.query
-    endpoint_id = q.get("endpoint_id")
-    if endpoint_id is not None and not endpoint_id.isdigit():
-        raise InputError(422, "invalid_parameter", "endpoint_id must be a webhook id")
+    endpoint_id = params.query_id(q, "endpoint_id", "a webhook id")
     status = q.get("status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise InputError(422, "invalid_parameter", f"status must be one of {', '.join(DELIVERY_STATUSES)}")
@@ -270,9 +262,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
         " AND ($5::text IS NULL OR topic = $5) ORDER BY id DESC LIMIT $6",
         project_id,
         before,
-        int(endpoint_id) if endpoint_id else None,
+        endpoint_id,
         status,
-        q.get("topic"),
+        params.query_text(q, "topic"),
         limit,
     )
     return json_response(await _with_attempts(request.app[PG], rows), headers=_next_link(request, rows, limit))
@@ -310,29 +302,14 @@ async def redeliver(request: web.Request) -> web.Response:
     return json_response(delivery, status=202)
 
 
-def _since(raw: Any) -> datetime:
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw, UTC)
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise InputError(422, "invalid_field", "since must be an ISO-8601 time or unix seconds")
-
-
 @handles_errors
 async def redeliver_failed(request: web.Request) -> web.Response:
     body = await json_object(request)
     project_id = await caller_project(request, body)
     if "since" not in body:
         raise InputError(422, "missing_field", "since is required: redeliver everything that failed since then")
-    since = _since(body["since"])
-    endpoint_id = body.get("endpoint_id")
-    if endpoint_id is not None and (not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool)):
-        raise InputError(422, "invalid_field", "endpoint_id must be a webhook id")
+    since = params.time_value(body["since"], "since")
+    endpoint_id = params.id_field(body, "endpoint_id", "a webhook id")
     rows = await request.app[PG].fetch(
         _REDELIVER + " AND status = 'failed' AND finished_at >= $3 AND ($4::bigint IS NULL OR endpoint_id = $4)"
         " RETURNING id",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import orjson
 import pytest
 
+from heron_common.keys import hash_key
 from heron_common.settings import Settings
-from tests.support.system import System, running_system
+from heron_ingest.context import AUTH, REVOCATIONS
+from tests.support.system import Running, System, running_system, start
 from tests.support.waiting import eventually
 
 
@@ -236,3 +239,73 @@ async def test_incidents_are_paginated_newest_first(system: System, pg) -> None:
         assert [i["environment"] for i in await r.json()] == ["prod", "prod"]
     async with system.http.get(system.ingest.url + "/v1/incidents?limit=0", headers=bearer(key)) as r:
         assert r.status == 422
+
+
+@pytest.fixture
+async def two_replicas(settings: Settings) -> AsyncIterator[tuple[System, Running]]:
+    """Two ingest replicas on the same settings; key cache TTL far longer than any wait here, so
+    only the revocation announcement can explain a revoked key being refused."""
+    from heron_ingest.app import create_app
+
+    slow_ttl = replace(settings, key_cache_seconds=60.0)
+    async with running_system(slow_ttl, services=()) as system:
+        other = await start(create_app(slow_ttl))
+        try:
+            # Subscribed (the first subscription is counted once it is confirmed).
+            await eventually(lambda: _value(other.app[REVOCATIONS].subscriptions), lambda n: n >= 1)
+            yield system, other
+        finally:
+            await other.runner.cleanup()
+
+
+async def _value(v: int) -> int:
+    return v
+
+
+async def _status_on(system: System, replica: Running, key: str) -> int:
+    async with system.http.get(replica.url + "/v1/monitors", headers=bearer(key)) as r:
+        return r.status
+
+
+async def test_revocation_reaches_every_replica_long_before_the_cache_ttl(two_replicas) -> None:
+    system, other = two_replicas
+    project_id, key = await system.create_project()
+    async with system.http.post(f"{system.ingest.url}/v1/projects/{project_id}/keys", headers=bearer(key)) as r:
+        second = await r.json()
+    assert await _status_on(system, other, second["api_key"]) == 200  # now cached on the other replica
+    assert other.app[AUTH].cached(hash_key(second["api_key"]))
+    async with system.http.delete(
+        f"{system.ingest.url}/v1/projects/{project_id}/keys/{second['id']}", headers=bearer(key)
+    ) as r:
+        assert r.status == 204
+    assert await eventually(lambda: _status_on(system, other, second["api_key"]), lambda s: s == 401) == 401
+    assert await _status_on(system, other, key) == 200
+
+
+async def test_a_replica_that_lost_its_subscription_clears_its_key_cache(two_replicas, pg, redis) -> None:
+    system, other = two_replicas
+    project_id, key = await system.create_project()
+    assert await _status_on(system, other, key) == 200  # cached for 60 s
+    # Revoked behind every replica's back: the announcement is "missed".
+    await pg.execute("UPDATE api_keys SET revoked_at = now() WHERE project_id = $1", project_id)
+    assert await _status_on(system, other, key) == 200
+    before = other.app[REVOCATIONS].subscriptions
+    name = other.app[REVOCATIONS].client_name
+    [client_id] = [c["id"] for c in await redis.client_list() if c.get("name") == name]
+    await redis.client_kill_filter(_id=client_id)  # only that replica's subscription connection
+    await eventually(lambda: _value(other.app[REVOCATIONS].subscriptions), lambda n: n > before)
+    assert await _status_on(system, other, key) == 401
+
+
+async def test_ingest_starts_and_accepts_events_without_redis(settings: Settings) -> None:
+    no_redis = replace(settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    async with running_system(no_redis, services=()) as system:
+        project_id, key = await system.create_project()
+        assert (await post(system, "/v1/track", {"event_name": "a"}, headers=bearer(key)))[0] == 202
+        async with system.http.post(f"{system.ingest.url}/v1/projects/{project_id}/keys", headers=bearer(key)) as r:
+            second = await r.json()
+        async with system.http.delete(
+            f"{system.ingest.url}/v1/projects/{project_id}/keys/{second['id']}", headers=bearer(key)
+        ) as r:
+            assert r.status == 204  # not announced, but revoked: this replica refuses it at once
+        assert (await post(system, "/v1/track", {"event_name": "a"}, headers=bearer(second["api_key"])))[0] == 401
