@@ -107,7 +107,6 @@ async def _revocations_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = base_app(settings, clock, client_max_size=settings.max_body_bytes, middlewares=[json_errors, body_deadline])
     use_postgres(app, max_size=20)
-    use_redis(app)
     use_rabbitmq(app, "heron-ingest")
     # Redis only speeds up revocation: ingest starts and accepts events without it.
     use_redis(app)

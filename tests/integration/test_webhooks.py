@@ -469,7 +469,7 @@ BAD_TARGETS = [
     ("https://user:pass@hooks.example.com/h", "must not contain credentials (user:password@)"),
     ("https://token@hooks.example.com/h", "must not contain credentials (user:password@)"),
     ("https://hooks example.com/h", "must not contain spaces or control characters"),
-    ("https://hooks\x00.example.com/h", "must not contain spaces or control characters"),
+    ("https://hooks\x00.example.com/h", "contains a NUL character"),  # refused before the URL check
     ("https://hooks<x>.example.com/h", "has an invalid host"),
     ("http://[::127.0.0.1]/h", "points at an IPv4-compatible form of 127.0.0.1, a loopback address"),
     ("http://[64:ff9b::7f00:1]/h", "points at a NAT64 form of 127.0.0.1, a loopback address"),
