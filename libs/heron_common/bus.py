@@ -64,7 +64,8 @@ class Names:
 
 async def connect(url: str, name: str) -> AbstractRobustConnection:
     """A robust connection (ingest's). Consumers use ``link.Link`` instead: see its docstring."""
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+    # Retry every second rather than aio-pika's default five: ingest answers 503 until it is back.
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name}, reconnect_interval=1.0)
 
 
 def _quorum_args(names: Names, dead_key: str, **extra: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from heron_common.settings import Settings
+from tests.chaos import broker
 from tests.support.chaos import LINES, MIN_TOLERANCE
 from tests.support.fakes import FakeReceiver
 from tests.support.tcpproxy import TcpProxy
@@ -66,3 +67,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("chaos figures")
         for line in LINES:
             terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish() -> None:
+    broker.ensure_started()  # whatever happened, a broker this run stopped is started again
