@@ -63,7 +63,9 @@ class Names:
 
 
 async def connect(url: str, name: str) -> AbstractRobustConnection:
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+    """A robust connection (ingest's). Consumers use ``link.Link`` instead: see its docstring."""
+    # Retry every second rather than aio-pika's default five: ingest answers 503 until it is back.
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name}, reconnect_interval=1.0)
 
 
 def _quorum_args(names: Names, dead_key: str, **extra: Any) -> dict[str, Any]:
@@ -87,20 +89,25 @@ async def declare_ingest(channel: AbstractChannel, names: Names) -> AbstractExch
     return await channel.declare_exchange(names.ingest_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
 
 
+async def declare_shard_queue(
+    channel: AbstractChannel, names: Names, shard: int, exchange: AbstractExchange | None = None
+) -> AbstractQueue:
+    """Declare and bind one shard queue (idempotent; a consumer does it again on every subscribe)."""
+    exchange = exchange or await declare_ingest(channel, names)
+    queue = await channel.declare_queue(
+        names.shard_queue(shard),
+        durable=True,
+        arguments=_quorum_args(names, f"detector.shard.{shard}", **{"x-single-active-consumer": True}),
+    )
+    await queue.bind(exchange, names.shard_key(shard))
+    return queue
+
+
 async def declare_shard_queues(channel: AbstractChannel, names: Names, shards: int) -> list[AbstractQueue]:
     """Declare and bind every shard queue (ingest does this too, so a publish is never unroutable)."""
     await declare_dead_letters(channel, names)
     exchange = await declare_ingest(channel, names)
-    queues = []
-    for shard in range(shards):
-        queue = await channel.declare_queue(
-            names.shard_queue(shard),
-            durable=True,
-            arguments=_quorum_args(names, f"detector.shard.{shard}", **{"x-single-active-consumer": True}),
-        )
-        await queue.bind(exchange, names.shard_key(shard))
-        queues.append(queue)
-    return queues
+    return [await declare_shard_queue(channel, names, shard, exchange) for shard in range(shards)]
 
 
 async def declare_alerts(channel: AbstractChannel, names: Names) -> AbstractExchange:

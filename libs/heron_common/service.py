@@ -14,18 +14,20 @@ import contextlib
 import errno
 import gc
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import asyncpg
 import orjson
 import redis.asyncio as redis_asyncio
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from heron_common import bus, db
 from heron_common.clock import Clock, SystemClock
+from heron_common.consumer import ConsumerStatus
+from heron_common.link import Link
 from heron_common.logging import configure_logging, get_logger
 from heron_common.settings import Settings, SettingsError
 
@@ -34,6 +36,8 @@ CLOCK = web.AppKey("clock", Clock)
 PG = web.AppKey("pg", asyncpg.Pool)
 REDIS = web.AppKey("redis", redis_asyncio.Redis)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
+LINK = web.AppKey("link", Link)
+CONSUMERS = web.AppKey("consumers", list)  # ConsumerStatus of every queue this process should consume
 NAMES = web.AppKey("names", bus.Names)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 
@@ -81,8 +85,22 @@ async def check_redis(app: web.Application) -> None:
 
 
 async def check_rabbitmq(app: web.Application) -> None:
-    if app[AMQP].is_closed:
-        raise ConnectionError("connection closed")
+    # A robust connection's ``is_closed`` stays False while it reconnects (it is only set by an
+    # explicit close); ``connected`` is cleared as soon as the connection drops.
+    if app[AMQP].is_closed or not app[AMQP].connected.is_set():
+        raise ConnectionError("connection down")
+
+
+async def check_link(app: web.Application) -> None:
+    app[LINK].current()  # raises ConnectionError naming why while the connection is down
+
+
+async def check_consumers(app: web.Application) -> None:
+    """Every queue this process should consume has a subscription. Subscribed is what matters,
+    not active: a detector waiting behind another on a single-active-consumer shard is fine."""
+    missing = [status.label for status in app[CONSUMERS] if not status.subscribed]
+    if missing:
+        raise ConnectionError(", ".join(f"{label} not subscribed" for label in missing))
 
 
 def base_app(settings: Settings, clock: Clock | None = None, **app_kwargs: Any) -> web.Application:
@@ -92,6 +110,7 @@ def base_app(settings: Settings, clock: Clock | None = None, **app_kwargs: Any) 
     app[NAMES] = bus.Names(settings.amqp_prefix)
     app[STOPPING] = asyncio.Event()
     app[READY_CHECKS] = []
+    app[CONSUMERS] = []
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -141,6 +160,20 @@ def use_rabbitmq(app: web.Application, name: str) -> None:
     app.cleanup_ctx.append(ctx)
 
 
+def use_link(app: web.Application, name: str) -> None:
+    """A supervised AMQP connection (``link.py``) for services whose consumers and publishers
+    re-create their channels themselves."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[LINK] = Link(app[SETTINGS].amqp_url, name)
+        await app[LINK].open()
+        app[READY_CHECKS].append(check_link)
+        yield
+        await app[LINK].close()
+
+    app.cleanup_ctx.append(ctx)
+
+
 def background(app: web.Application, name: str, loop: Callable[[web.Application], Coroutine[Any, Any, None]]) -> None:
     """Run ``loop(app)`` for the app's lifetime; at shutdown it is cancelled after STOPPING is set
     and given the chance to finish what it was doing (loops check STOPPING between steps)."""
@@ -166,54 +199,32 @@ def background(app: web.Application, name: str, loop: Callable[[web.Application]
     app.cleanup_ctx.append(ctx)
 
 
-async def consume(queue: AbstractQueue, process: Callable[[AbstractIncomingMessage], Awaitable[None]]) -> None:
-    """Feed ``queue``'s messages to ``process`` one at a time, until cancelled.
-
-    Cancellation (shutdown) only ever lands between messages: a message being processed is
-    finished and acked first, so stopping a consumer never leaves work half-done. Messages
-    prefetched but not started go back to the queue when the channel closes.
-    """
-    async with queue.iterator() as incoming:
-        async for message in incoming:
-            task = asyncio.ensure_future(process(message))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await task
-                raise
-
-
-async def consume_batches(
-    queue: AbstractQueue,
-    process: Callable[[list[AbstractIncomingMessage]], Awaitable[None]],
-    max_batch: int,
+def consumers(
+    app: web.Application,
+    name: str,
+    *loops: Callable[[web.Application], Coroutine[Any, Any, None]],
+    statuses: list[ConsumerStatus] | None = None,
+    subscribe_timeout: float = 10.0,
 ) -> None:
-    """Like :func:`consume`, but hand ``process`` every message already delivered (up to
-    ``max_batch``) at once, in queue order: under load the consumer works in batches, idle it
-    still takes each message as it comes."""
-    buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-    tag = await queue.consume(buffer.put)
-    try:
-        while True:
-            batch = [await buffer.get()]
-            while len(batch) < max_batch and not buffer.empty():
-                batch.append(buffer.get_nowait())
-            task = asyncio.ensure_future(process(batch))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await task
-                raise
-    finally:
-        with contextlib.suppress(Exception):
-            await queue.cancel(tag)
+    """Run consumer loops for the app's lifetime; at shutdown stop them between messages.
 
-
-def consumers(app: web.Application, name: str, *loops: Callable[[web.Application], Coroutine[Any, Any, None]]) -> None:
-    """Run consumer loops for the app's lifetime; at shutdown stop them between messages."""
+    ``statuses`` are the subscriptions the loops keep (one per queue they should consume): start-up
+    waits (at most ``subscribe_timeout``) until each has subscribed once, and from then on
+    ``/readyz`` fails, naming them, whenever one is not subscribed.
+    """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if statuses:
+            app[CONSUMERS].extend(statuses)
+            if check_consumers not in app[READY_CHECKS]:
+                app[READY_CHECKS].append(check_consumers)
         tasks = [asyncio.create_task(loop(app), name=f"{name}-{i}") for i, loop in enumerate(loops)]
+        loop_ = asyncio.get_running_loop()
+        give_up = loop_.time() + subscribe_timeout
+        while statuses and not all(s.ever_subscribed for s in statuses) and loop_.time() < give_up:
+            if all(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.01)  # subscriptions are made by the loops; nothing to await on
         yield
         app[STOPPING].set()
         for task in tasks:

@@ -15,31 +15,36 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 from aiohttp import web
+from prometheus_client import Counter, Gauge
 
 from heron_common import bus, messages
+from heron_common.backoff import delay
 from heron_common.clock import Clock
+from heron_common.consumer import RETRIES, Abandoned, ConsumerStatus, retry_in_place, subscription
+from heron_common.link import Publisher
 from heron_common.logging import get_logger
 from heron_common.service import (
-    AMQP,
     CLOCK,
+    LINK,
     NAMES,
     PG,
+    READY_CHECKS,
     REDIS,
     SETTINGS,
     STOPPING,
     background,
     base_app,
-    consume_batches,
     consumers,
     sleep_or_stop,
+    use_link,
     use_postgres,
-    use_rabbitmq,
     use_redis,
 )
 from heron_common.settings import Settings
@@ -54,6 +59,45 @@ INSTANCE = web.AppKey("instance", str)
 SHARDS = web.AppKey("shards", list)
 log = get_logger("detector")
 
+TICK_FAILURES = Counter("heron_detector_tick_failures_total", "Rounds of ticks that failed to publish")
+TICKER_FAILING = Gauge("heron_detector_ticker_failing", "1 while this detector holds the ticker lease and cannot tick")
+
+
+@dataclass
+class TickerHealth:
+    """Whether this detector's ticker is doing its job: silence is only detected while ticks flow."""
+
+    failing_since: float | None = None  # monotonic
+    error: str = ""
+
+    def published(self, now: float) -> None:
+        self.failing_since = None
+        TICKER_FAILING.set(0)
+
+    def not_holding(self) -> None:
+        # Another detector holds the lease and ticks: nothing for this one to report.
+        self.failing_since = None
+        TICKER_FAILING.set(0)
+
+    def failed(self, now: float, exc: BaseException) -> None:
+        if self.failing_since is None:
+            self.failing_since = now
+        self.error = repr(exc)
+        TICK_FAILURES.inc()
+        TICKER_FAILING.set(1)
+
+
+TICKER = web.AppKey("ticker", TickerHealth)
+
+
+async def check_ticker(app: web.Application) -> None:
+    health = app[TICKER]
+    if health.failing_since is not None:
+        raise ConnectionError(
+            f"ticks failing to publish for {time.monotonic() - health.failing_since:.1f} s: {health.error}"
+        )
+
+
 # Lua: take the lease if free, extend it if ours. Only the holder publishes ticks.
 _LEASE = """
 local v = redis.call('GET', KEYS[1])
@@ -67,36 +111,58 @@ return 0
 
 async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
-    await bus.declare_shard_queues(channel, app[NAMES], settings.shards)
-    await bus.declare_notifier_queue(channel, app[NAMES])
-    alerts = await bus.declare_alerts(channel, app[NAMES])
-    app[DETECTOR] = Detector(app[PG], app[REDIS], alerts, settings)
-    yield
+    names = app[NAMES]
+    channel = await app[LINK].current().channel()
+    await bus.declare_shard_queues(channel, names, settings.shards)
+    await bus.declare_notifier_queue(channel, names)
     await channel.close()
+    alerts = Publisher(app[LINK], partial(bus.declare_alerts, names=names))
+    # A Publisher offers the exchange's ``publish`` and re-opens its channel after an outage.
+    app[DETECTOR] = Detector(app[PG], app[REDIS], cast(AbstractExchange, alerts), settings)
+    yield
+    await alerts.close()
+
+
+async def _declare_shard(channel: AbstractChannel, *, names: bus.Names, shard: int) -> AbstractQueue:
+    # The whole topology the shard depends on, again: after a broker restart or a deleted queue
+    # the consumer puts it back before subscribing.
+    await bus.declare_dead_letters(channel, names)
+    return await bus.declare_shard_queue(channel, names, shard)
 
 
 async def _consume_shard(app: web.Application, *, shard: int) -> None:
+    """One subscription to the shard's queue (``consumer.subscription``); returns or raises when it
+    ends (connection lost, consumer cancelled by the broker) and the supervisor subscribes again."""
     detector = app[DETECTOR]
     clock = app[CLOCK]
-    channel = await app[AMQP].channel()
-    await channel.set_qos(prefetch_count=PREFETCH)
-    queue = await channel.get_queue(app[NAMES].shard_queue(shard), ensure=False)
-    shard_log = log.bind(queue=queue.name, shard=shard)
-
+    name = app[NAMES].shard_queue(shard)
+    shard_log = log.bind(queue=name, shard=shard)
     state = app[SHARDS][shard]
 
-    async def process(batch: list[AbstractIncomingMessage]) -> None:
+    def retrying(exc: BaseException, attempt: int) -> None:
+        RETRIES.labels("detector", "shard").inc()
+        shard_log.warning("transient failure; retrying the messages in place", attempt=attempt, error=repr(exc))
+
+    async def process(batch: list[AbstractIncomingMessage], alive: Callable[[], bool]) -> None:
         state.last_message = time.monotonic()
+        bodies = [m.body for m in batch]
         try:
-            handled = await detector.handle_many(shard, [m.body for m in batch], clock.now())
+            # An outage (Postgres, Redis, the broker) keeps the batch in hand and retries it:
+            # requeueing would spend the delivery limit and dead-letter good events.
+            handled = await retry_in_place(
+                lambda: detector.handle_many(shard, bodies, clock.now()),
+                stopping=app[STOPPING],
+                alive=alive,
+                on_retry=retrying,
+            )
+        except Abandoned:
+            raise
         except Exception:
+            # Not an outage: a bug. Requeue; the delivery limit dead-letters what never succeeds.
             shard_log.exception("messages failed; they will be redelivered", messages=len(batch))
             for message in batch:
                 await message.nack(requeue=True)
-            # Back off so a broken dependency does not spin; the delivery limit dead-letters
-            # a message that can never succeed.
-            await asyncio.sleep(1.0)
+            await sleep_or_stop(app, 1.0)
             return
         for index, message in enumerate(batch):
             if index in handled.poison:
@@ -109,28 +175,35 @@ async def _consume_shard(app: web.Application, *, shard: int) -> None:
         if handled.opened:
             shard_log.info("scan opened incidents", opened=handled.opened)
 
-    try:
-        await consume_batches(queue, process, max_batch=PREFETCH)
-    finally:
-        with contextlib.suppress(Exception):
-            await channel.close()
+    await subscription(
+        app[LINK],
+        state.status,
+        partial(_declare_shard, names=app[NAMES], shard=shard),
+        process,
+        prefetch=PREFETCH,
+        max_batch=PREFETCH,
+    )
 
 
 @dataclass
 class ShardState:
     """What this process knows of its hold on one shard."""
 
+    status: ConsumerStatus
     last_message: float = float("-inf")  # monotonic; ticks arrive every scan interval while active
     last_yield: float = float("-inf")
     step_back: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def _shard_supervisor(app: web.Application, *, shard: int) -> None:
-    """Keep a subscription on the shard; on request, step back to the end of the line."""
+    """Keep a subscription on the shard: subscribe again (with backoff) whenever one ends, and on
+    request step back to the end of the line."""
     state = app[SHARDS][shard]
-    while True:
+    attempt = 0
+    while not app[STOPPING].is_set():
         inner = asyncio.create_task(_consume_shard(app, shard=shard))
         step_back = asyncio.create_task(state.step_back.wait())
+        started = time.monotonic()
         try:
             await asyncio.wait({inner, step_back}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -146,9 +219,14 @@ async def _shard_supervisor(app: web.Application, *, shard: int) -> None:
             state.last_message = float("-inf")
             log.info("stepped back from shard for its preferred detector", shard=shard)
             continue
-        if inner.exception() is not None:
-            log.error("shard consumer failed; resubscribing", shard=shard, exc_info=inner.exception())
-        if await sleep_or_stop(app, 1.0):
+        state.last_message = float("-inf")
+        if app[STOPPING].is_set():
+            return
+        # A subscription that lived a while ended by an outage: start the backoff afresh.
+        attempt = 0 if time.monotonic() - started > 30.0 else attempt + 1
+        error = inner.exception()
+        log.warning("shard subscription ended; subscribing again", shard=shard, attempt=attempt, error=repr(error))
+        if await sleep_or_stop(app, delay(attempt)):
             return
 
 
@@ -195,8 +273,9 @@ async def _ticker(app: web.Application) -> None:
     lease_key = f"{settings.redis_prefix}:detector:ticker"
     lease_ms = max(1000, int(settings.scan_interval * 3000))
     watch = BlindWatch(app[PG], redis, settings)
-    channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
-    exchange = await bus.declare_ingest(channel, names)
+    # Re-opens its channel (and declares the exchange again) after the broker comes back.
+    exchange = cast(AbstractExchange, Publisher(app[LINK], partial(bus.declare_ingest, names=names)))
+    ticker = app[TICKER]
     try:
         while not app[STOPPING].is_set():
             try:
@@ -211,13 +290,17 @@ async def _ticker(app: web.Application) -> None:
                         )
                     )
                     await watch.after_round(now)
-            except Exception:
+                    ticker.published(time.monotonic())
+                else:
+                    ticker.not_holding()
+            except Exception as exc:
+                ticker.failed(time.monotonic(), exc)
                 log.exception("tick failed")
             if await sleep_or_stop(app, settings.scan_interval):
                 break
     finally:
         with contextlib.suppress(Exception):
-            await channel.close()
+            await cast(Publisher, exchange).close()
 
 
 async def _outbox_relay(app: web.Application) -> None:
@@ -246,16 +329,27 @@ async def _maintenance(app: web.Application) -> None:
 def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool = True) -> web.Application:
     app = base_app(settings, clock)
     app[INSTANCE] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-    app[SHARDS] = [ShardState() for _ in range(settings.shards)]
+    names = app[NAMES]
+    app[SHARDS] = [
+        ShardState(ConsumerStatus("detector", names.shard_queue(s), f"shard {s}")) for s in range(settings.shards)
+    ]
+    app[TICKER] = TickerHealth()
+    app[READY_CHECKS].append(check_ticker)
     use_postgres(app, max_size=settings.shards + 4)
     use_redis(app)
-    use_rabbitmq(app, "heron-detector")
+    use_link(app, "heron-detector")
     app.cleanup_ctx.append(_detector_ctx)
     if consume:
-        consumers(app, "shard-consumer", *(partial(_shard_supervisor, shard=s) for s in range(settings.shards)))
+        consumers(
+            app,
+            "shard-consumer",
+            *(partial(_shard_supervisor, shard=s) for s in range(settings.shards)),
+            statuses=[state.status for state in app[SHARDS]],
+        )
         background(app, "balancer", _balancer)
         background(app, "ticker", _ticker)
         background(app, "outbox-relay", _outbox_relay)
         background(app, "maintenance", _maintenance)
-        consumers(app, "dead-letter-keeper", keeper.keep)
+        dead = keeper.statuses(names)
+        consumers(app, "dead-letter-keeper", *keeper.keepers(app, dead), statuses=dead)
     return app

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiohttp import web
 
 from heron_common import bus, messages
 from heron_common.clock import Clock
+from heron_common.consumer import RETRIES, Abandoned, ConsumerStatus, retry_in_place, subscription, supervise
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError
 from heron_common.outbound import GuardedSession
 from heron_common.service import (
-    AMQP,
     CLOCK,
+    LINK,
     NAMES,
     PG,
     REDIS,
@@ -26,11 +27,10 @@ from heron_common.service import (
     STOPPING,
     background,
     base_app,
-    consume,
     consumers,
     sleep_or_stop,
+    use_link,
     use_postgres,
-    use_rabbitmq,
     use_redis,
 )
 from heron_common.settings import Settings
@@ -39,6 +39,7 @@ from heron_notifier.worker import DeliveryWorker
 
 WORKER = web.AppKey("worker", DeliveryWorker)
 WAKE = web.AppKey("wake", asyncio.Event)
+ALERTS_STATUS = web.AppKey("alerts_status", ConsumerStatus)
 log = get_logger("notifier")
 
 
@@ -67,44 +68,70 @@ def parse_alert(body: bytes) -> dict[str, Any]:
     return alert
 
 
-async def _consume_alerts(app: web.Application) -> None:
-    channel = await app[AMQP].channel()
-    await channel.set_qos(prefetch_count=64)
-    queue = await bus.declare_notifier_queue(channel, app[NAMES])
-    q_log = log.bind(queue=queue.name)
+async def _declare_alerts_queue(channel: AbstractChannel, *, names: bus.Names) -> AbstractQueue:
+    return await bus.declare_notifier_queue(channel, names)
 
-    async def process(message: AbstractIncomingMessage) -> None:
-        m_log = q_log.bind(message_id=message.message_id)
-        try:
-            alert = parse_alert(message.body)
-        except MessageError as exc:
-            m_log.error("poison alert dead-lettered", error=str(exc))
-            await message.reject(requeue=False)
-            return
+
+async def _consume_alerts(app: web.Application) -> None:
+    """Keep a subscription on the alerts queue; subscribe again (with backoff) whenever one ends."""
+    names = app[NAMES]
+    q_log = log.bind(queue=names.notifier_queue)
+
+    def retrying(exc: BaseException, attempt: int) -> None:
+        RETRIES.labels("notifier", "alerts").inc()
+        q_log.warning("transient failure; retrying the alert in place", attempt=attempt, error=repr(exc))
+
+    async def record(alert: dict[str, Any]) -> int:
         settings = app[SETTINGS]
         first_delay = {
             ledger.SLACK: settings.slack_retry_schedule[0],
             ledger.WEBHOOK: settings.webhook_retry_schedule[0],
         }
-        try:
-            async with app[PG].acquire() as conn, conn.transaction():
-                created = await ledger.record_alert(conn, alert, app[CLOCK].now(), first_delay)
-        except Exception:
-            # Not the message's fault (the database, a bug): requeue; the delivery limit
-            # dead-letters it if it can never succeed.
-            m_log.exception("alert not recorded; it will be redelivered")
-            await message.nack(requeue=True)
-            await asyncio.sleep(1.0)
-            return
-        await message.ack()
-        m_log.info("alert recorded", topic=alert["type"], deliveries=created)
-        app[WAKE].set()
+        async with app[PG].acquire() as conn, conn.transaction():
+            return await ledger.record_alert(conn, alert, app[CLOCK].now(), first_delay)
 
-    try:
-        await consume(queue, process)
-    finally:
-        with contextlib.suppress(Exception):
-            await channel.close()
+    async def process(batch: list[AbstractIncomingMessage], alive: Callable[[], bool]) -> None:
+        for message in batch:
+            m_log = q_log.bind(message_id=message.message_id)
+            try:
+                alert = parse_alert(message.body)
+            except MessageError as exc:
+                m_log.error("poison alert dead-lettered", error=str(exc))
+                await message.reject(requeue=False)
+                continue
+            try:
+                # A database outage keeps the alert in hand and retries it, rather than spending
+                # its delivery limit (twenty requeues would dead-letter a good alert).
+                created = await retry_in_place(
+                    partial(record, alert), stopping=app[STOPPING], alive=alive, on_retry=retrying
+                )
+            except Abandoned:
+                raise
+            except Exception:
+                # Not an outage: a bug. Requeue; the delivery limit dead-letters it if it never succeeds.
+                m_log.exception("alert not recorded; it will be redelivered")
+                await message.nack(requeue=True)
+                await sleep_or_stop(app, 1.0)
+                continue
+            await message.ack()
+            m_log.info("alert recorded", topic=alert["type"], deliveries=created)
+            app[WAKE].set()
+
+    def ended(error: BaseException | None, attempt: int) -> None:
+        q_log.warning("alerts subscription ended; subscribing again", attempt=attempt, error=repr(error))
+
+    await supervise(
+        lambda: subscription(
+            app[LINK],
+            app[ALERTS_STATUS],
+            partial(_declare_alerts_queue, names=names),
+            process,
+            prefetch=64,
+            max_batch=1,
+        ),
+        stopping=app[STOPPING],
+        on_end=ended,
+    )
 
 
 async def _deliver_loop(app: web.Application) -> None:
@@ -133,9 +160,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app = base_app(settings, clock)
     use_postgres(app)
     use_redis(app)
-    use_rabbitmq(app, "heron-notifier")
+    use_link(app, "heron-notifier")
     app.cleanup_ctx.append(_worker_ctx)
     background(app, "deliveries", _deliver_loop)
     background(app, "delivery-retention", _retention)
-    consumers(app, "alerts-consumer", _consume_alerts)
+    app[ALERTS_STATUS] = ConsumerStatus("notifier", app[NAMES].notifier_queue, "alerts")
+    consumers(app, "alerts-consumer", _consume_alerts, statuses=[app[ALERTS_STATUS]])
     return app

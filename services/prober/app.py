@@ -9,12 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from heron_common.clock import Clock
-from heron_common.service import base_app, use_rabbitmq, use_redis
+from heron_common.service import base_app, use_link, use_redis
 from heron_common.settings import Settings
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = base_app(settings, clock)
     use_redis(app)
-    use_rabbitmq(app, "heron-prober")
+    use_link(app, "heron-prober")
     return app

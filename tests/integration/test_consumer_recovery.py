@@ -1,0 +1,41 @@
+"""Consumers come back by themselves when the broker cancels them, and /readyz tells the truth
+meanwhile."""
+
+from __future__ import annotations
+
+import aio_pika
+
+from heron_common import bus
+from heron_common.settings import Settings
+from tests.support.system import running_system
+from tests.support.waiting import eventually
+
+
+async def test_a_deleted_shard_queue_is_declared_again_and_consumed(settings: Settings) -> None:
+    """Deleting a queue makes the broker cancel its consumers (as a quorum queue may on a leader
+    change): the detector reports the shard unsubscribed, declares the queue again and resubscribes."""
+    names = bus.Names(settings.amqp_prefix)
+    async with running_system(settings, services=("detector",)) as system:
+        detector = system.others["detector"].url
+
+        async def readyz() -> tuple[int, dict]:
+            async with system.http.get(f"{detector}/readyz") as r:
+                return r.status, await r.json()
+
+        assert (await readyz())[0] == 200
+        connection = await aio_pika.connect(settings.amqp_url)
+        try:
+            channel = await connection.channel()
+            await channel.queue_delete(names.shard_queue(2))
+            _, body = await eventually(readyz, lambda r: r[0] == 503, timeout=10.0)
+            assert "shard 2 not subscribed" in body["failures"]["consumers"], body
+            await eventually(readyz, lambda r: r[0] == 200, timeout=10.0)
+            # The queue exists again (passive declare) with one consumer: the detector's.
+            channel = await connection.channel()
+            queue = await channel.declare_queue(names.shard_queue(2), passive=True)
+            assert queue.declaration_result.consumer_count == 1
+        finally:
+            await connection.close()
+        async with system.http.get(f"{detector}/metrics") as r:
+            text = await r.text()
+        assert f'heron_consumer_up{{queue="{names.shard_queue(2)}",service="detector"}} 1.0' in text
