@@ -154,7 +154,7 @@ async def test_keeper_stores_a_poison_message_and_replay_applies_it_once_fixed(
         names = bus.Names(settings.amqp_prefix)
         shard = messages.stream_shard(project_id, "job", None, None, settings.shards)
         poison = messages.events_message([row(project_id, "job", {"k": "boom"})], now=T0)
-        channel = await system.others["detector"].app[AMQP].channel()
+        channel = await system.ingest.app[AMQP].channel()
         try:
             exchange = await channel.get_exchange(names.ingest_exchange, ensure=False)
             await bus.publish(exchange, names.shard_key(shard), poison)
