@@ -10,8 +10,9 @@ The rule, per monitor (pure; the detector applies it when a deadline falls due):
 - The next event was expected at ``expected = last_seen + interval`` and is late at
   ``deadline = expected + tolerance``. If a blind window overlaps the span in which that event
   could have arrived, ``(expected - tolerance, deadline]``, it may have been turned away: the
-  arrival is not judged, and the next expected arrival after the window is judged instead
-  (``expected`` steps on by whole intervals until its span starts after the window ends).
+  arrival is not judged, and the next arrival expected after the window ends is judged instead
+  (``expected`` steps on by whole intervals past the window's end; its deadline keeps the
+  monitor's tolerance).
 - A window that does not overlap that span changes nothing: a daily job due at 02:00 is still
   late at 02:10 after a broker blip at 01:00.
 
@@ -58,7 +59,8 @@ def deadline_past_windows(
         hidden_until = max((b for a, b in spans if a <= current and b > low), default=None)
         if hidden_until is None:
             return current
-        # Step to the first expected arrival whose span starts once Heron could see again.
-        steps = max(1, math.ceil((hidden_until + tolerance - expected) / interval))
+        # Judge the first arrival expected after Heron could see again (this one is skipped even
+        # if it was due just after the window: it may have come early, into the window).
+        steps = max(1, math.floor((hidden_until - expected) / interval) + 1)
         expected += steps * interval
         current = expected + tolerance

@@ -29,6 +29,7 @@ from heron_common.backoff import delay
 from heron_common.clock import Clock
 from heron_common.consumer import RETRIES, Abandoned, ConsumerStatus, retry_in_place, subscription
 from heron_common.link import Publisher
+from heron_common.db import is_transient
 from heron_common.logging import get_logger
 from heron_common.service import (
     CLOCK,
@@ -295,7 +296,11 @@ async def _ticker(app: web.Application) -> None:
                     ticker.not_holding()
             except Exception as exc:
                 ticker.failed(time.monotonic(), exc)
-                log.exception("tick failed")
+                if is_transient(exc):
+                    # An outage: one line per round, no traceback (the blind window records it).
+                    log.warning("tick not published", error=str(exc) or type(exc).__name__)
+                else:
+                    log.exception("tick failed")
             if await sleep_or_stop(app, settings.scan_interval):
                 break
     finally:

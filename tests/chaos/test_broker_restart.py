@@ -19,7 +19,7 @@ import pytest
 from heron_common.settings import Settings
 from tests.chaos import broker
 from tests.chaos.conftest import chaos_settings
-from tests.support.chaos import Figures, Load, learned, project_with_receiver, recovered, report, verify
+from tests.support.chaos import Figures, Load, detected, learned, project_with_receiver, recovered, report, verify
 from tests.support.fakes import FakeReceiver
 from tests.support.system import running_system
 from tests.support.waiting import eventually
@@ -68,14 +68,7 @@ async def test_broker_restart(settings: Settings, pg, receiver: FakeReceiver, re
             figures.recover_seconds = time.monotonic() - started
 
             await load.stop("restart.stopped")
-            await eventually(
-                lambda: pg.fetchval(
-                    "SELECT count(*) FROM incidents WHERE project_id = $1 AND event_name = 'restart.stopped'",
-                    project["project_id"],
-                ),
-                lambda n: n >= 1,
-                timeout=TOLERANCE + 20.0,
-            )
+            await detected(pg, project["project_id"], "restart.stopped")
         finally:
             await load.stop_all()
         try:

@@ -14,7 +14,17 @@ import redis.asyncio as redis_asyncio
 
 from heron_common.settings import Settings
 from tests.chaos.conftest import Proxies, chaos_settings
-from tests.support.chaos import FAULT_SECONDS, Figures, Load, learned, project_with_receiver, recovered, report, verify
+from tests.support.chaos import (
+    FAULT_SECONDS,
+    Figures,
+    Load,
+    detected,
+    learned,
+    project_with_receiver,
+    recovered,
+    report,
+    verify,
+)
 from tests.support.fakes import FakeReceiver
 from tests.support.system import running_system
 from tests.support.waiting import eventually
@@ -72,14 +82,7 @@ async def test_connections_cut_and_refused(
             figures.recover_seconds = time.monotonic() - restored
 
             await load.stop("chaos.stopped")  # stopped after the fault: must still be detected
-            await eventually(
-                lambda: pg.fetchval(
-                    "SELECT count(*) FROM incidents WHERE project_id = $1 AND event_name = 'chaos.stopped'",
-                    project["project_id"],
-                ),
-                lambda n: n >= 1,
-                timeout=30.0,
-            )
+            await detected(pg, project["project_id"], "chaos.stopped")
         finally:
             proxy.restore()
             await load.stop_all()

@@ -14,10 +14,9 @@ import pytest
 
 from heron_common.settings import Settings
 from tests.chaos.conftest import chaos_settings
-from tests.support.chaos import Figures, Load, learned, project_with_receiver, recovered, report, verify
+from tests.support.chaos import Figures, Load, detected, learned, project_with_receiver, recovered, report, verify
 from tests.support.fakes import FakeReceiver
 from tests.support.processes import free_port, settings_env, start_service, wait_ready
-from tests.support.waiting import eventually
 
 STREAMS = ["kill.a", "kill.b", "kill.c", "kill.stopped"]
 SERVICES = ("ingest", "detector", "notifier", "prober")
@@ -103,14 +102,7 @@ async def test_each_service_sigkilled_and_restarted(
                     recover = max(recover, time.monotonic() - killed)
                 figures.recover_seconds = recover
                 await load.stop("kill.stopped")
-                await eventually(
-                    lambda: pg.fetchval(
-                        "SELECT count(*) FROM incidents WHERE project_id = $1 AND event_name = 'kill.stopped'",
-                        project["project_id"],
-                    ),
-                    lambda n: n >= 1,
-                    timeout=30.0,
-                )
+                await detected(pg, project["project_id"], "kill.stopped")
             finally:
                 await load.stop_all()
             try:
