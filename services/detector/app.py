@@ -28,8 +28,8 @@ from heron_common import bus, messages
 from heron_common.backoff import delay
 from heron_common.clock import Clock
 from heron_common.consumer import RETRIES, Abandoned, ConsumerStatus, retry_in_place, subscription
-from heron_common.link import Publisher
 from heron_common.db import is_transient
+from heron_common.link import Publisher
 from heron_common.logging import get_logger
 from heron_common.service import (
     CLOCK,
