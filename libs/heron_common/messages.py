@@ -40,7 +40,7 @@ class TrackedEvent:
     event_name: str
     service: str | None
     environment: str | None
-    event_time: float  # already clamped by ingest (see heron_detector.cadence.event_time)
+    event_time: float  # already clamped by ingest (see heron_common.monitors.cadence.event_time)
     received_at: float
     metadata: dict[str, Any] | None
 

@@ -20,9 +20,9 @@ from heron_common.db import is_transient
 from heron_common.deadletters import DeadLetter, project_of
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
+from heron_common.monitors.cadence import CadenceParams
 from heron_common.settings import Settings
 from heron_detector import screen, store
-from heron_detector.cadence import CadenceParams
 from heron_detector.index import DeadlineIndex
 
 EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
