@@ -44,6 +44,7 @@ async def record_flip(
     *,
     expected_interval: float | None = None,
     by: str | None = None,
+    incident_id: int | None = None,
 ) -> int | None:
     """Record ``flip`` of ``monitor`` and what it does to the monitor's incident.
 
@@ -51,15 +52,17 @@ async def record_flip(
     are safe: one open incident per monitor (a unique index), and acknowledging or resolving only
     touches an incident still in the state that allows it.
     """
-    await conn.execute(
-        "INSERT INTO flips (monitor_id, project_id, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-        monitor["id"],
-        monitor["project_id"],
-        to_dt(flip.at),
-        flip.from_state,
-        flip.to_state,
-        flip.reason,
-    )
+    if flip.from_state != flip.to_state:  # acknowledging an event stream's incident is no flip
+        await conn.execute(
+            "INSERT INTO flips (monitor_id, project_id, at, from_state, to_state, reason)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            monitor["id"],
+            monitor["project_id"],
+            to_dt(flip.at),
+            flip.from_state,
+            flip.to_state,
+            flip.reason,
+        )
     if flip.incident is None:
         return None
     kind = monitor["kind"]
@@ -87,11 +90,13 @@ async def record_flip(
     elif flip.incident == ACKNOWLEDGE:
         incident = await conn.fetchrow(
             "UPDATE incidents SET acknowledged_at = $2, acknowledged_by = $3, ack_alert_id = $4"
-            " WHERE monitor_id = $1 AND resolved_at IS NULL AND acknowledged_at IS NULL RETURNING *",
+            " WHERE monitor_id = $1 AND resolved_at IS NULL AND acknowledged_at IS NULL"
+            " AND ($5::bigint IS NULL OR id = $5) RETURNING *",
             monitor["id"],
             to_dt(flip.at),
             by,
             alert_id,
+            incident_id,
         )
         topic = "incident.acknowledged"
     elif flip.incident == RESOLVE:
