@@ -33,7 +33,7 @@ def monitor_rows(n: int, project_ids: list[int], shards: int, now: float, params
     last_seen, cadence, deadline), with cadences whose deadline lies 1..7 days ahead."""
     from heron_common import messages
     from heron_common.db import to_dt
-    from heron_detector import cadence
+    from heron_common.monitors import cadence
 
     rng = random.Random(42)
     templates = []

@@ -18,6 +18,7 @@ SCHEMA_VERSION = 1
 
 EVENTS = "events"  # ingest -> detector: a batch of tracked events for one shard
 TICK = "tick"  # ticker -> detector: "time has reached T"; the shard's watermark and scan trigger
+COMMAND = "command"  # ingest -> detector: a person acted on a monitor (acknowledge, pause, configure…)
 
 
 class MessageError(ValueError):
@@ -40,7 +41,7 @@ class TrackedEvent:
     event_name: str
     service: str | None
     environment: str | None
-    event_time: float  # already clamped by ingest (see heron_detector.cadence.event_time)
+    event_time: float  # already clamped by ingest (see heron_common.monitors.cadence.event_time)
     received_at: float
     metadata: dict[str, Any] | None
 
@@ -89,6 +90,24 @@ def events_message(events: list[TrackedEvent] | list[list[Any]], now: float) -> 
 
 def tick_message(shard: int, now: float) -> dict[str, Any]:
     return {"type": TICK, "v": SCHEMA_VERSION, "id": new_id(), "at": now, "shard": shard}
+
+
+def command_message(
+    monitor_id: int, project_id: int, action: str, now: float, *, by: str | None = None, args: dict | None = None
+) -> dict[str, Any]:
+    """A change asked for through the API, applied by the detector (the only writer of monitor
+    state) in order with the shard's events and ticks."""
+    return {
+        "type": COMMAND,
+        "v": SCHEMA_VERSION,
+        "id": new_id(),
+        "at": now,
+        "monitor_id": monitor_id,
+        "project_id": project_id,
+        "action": action,
+        "by": by,
+        "args": args or {},
+    }
 
 
 def alert_message(alert_type: str, alert_id: str, now: float, data: dict[str, Any]) -> dict[str, Any]:

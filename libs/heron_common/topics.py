@@ -9,14 +9,19 @@ _INCIDENT = {
         "id": 42,
         "monitor_id": 7,
         "kind": "event",
+        "title": "payment.completed went silent",
         "event_name": "payment.completed",
         "service": "payments",
         "environment": "production",
         "started_at": "2026-11-01T14:22:00Z",
         "opened_at": "2026-11-01T14:31:00Z",
+        "acknowledged_at": None,
+        "acknowledged_by": None,
         "resolved_at": None,
+        "resolved_by": None,
         "duration": None,
         "expected_interval": 180.0,
+        "details": {},
     },
     "project": {"id": 1, "name": "MyApp"},
 }
@@ -27,8 +32,15 @@ TOPICS: dict[str, dict[str, Any]] = {
         "data": _INCIDENT,
     },
     "incident.acknowledged": {
-        "description": "Someone acknowledged an open incident (on-call; not emitted yet).",
-        "data": _INCIDENT,
+        "description": "Someone acknowledged an open incident (POST /v1/incidents/{id}/acknowledge).",
+        "data": {
+            **_INCIDENT,
+            "incident": {
+                **_INCIDENT["incident"],
+                "acknowledged_at": "2026-11-01T14:33:00Z",
+                "acknowledged_by": "api key heron_AbCd…wxyz",
+            },
+        },
     },
     "incident.resolved": {
         "description": "The monitor came back; duration is the real silence in seconds.",

@@ -20,9 +20,9 @@ from heron_common.db import is_transient
 from heron_common.deadletters import DeadLetter, project_of
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
+from heron_common.monitors.cadence import CadenceParams
 from heron_common.settings import Settings
-from heron_detector import screen, store
-from heron_detector.cadence import CadenceParams
+from heron_detector import commands, screen, store
 from heron_detector.index import DeadlineIndex
 
 EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
@@ -117,7 +117,7 @@ class Detector:
                 if kind == messages.EVENTS:
                     run.append(self._pending(index, message, shard))
                     continue
-                if kind != messages.TICK:
+                if kind not in (messages.TICK, messages.COMMAND):
                     raise MessageError(f"unknown message type {kind!r}")
                 at = float(message["at"])
             except (MessageError, TypeError, ValueError, KeyError, OverflowError) as exc:
@@ -126,7 +126,10 @@ class Detector:
             await self._apply(shard, run, now, handled)
             run = []
             try:
-                handled.opened += await self.tick(shard, at)
+                if kind == messages.COMMAND:
+                    await self.command(shard, message, now)
+                else:
+                    handled.opened += await self.tick(shard, at)
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -178,6 +181,13 @@ class Detector:
         handled.poison[index] = error
         POISON_MESSAGES.inc()
         log.warning("poison message", index=index, error=str(error)[:500])
+
+    async def command(self, shard: int, message: dict, now: float) -> None:
+        """Apply a change asked for through the API (``commands.py``), in queue order."""
+        async with self.pool.acquire() as conn:
+            done = await commands.apply(conn, message, now, self.params)
+        await self.index.update(shard, done.deadlines)
+        await self.publish_outbox(done.outbox_ids)
 
     async def tick(self, shard: int, at: float) -> int:
         """The shard's watermark reached ``at``: open everything overdue by then."""

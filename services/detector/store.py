@@ -15,14 +15,15 @@ from typing import Any
 
 import asyncpg
 
-from heron_common import blind, deadletter_store, messages
+from heron_common import blind, deadletter_store
 from heron_common.db import to_dt, to_ts
 from heron_common.deadletters import DeadLetter
 from heron_common.messages import TrackedEvent
-from heron_detector import cadence, machine
-from heron_detector.alerts import incident_data
+from heron_common.monitors import cadence
+from heron_common.monitors import event as machine
+from heron_common.monitors.cadence import CadenceParams
+from heron_detector import incidents
 from heron_detector.blindness import windows_since
-from heron_detector.cadence import CadenceParams
 
 StreamKey = tuple[int, str, str, str]
 
@@ -43,17 +44,7 @@ def _stream_key(e: TrackedEvent) -> StreamKey:
 
 
 def _load(row: asyncpg.Record) -> machine.Monitor:
-    return machine.Monitor(row["state"], cadence.from_dict(row["cadence"] or {}), row["event_count"])
-
-
-async def _outbox(conn: asyncpg.Connection, topic: str, alert_id: uuid.UUID, now: float, data: dict[str, Any]) -> int:
-    message = messages.alert_message(topic, str(alert_id), now, data)
-    return await conn.fetchval(
-        "INSERT INTO outbox (alert_id, routing_key, message) VALUES ($1, $2, $3) RETURNING id",
-        alert_id,
-        f"{topic}.event",
-        message,
-    )
+    return machine.Monitor(row["state"], cadence.from_dict(row["cadence"] or {}), row["event_count"], row["config"])
 
 
 async def apply_events_messages(
@@ -199,30 +190,9 @@ async def _lock_monitors(conn: asyncpg.Connection, keys: list[StreamKey], shard:
 async def _record_flip(
     conn: asyncpg.Connection, monitor: asyncpg.Record, flip: machine.Flip, now: float, applied: Applied
 ) -> None:
-    await conn.execute(
-        "INSERT INTO flips (monitor_id, project_id, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-        monitor["id"],
-        monitor["project_id"],
-        to_dt(flip.at),
-        flip.from_state,
-        flip.to_state,
-        flip.reason,
-    )
-    if flip.from_state == machine.DOWN and flip.to_state == machine.UP:
-        alert_id = uuid.uuid4()
-        incident = await conn.fetchrow(
-            "UPDATE incidents SET resolved_at = $2, resolve_alert_id = $3,"
-            " duration = greatest(0, round(extract(epoch FROM $2 - started_at)))::int"
-            " WHERE monitor_id = $1 AND resolved_at IS NULL RETURNING *",
-            monitor["id"],
-            to_dt(flip.resumed_at),
-            alert_id,
-        )
-        if incident is not None:
-            name = await conn.fetchval("SELECT name FROM projects WHERE id = $1", monitor["project_id"])
-            applied.outbox_ids.append(
-                await _outbox(conn, "incident.resolved", alert_id, now, incident_data(incident, name))
-            )
+    outbox_id = await incidents.record_flip(conn, monitor, flip, now)
+    if outbox_id is not None:
+        applied.outbox_ids.append(outbox_id)
 
 
 async def open_overdue(
@@ -260,7 +230,7 @@ async def open_overdue(
             if windows and deadline is not None and monitor.cadence.last_seen is not None:
                 moved = blind.deadline_past_windows(
                     monitor.cadence.last_seen,
-                    cadence.expected_interval(monitor.cadence),
+                    monitor.expected_interval(),
                     deadline,
                     windows,
                     min_tolerance=params.min_tolerance,
@@ -276,42 +246,16 @@ async def open_overdue(
             )
             if status != "UPDATE 1":
                 continue
-            alert_id = uuid.uuid4()
-            incident = await conn.fetchrow(
-                "INSERT INTO incidents (project_id, monitor_id, alert_id, event_name, service, environment,"
-                " started_at, opened_at, expected_interval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " ON CONFLICT (monitor_id) WHERE resolved_at IS NULL DO NOTHING RETURNING *",
-                row["project_id"],
-                row["id"],
-                alert_id,
-                row["event_name"],
-                row["service"],
-                row["environment"],
-                to_dt(monitor.cadence.last_seen),
-                to_dt(now),
-                cadence.expected_interval(monitor.cadence),
-            )
-            await conn.execute(
-                "INSERT INTO flips (monitor_id, project_id, at, from_state, to_state, reason)"
-                " VALUES ($1, $2, $3, 'up', 'down', $4)",
-                row["id"],
-                row["project_id"],
-                to_dt(now),
-                flip.reason,
-            )
             corrections[row["id"]] = None
-            if incident is not None:
-                outbox_ids.append(
-                    await _outbox(conn, "incident.opened", alert_id, now, incident_data(incident, row["project_name"]))
-                )
+            outbox_id = await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval())
+            if outbox_id is not None:
+                outbox_ids.append(outbox_id)
     return outbox_ids, corrections
 
 
 async def due_from_postgres(pool: asyncpg.Pool, shard: int) -> list[tuple[int, float]]:
     """Every up monitor's deadline on a shard: what the Redis index is rebuilt from."""
-    rows = await pool.fetch(
-        "SELECT id, deadline FROM monitors WHERE shard = $1 AND state = 'up' AND deadline IS NOT NULL", shard
-    )
+    rows = await pool.fetch("SELECT id, deadline FROM monitors WHERE shard = $1 AND deadline IS NOT NULL", shard)
     return [(r["id"], to_ts(r["deadline"]) or 0.0) for r in rows]
 
 

@@ -112,6 +112,10 @@ class GroupPublisher:
         else:
             await asyncio.gather(*waits)
 
+    async def publish_message(self, shard: int, message: dict[str, Any]) -> None:
+        """One message of its own (a command) to ``shard``, returning once the broker confirmed it."""
+        await bus.publish(self._exchange, bus.Names.shard_key(shard), message)
+
     def _shard_of(self, project_id: int, name: str, service: str | None, environment: str | None) -> int:
         key = (project_id, name, service, environment)
         shard = self._shard_cache.get(key)

@@ -7,8 +7,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from heron_common.db import iso, to_ts
+from heron_common.db import iso
 from heron_common.service import PG, json_response
+from heron_common.views import incident_view, monitor_view
 from heron_ingest import params
 from heron_ingest.requests import caller_project, handles_errors, owned_row, path_id
 
@@ -37,20 +38,6 @@ def _next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, s
     return {"Link": f'<{url.path_qs}>; rel="next"'}
 
 
-def _incident(r: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "monitor_id": r["monitor_id"],
-        "event_name": r["event_name"],
-        "service": r["service"] or None,
-        "environment": r["environment"] or None,
-        "started_at": iso(r["started_at"]),
-        "opened_at": iso(r["opened_at"]),
-        "resolved_at": iso(r["resolved_at"]),
-        "duration": r["duration"],
-    }
-
-
 async def _incidents(request: web.Request, active_only: bool) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = _page_args(request)
@@ -64,7 +51,7 @@ async def _incidents(request: web.Request, active_only: bool) -> web.Response:
         environment,
         limit,
     )
-    return json_response([_incident(r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([incident_view(r) for r in rows], headers=_next_link(request, rows, limit))
 
 
 @handles_errors
@@ -75,30 +62,6 @@ async def incidents(request: web.Request) -> web.Response:
 @handles_errors
 async def active_incidents(request: web.Request) -> web.Response:
     return await _incidents(request, active_only=True)
-
-
-def _monitor(r: asyncpg.Record) -> dict[str, Any]:
-    cadence = r["cadence"] or {}
-    deadline = r["deadline"]
-    mean = cadence.get("mean") if cadence.get("intervals") else None
-    last_seen = to_ts(r["last_seen"])
-    tolerance = None
-    if deadline is not None and last_seen is not None and mean is not None:
-        tolerance = round(deadline.timestamp() - last_seen - mean, 3)
-    return {
-        "id": r["id"],
-        "kind": r["kind"],
-        "event_name": r["event_name"],
-        "service": r["service"] or None,
-        "environment": r["environment"] or None,
-        "state": r["state"],
-        "event_count": r["event_count"],
-        "last_seen": iso(r["last_seen"]),
-        "expected_interval": round(mean, 3) if mean is not None else None,
-        "tolerance": tolerance,
-        "deadline": iso(deadline),
-        "created_at": iso(r["created_at"]),
-    }
 
 
 @handles_errors
@@ -114,7 +77,7 @@ async def monitors(request: web.Request) -> web.Response:
         environment,
         limit,
     )
-    return json_response([_monitor(r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([monitor_view(r) for r in rows], headers=_next_link(request, rows, limit))
 
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
@@ -124,7 +87,7 @@ async def _own_monitor(request: web.Request) -> asyncpg.Record:
 
 @handles_errors
 async def monitor(request: web.Request) -> web.Response:
-    return json_response(_monitor(await _own_monitor(request)))
+    return json_response(monitor_view(await _own_monitor(request)))
 
 
 @handles_errors

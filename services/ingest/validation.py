@@ -14,7 +14,7 @@ import orjson
 from heron_common.messages import TrackedEvent
 
 # The clamp rule belongs to the cadence model (docs/detection.md); ingest applies it on receipt.
-from heron_detector.cadence import event_time
+from heron_common.monitors.cadence import event_time
 
 MAX_NAME = 200
 MAX_LABEL = 200

@@ -39,8 +39,17 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     incident = data["incident"]
     service = incident.get("service") or "—"
     environment = incident.get("environment") or "—"
-    event = incident["event_name"]
-    if topic == "incident.resolved":
+    # What the incident is about: an event stream names its event, other kinds their monitor.
+    event = incident.get("event_name") or incident.get("title") or "monitor"
+    if topic == "incident.acknowledged":
+        title = "👀 Heron incident acknowledged"
+        pairs = [
+            ("Event", event),
+            ("Acknowledged by", incident.get("acknowledged_by") or "someone"),
+            ("Service", service),
+            ("Environment", environment),
+        ]
+    elif topic == "incident.resolved":
         title = "✅ Heron recovery"
         downtime = humanize(incident.get("duration") or 0)
         pairs = [("Event", event), ("Downtime", downtime), ("Service", service), ("Environment", environment)]

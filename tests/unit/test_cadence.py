@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from heron_detector.cadence import (
+from heron_common.monitors.cadence import (
     Cadence,
     CadenceParams,
     deadline,

@@ -8,10 +8,10 @@ import ipaddress
 import pytest
 
 from heron_common import webhooks
+from heron_common.monitors import event as machine
+from heron_common.monitors.cadence import Cadence, CadenceParams
 from heron_common.outbound import check_url, forbidden_reason
 from heron_common.settings import Settings, SettingsError
-from heron_detector import machine
-from heron_detector.cadence import Cadence, CadenceParams
 from heron_ingest.validation import InputError, event_time, parse_event  # event_time re-exported
 from heron_notifier import policy, slack
 

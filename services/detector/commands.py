@@ -1,0 +1,119 @@
+"""Changes people ask for through the API, applied by the detector — the only writer of monitor
+state — in order with the shard's events and ticks (ingest publishes them to the monitor's shard).
+
+Every command is idempotent: acknowledging twice acknowledges once, pausing a paused monitor does
+nothing, deleting a deleted one does nothing; a redelivered command changes nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from heron_common.db import to_dt
+from heron_common.messages import MessageError
+from heron_common.monitors import ACKNOWLEDGE, PAUSED, Flip, pause
+from heron_common.monitors import cadence as cadence_model
+from heron_common.monitors import event as event_kind
+from heron_common.monitors.cadence import CadenceParams
+from heron_detector import incidents
+
+ACTIONS = frozenset({"acknowledge", "pause", "resume", "delete", "configure"})
+
+
+@dataclass
+class Done:
+    # monitor id -> deadline (None: remove from the deadline index)
+    deadlines: dict[int, float | None] = field(default_factory=dict)
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def parse(message: dict[str, Any]) -> tuple[int, int, str, str | None, dict[str, Any]]:
+    try:
+        monitor_id, project_id = int(message["monitor_id"]), int(message["project_id"])
+        action = str(message["action"])
+        by = message.get("by")
+        args = message.get("args") or {}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MessageError(f"malformed command: {exc}") from exc
+    if action not in ACTIONS or not isinstance(args, dict) or not (by is None or isinstance(by, str)):
+        raise MessageError(f"malformed command: action {action!r}")
+    return monitor_id, project_id, action, by, args
+
+
+def _event_monitor(row: asyncpg.Record, config: dict[str, Any] | None = None) -> event_kind.Monitor:
+    return event_kind.Monitor(
+        row["state"],
+        cadence_model.from_dict(row["cadence"] or {}),
+        row["event_count"],
+        row["config"] if config is None else config,
+    )
+
+
+async def _save(conn: asyncpg.Connection, row: asyncpg.Record, m: event_kind.Monitor, deadline: float | None) -> None:
+    await conn.execute(
+        "UPDATE monitors SET state = $2, cadence = $3, last_seen = $4, config = $5, deadline = $6, updated_at = now()"
+        " WHERE id = $1",
+        row["id"],
+        m.state,
+        cadence_model.to_dict(m.cadence),
+        to_dt(m.cadence.last_seen),
+        dict(m.config),
+        to_dt(deadline),
+    )
+
+
+async def apply(conn: asyncpg.Connection, message: dict[str, Any], now: float, params: CadenceParams) -> Done:
+    monitor_id, project_id, action, by, args = parse(message)
+    done = Done()
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT m.*, p.name AS project_name FROM monitors m JOIN projects p ON p.id = m.project_id"
+            " WHERE m.id = $1 AND m.project_id = $2 FOR UPDATE OF m",
+            monitor_id,
+            project_id,
+        )
+        if row is None:
+            return done  # deleted meanwhile: nothing left to change
+        if row["kind"] != event_kind.KIND:
+            raise MessageError(f"no commands for monitors of kind {row['kind']!r} yet")
+        if action == "delete":
+            await conn.execute("DELETE FROM monitors WHERE id = $1", monitor_id)
+            done.deadlines[monitor_id] = None
+            return done
+        if action == "acknowledge":
+            ack = Flip(row["state"], row["state"], now, "acknowledged", incident=ACKNOWLEDGE)
+            incident_id = args.get("incident_id")
+            outbox_id = await incidents.record_flip(
+                conn, row, ack, now, by=by, incident_id=int(incident_id) if incident_id is not None else None
+            )
+            if outbox_id is not None:
+                done.outbox_ids.append(outbox_id)
+            return done
+        monitor = _event_monitor(row)
+        flip: Flip | None = None
+        if action == "pause":
+            flip = pause(row["state"], now)
+            if flip is not None:
+                monitor = event_kind.Monitor(PAUSED, monitor.cadence, monitor.event_count, monitor.config)
+        elif action == "resume":
+            if row["state"] == PAUSED:
+                monitor, flip = event_kind.resume(monitor, now, params)
+        elif action == "configure":
+            config = {k: v for k, v in {**row["config"], **args}.items() if v is not None}
+            monitor = _event_monitor(row, config)
+            if monitor.state == event_kind.NEW and monitor.deadline(params) is None:
+                learned = event_kind.learned_or_fixed_deadline(monitor.cadence, config, params)
+                if learned is not None:  # a fixed interval needs no learning
+                    flip = Flip(event_kind.NEW, event_kind.UP, now, "expected interval set")
+                    monitor = event_kind.Monitor(event_kind.UP, monitor.cadence, monitor.event_count, config)
+        deadline = monitor.deadline(params)
+        await _save(conn, row, monitor, deadline)
+        done.deadlines[monitor_id] = deadline
+        if flip is not None:
+            outbox_id = await incidents.record_flip(conn, row, flip, now, by=by)
+            if outbox_id is not None:
+                done.outbox_ids.append(outbox_id)
+    return done

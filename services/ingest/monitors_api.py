@@ -1,0 +1,206 @@
+"""Acting on monitors and incidents: acknowledge, resolve, pause, resume, delete, override.
+
+The detector is the only writer of monitor state, so each action is a command published to the
+monitor's shard (with the broker's confirm) and applied there in order with its events and ticks.
+The handler then waits briefly for the change to show and answers ``200`` with the result, or
+``202`` (accepted, applied shortly) if the detector is busy or down — the command is not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from heron_common import messages
+from heron_common.keys import key_hint
+from heron_common.monitors.event import MAX_SENSITIVITY, MIN_SENSITIVITY
+from heron_common.service import CLOCK, PG, json_response
+from heron_common.views import incident_view, monitor_view
+from heron_ingest.auth import presented_key
+from heron_ingest.context import PUBLISHER
+from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
+from heron_ingest.validation import InputError
+
+# How long a handler waits for the detector to apply its command before answering 202.
+APPLY_WAIT = 2.0
+MAX_SECONDS = 366 * 86400.0
+
+
+def _by(request: web.Request) -> str:
+    key = presented_key(request)
+    return f"api key {key_hint(key)}" if key else "api"
+
+
+async def _send(request: web.Request, monitor: asyncpg.Record, action: str, args: dict[str, Any] | None = None) -> None:
+    message = messages.command_message(
+        monitor["id"], monitor["project_id"], action, request.app[CLOCK].now(), by=_by(request), args=args
+    )
+    try:
+        await request.app[PUBLISHER].publish_message(monitor["shard"], message)
+    except Exception:
+        raise InputError(503, "unavailable", "the change could not be queued right now; retry") from None
+
+
+async def _applied(check: Callable[[], Awaitable[Any]]) -> Any:
+    """The first truthy result of ``check`` within APPLY_WAIT, else None (polled: the change is
+    made by another process, and this is the management path, not the hot one)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + APPLY_WAIT
+    while True:
+        result = await check()
+        if result or loop.time() > give_up:
+            return result or None
+        await asyncio.sleep(0.02)
+
+
+async def _own_incident(request: web.Request) -> tuple[asyncpg.Record, asyncpg.Record]:
+    project_id = await caller_project(request)
+    pool = request.app[PG]
+    incident = await owned_row(pool, "incidents", path_id(request, "incident_id"), project_id, "incident")
+    monitor = await owned_row(pool, "monitors", incident["monitor_id"], project_id, "monitor")
+    return incident, monitor
+
+
+@handles_errors
+async def acknowledge(request: web.Request) -> web.Response:
+    incident, monitor = await _own_incident(request)
+    if incident["resolved_at"] is not None:
+        raise InputError(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
+    if incident["acknowledged_at"] is None:
+        await _send(request, monitor, "acknowledge", {"incident_id": incident["id"]})
+    pool = request.app[PG]
+    row = await _applied(
+        lambda: pool.fetchrow(
+            "SELECT * FROM incidents WHERE id = $1 AND (acknowledged_at IS NOT NULL OR resolved_at IS NOT NULL)",
+            incident["id"],
+        )
+    )
+    if row is None:
+        return json_response({"status": "accepted", "incident": incident_view(incident)}, status=202)
+    return json_response(incident_view(row))
+
+
+@handles_errors
+async def resolve(request: web.Request) -> web.Response:
+    _, monitor = await _own_incident(request)
+    # Only declared kinds (triggers) can be resolved by hand; an event stream's incident resolves
+    # when its events come back, so resolving it by hand would only hide a real silence.
+    raise InputError(
+        409, "not_resolvable", f"incidents of {monitor['kind']} monitors resolve by themselves when it recovers"
+    )
+
+
+async def _own_monitor(request: web.Request) -> asyncpg.Record:
+    project_id = await caller_project(request)
+    return await owned_row(request.app[PG], "monitors", path_id(request, "monitor_id"), project_id, "monitor")
+
+
+async def _monitor_after(request: web.Request, monitor_id: int, done: Callable[[asyncpg.Record], bool]) -> Any:
+    pool = request.app[PG]
+
+    async def check() -> asyncpg.Record | None:
+        row = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", monitor_id)
+        return row if row is not None and done(row) else None
+
+    return await _applied(check)
+
+
+async def _state_change(request: web.Request, action: str, done: Callable[[asyncpg.Record], bool]) -> web.Response:
+    monitor = await _own_monitor(request)
+    if not done(monitor):
+        await _send(request, monitor, action)
+    row = await _monitor_after(request, monitor["id"], done)
+    if row is None:
+        return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
+    return json_response(monitor_view(row))
+
+
+@handles_errors
+async def pause(request: web.Request) -> web.Response:
+    return await _state_change(request, "pause", lambda m: m["state"] == "paused")
+
+
+@handles_errors
+async def resume(request: web.Request) -> web.Response:
+    return await _state_change(request, "resume", lambda m: m["state"] != "paused")
+
+
+@handles_errors
+async def delete(request: web.Request) -> web.Response:
+    monitor = await _own_monitor(request)
+    await _send(request, monitor, "delete")
+    pool = request.app[PG]
+    gone = await _applied(
+        lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", monitor["id"])
+    )
+    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
+
+
+def _seconds(body: dict[str, Any], name: str, *, minimum: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(422, "invalid_field", f"{name} must be a number of seconds")
+    if not minimum <= value <= MAX_SECONDS:
+        raise InputError(422, "invalid_field", f"{name} must be between {minimum:g} and {MAX_SECONDS:g} seconds")
+    return float(value)
+
+
+def overrides(body: dict[str, Any]) -> dict[str, float | None]:
+    """The event-stream overrides in a PATCH body (null clears one). Pure."""
+    known = {"expected_interval", "grace", "sensitivity"}
+    unknown = sorted(set(body) - known - {"api_key"})
+    if unknown:
+        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; settable: {', '.join(sorted(known))}")
+    if not known & set(body):
+        raise InputError(422, "missing_field", "send expected_interval (+ grace), or sensitivity; null clears one")
+    changes: dict[str, float | None] = {}
+    if "expected_interval" in body:
+        changes["expected_interval"] = _seconds(body, "expected_interval", minimum=1.0)
+    if "grace" in body:
+        changes["grace"] = _seconds(body, "grace", minimum=0.0)
+    if "sensitivity" in body:
+        value = body["sensitivity"]
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not MIN_SENSITIVITY <= value <= MAX_SENSITIVITY
+        ):
+            raise InputError(
+                422, "invalid_field", f"sensitivity must be a number from {MIN_SENSITIVITY:g} to {MAX_SENSITIVITY:g}"
+            )
+        changes["sensitivity"] = None if value is None else float(value)
+    return changes
+
+
+@handles_errors
+async def configure(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    assert body is not None
+    changes = overrides(body)
+    monitor = await _own_monitor(request)
+    if monitor["kind"] != "event":
+        raise InputError(422, "invalid_field", f"a {monitor['kind']} monitor has no learned cadence to override")
+    wanted = {k: v for k, v in {**monitor["config"], **changes}.items() if v is not None}
+    if "grace" in wanted and "expected_interval" not in wanted:
+        raise InputError(422, "invalid_field", "grace needs expected_interval (the fixed interval it is added to)")
+    await _send(request, monitor, "configure", changes)
+    row = await _monitor_after(request, monitor["id"], lambda m: dict(m["config"]) == wanted)
+    if row is None:
+        return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
+    return json_response(monitor_view(row))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/incidents/{incident_id}/acknowledge", acknowledge)
+    app.router.add_post("/v1/incidents/{incident_id}/resolve", resolve)
+    app.router.add_post("/v1/monitors/{monitor_id}/pause", pause)
+    app.router.add_post("/v1/monitors/{monitor_id}/resume", resume)
+    app.router.add_delete("/v1/monitors/{monitor_id}", delete)
+    app.router.add_patch("/v1/monitors/{monitor_id}", configure)
