@@ -19,6 +19,7 @@ SCHEMA_VERSION = 1
 EVENTS = "events"  # ingest -> detector: a batch of tracked events for one shard
 TICK = "tick"  # ticker -> detector: "time has reached T"; the shard's watermark and scan trigger
 COMMAND = "command"  # ingest -> detector: a person acted on a monitor (acknowledge, pause, configure…)
+OBSERVATION = "observation"  # ingest/prober -> detector: something happened to a declared monitor (a ping…)
 
 
 class MessageError(ValueError):
@@ -107,6 +108,20 @@ def command_message(
         "action": action,
         "by": by,
         "args": args or {},
+    }
+
+
+def observation_message(monitor_id: int, project_id: int, now: float, payload: dict[str, Any]) -> dict[str, Any]:
+    """What happened to a declared monitor (a heartbeat ping, a trigger call, a probe result): the
+    detector folds ``payload`` into the monitor through its kind, once per message id."""
+    return {
+        "type": OBSERVATION,
+        "v": SCHEMA_VERSION,
+        "id": new_id(),
+        "at": now,
+        "monitor_id": monitor_id,
+        "project_id": project_id,
+        "payload": payload,
     }
 
 

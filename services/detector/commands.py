@@ -18,9 +18,9 @@ from heron_common.monitors import ACKNOWLEDGE, PAUSED, Flip, pause
 from heron_common.monitors import cadence as cadence_model
 from heron_common.monitors import event as event_kind
 from heron_common.monitors.cadence import CadenceParams
-from heron_detector import incidents
+from heron_detector import incidents, kinds
 
-ACTIONS = frozenset({"acknowledge", "pause", "resume", "delete", "configure"})
+ACTIONS = frozenset({"acknowledge", "resolve", "pause", "resume", "delete", "configure"})
 
 
 @dataclass
@@ -65,7 +65,9 @@ async def _save(conn: asyncpg.Connection, row: asyncpg.Record, m: event_kind.Mon
     )
 
 
-async def apply(conn: asyncpg.Connection, message: dict[str, Any], now: float, params: CadenceParams) -> Done:
+async def apply(
+    conn: asyncpg.Connection, message: dict[str, Any], now: float, params: CadenceParams, ctx: kinds.Context
+) -> Done:
     monitor_id, project_id, action, by, args = parse(message)
     done = Done()
     async with conn.transaction():
@@ -77,12 +79,14 @@ async def apply(conn: asyncpg.Connection, message: dict[str, Any], now: float, p
         )
         if row is None:
             return done  # deleted meanwhile: nothing left to change
-        if row["kind"] != event_kind.KIND:
-            raise MessageError(f"no commands for monitors of kind {row['kind']!r} yet")
         if action == "delete":
             await conn.execute("DELETE FROM monitors WHERE id = $1", monitor_id)
             done.deadlines[monitor_id] = None
             return done
+        if row["kind"] != event_kind.KIND:
+            return await _declared(conn, row, action, args, now, ctx, done)
+        if action == "resolve":
+            raise MessageError("an event stream's incident resolves when its events return, not by hand")
         if action == "acknowledge":
             ack = Flip(row["state"], row["state"], now, "acknowledged", incident=ACKNOWLEDGE)
             incident_id = args.get("incident_id")
@@ -116,4 +120,58 @@ async def apply(conn: asyncpg.Connection, message: dict[str, Any], now: float, p
             outbox_id = await incidents.record_flip(conn, row, flip, now, by=by)
             if outbox_id is not None:
                 done.outbox_ids.append(outbox_id)
+    return done
+
+
+async def _declared(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    action: str,
+    args: dict[str, Any],
+    now: float,
+    ctx: kinds.Context,
+    done: Done,
+) -> Done:
+    """A command for a declared kind: pausing is the same for all; the rest is the kind's."""
+    kind = kinds.of(row)
+    outcome: kinds.Outcome | None = None
+    if action == "pause":
+        flip = pause(row["state"], now)
+        if flip is None:
+            return done
+        await conn.execute(
+            "UPDATE monitors SET state = $2, deadline = NULL, updated_at = now() WHERE id = $1", row["id"], PAUSED
+        )
+        outcome = kinds.Outcome(None)
+        outbox_id = await incidents.record_flip(conn, row, flip, now, by=ctx.by)
+        if outbox_id is not None:
+            outcome.outbox_ids.append(outbox_id)
+    elif action == "resume":
+        if row["state"] != PAUSED:
+            return done
+        if kind.resume is None:
+            raise MessageError(f"monitors of kind {row['kind']!r} cannot be resumed")
+        outcome = await kind.resume(conn, row, now, ctx)
+    elif action == "acknowledge":
+        if kind.acknowledge is not None:
+            outcome = await kind.acknowledge(conn, row, now, ctx)
+        else:
+            ack = Flip(row["state"], row["state"], now, "acknowledged", incident=ACKNOWLEDGE)
+            incident_id = args.get("incident_id")
+            outbox_id = await incidents.record_flip(
+                conn, row, ack, now, by=ctx.by, incident_id=int(incident_id) if incident_id is not None else None
+            )
+            done.outbox_ids.extend([outbox_id] if outbox_id is not None else [])
+            return done
+    elif action == "resolve":
+        if kind.resolve is None:
+            raise MessageError(f"monitors of kind {row['kind']!r} cannot be resolved by hand")
+        outcome = await kind.resolve(conn, row, now, ctx)
+    elif action == "configure":
+        if kind.configure is None:
+            raise MessageError(f"monitors of kind {row['kind']!r} take no configure command")
+        outcome = await kind.configure(conn, row, args, now, ctx)
+    if outcome is not None:
+        done.deadlines[row["id"]] = outcome.deadline
+        done.outbox_ids.extend(outcome.outbox_ids)
     return done

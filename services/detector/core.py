@@ -16,13 +16,15 @@ from aio_pika.abc import AbstractExchange
 from prometheus_client import Counter, Gauge
 
 from heron_common import bus, messages
+from heron_common.blind import Window
 from heron_common.db import is_transient
 from heron_common.deadletters import DeadLetter, project_of
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
 from heron_common.monitors.cadence import CadenceParams
 from heron_common.settings import Settings
-from heron_detector import commands, screen, store
+from heron_detector import commands, kinds, observations, screen, store
+from heron_detector.blindness import windows_since
 from heron_detector.index import DeadlineIndex
 
 EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
@@ -117,7 +119,7 @@ class Detector:
                 if kind == messages.EVENTS:
                     run.append(self._pending(index, message, shard))
                     continue
-                if kind not in (messages.TICK, messages.COMMAND):
+                if kind not in (messages.TICK, messages.COMMAND, messages.OBSERVATION):
                     raise MessageError(f"unknown message type {kind!r}")
                 at = float(message["at"])
             except (MessageError, TypeError, ValueError, KeyError, OverflowError) as exc:
@@ -128,6 +130,8 @@ class Detector:
             try:
                 if kind == messages.COMMAND:
                     await self.command(shard, message, now)
+                elif kind == messages.OBSERVATION:
+                    await self.observe(shard, message, now)
                 else:
                     handled.opened += await self.tick(shard, at)
             except Exception as exc:
@@ -182,10 +186,25 @@ class Detector:
         POISON_MESSAGES.inc()
         log.warning("poison message", index=index, error=str(error)[:500])
 
+    def context(self, conn: asyncpg.Connection, by: str | None = None) -> kinds.Context:
+        async def windows(since: float) -> list[Window]:
+            return await windows_since(conn, since)
+
+        return kinds.Context(self.params, windows, by)
+
+    async def observe(self, shard: int, message: dict, now: float) -> None:
+        """A declared monitor's observation (a ping, a trigger call), through its kind."""
+        async with self.pool.acquire() as conn:
+            outcome = await observations.apply(conn, message, now, self.context(conn))
+        if outcome is None:
+            return
+        await self.index.update(shard, {int(message["monitor_id"]): outcome.deadline})
+        await self.publish_outbox(outcome.outbox_ids)
+
     async def command(self, shard: int, message: dict, now: float) -> None:
         """Apply a change asked for through the API (``commands.py``), in queue order."""
         async with self.pool.acquire() as conn:
-            done = await commands.apply(conn, message, now, self.params)
+            done = await commands.apply(conn, message, now, self.params, self.context(conn, message.get("by")))
         await self.index.update(shard, done.deadlines)
         await self.publish_outbox(done.outbox_ids)
 

@@ -22,7 +22,7 @@ from heron_common.messages import TrackedEvent
 from heron_common.monitors import cadence
 from heron_common.monitors import event as machine
 from heron_common.monitors.cadence import CadenceParams
-from heron_detector import incidents
+from heron_detector import incidents, kinds
 from heron_detector.blindness import windows_since
 
 StreamKey = tuple[int, str, str, str]
@@ -214,7 +214,22 @@ async def open_overdue(
         found = {row["id"] for row in rows}
         corrections.update({i: None for i in monitor_ids if i not in found})
         windows: list[blind.Window] | None = None
+        since_all = min((to_ts(r["last_seen"]) or now for r in rows), default=now)
+        seen: dict[float, list[blind.Window]] = {}
+
+        async def windows_after(since: float) -> list[blind.Window]:
+            if since not in seen:
+                seen[since] = await windows_since(conn, since)
+            return seen[since]
+
+        ctx = kinds.Context(params, windows_after)
         for row in rows:
+            if row["kind"] != machine.KIND:
+                # A declared kind (heartbeat, trigger…): its own rules, the same bookkeeping.
+                outcome = await kinds.of(row).due(conn, row, now, ctx)
+                corrections[row["id"]] = outcome.deadline
+                outbox_ids.extend(outcome.outbox_ids)
+                continue
             monitor = _load(row)
             flip = machine.check_silence(monitor, now, params)
             # The stored state is the one that counts: a racing detector may have flipped it already.
@@ -224,8 +239,7 @@ async def open_overdue(
             # Heron's own outages never page: step the deadline over any window in which Heron was
             # blind while this monitor's next event was due (heron_common.blind).
             if windows is None:
-                since = min(to_ts(r["last_seen"]) or now for r in rows)
-                windows = await windows_since(conn, since)
+                windows = await windows_after(since_all)
             deadline = monitor.deadline(params)
             if windows and deadline is not None and monitor.cadence.last_seen is not None:
                 moved = blind.deadline_past_windows(

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from heron_common import messages
 from heron_common.keys import key_hint
+from heron_common.monitors import RESOLVABLE_BY_HAND
 from heron_common.monitors.event import MAX_SENSITIVITY, MIN_SENSITIVITY
 from heron_common.service import CLOCK, PG, json_response
 from heron_common.views import incident_view, monitor_view
@@ -87,12 +88,22 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 @handles_errors
 async def resolve(request: web.Request) -> web.Response:
-    _, monitor = await _own_incident(request)
-    # Only declared kinds (triggers) can be resolved by hand; an event stream's incident resolves
-    # when its events come back, so resolving it by hand would only hide a real silence.
-    raise InputError(
-        409, "not_resolvable", f"incidents of {monitor['kind']} monitors resolve by themselves when it recovers"
+    incident, monitor = await _own_incident(request)
+    if monitor["kind"] not in RESOLVABLE_BY_HAND:
+        # An event stream's incident resolves when its events come back: resolving it by hand
+        # would only hide a silence that is still going on.
+        raise InputError(
+            409, "not_resolvable", f"incidents of {monitor['kind']} monitors resolve by themselves when it recovers"
+        )
+    if incident["resolved_at"] is None:
+        await _send(request, monitor, "resolve", {"incident_id": incident["id"]})
+    pool = request.app[PG]
+    row = await _applied(
+        lambda: pool.fetchrow("SELECT * FROM incidents WHERE id = $1 AND resolved_at IS NOT NULL", incident["id"])
     )
+    if row is None:
+        return json_response({"status": "accepted", "incident": incident_view(incident)}, status=202)
+    return json_response(incident_view(row))
 
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:

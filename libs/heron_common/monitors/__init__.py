@@ -24,6 +24,9 @@ from typing import Any
 OPEN, ACKNOWLEDGE, RESOLVE = "open", "acknowledge", "resolve"
 # Any kind can be paused: a paused monitor has no deadline and never alerts.
 PAUSED = "paused"
+# Kinds whose incidents a person may resolve by hand (an event stream's resolves when its events
+# return; a heartbeat's with its next ping). Each kind module adds itself.
+RESOLVABLE_BY_HAND: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
