@@ -23,7 +23,7 @@ from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
 from heron_common.monitors.cadence import CadenceParams
 from heron_common.settings import Settings
-from heron_detector import commands, kinds, observations, screen, store
+from heron_detector import commands, declared, kinds, observations, screen, store
 from heron_detector.blindness import windows_since
 from heron_detector.index import DeadlineIndex
 
@@ -63,6 +63,7 @@ def _encode_rows(envelope: dict) -> bytes:
 
 
 log = get_logger("detector")
+_ = declared  # the declared kinds register themselves on import
 
 
 def cadence_params(settings: Settings) -> CadenceParams:

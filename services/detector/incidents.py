@@ -18,14 +18,21 @@ from heron_common.views import alert_data, incident_title
 
 
 async def outbox(
-    conn: asyncpg.Connection, topic: str, kind: str, alert_id: uuid.UUID, now: float, data: dict[str, Any]
+    conn: asyncpg.Connection,
+    topic: str,
+    kind: str | None,
+    alert_id: uuid.UUID,
+    now: float,
+    data: dict[str, Any],
 ) -> int:
-    """Write an alert to the outbox; its routing key carries the monitor's kind (``incident.opened.heartbeat``)."""
+    """Write an alert to the outbox. An ``incident.*`` alert's routing key carries the monitor's
+    kind (``incident.opened.heartbeat``); a kind's own topic (``heartbeat.late``) is its own key
+    (pass ``kind=None``)."""
     message = messages.alert_message(topic, str(alert_id), now, data)
     return await conn.fetchval(
         "INSERT INTO outbox (alert_id, routing_key, message) VALUES ($1, $2, $3) RETURNING id",
         alert_id,
-        f"{topic}.{kind}",
+        f"{topic}.{kind}" if kind else topic,
         message,
     )
 

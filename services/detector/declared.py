@@ -1,0 +1,3 @@
+"""Importing this module registers every declared kind with ``kinds.KINDS`` (one import each)."""
+
+from __future__ import annotations
