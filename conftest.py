@@ -94,6 +94,7 @@ async def settings(servers: ServerURLs, database_url: str) -> AsyncIterator[Sett
         key_cache_seconds=0.5,
         learning_threshold=3,
         min_tolerance=0.4,
+        min_interval=0.05,
         scan_interval=0.05,
         slack_retry_schedule=(0.0, 0.05, 0.1, 0.2),
         delivery_timeout=2.0,

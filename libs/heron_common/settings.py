@@ -120,6 +120,8 @@ class Settings:
     # Detection timing: production defaults; tests and demos shrink them to seconds.
     learning_threshold: int = 3
     min_tolerance: float = 60.0
+    # The smallest interval, grace or timeout a declared monitor (heartbeat, trigger) accepts.
+    min_interval: float = 60.0
     scan_interval: float = 1.0
     event_retention_days: int = 7
     max_clock_skew: float = 3600.0
@@ -167,6 +169,7 @@ class Settings:
             body_read_timeout=_float(env, "HERON_BODY_READ_TIMEOUT", d.body_read_timeout, minimum=0.01),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
+            min_interval=_float(env, "HERON_MIN_INTERVAL", d.min_interval, minimum=0.01),
             scan_interval=_float(env, "HERON_SCAN_INTERVAL", d.scan_interval, minimum=0.01),
             event_retention_days=_int(env, "HERON_EVENT_RETENTION_DAYS", d.event_retention_days, minimum=1),
             max_clock_skew=_float(env, "HERON_MAX_CLOCK_SKEW", d.max_clock_skew),

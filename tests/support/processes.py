@@ -31,6 +31,7 @@ def settings_env(s: Settings, **extra: str) -> dict[str, str]:
             "HERON_ADMIN_TOKEN": s.admin_token or "",
             "HERON_HTTP_HOST": "127.0.0.1",
             "HERON_MIN_TOLERANCE": str(s.min_tolerance),
+            "HERON_MIN_INTERVAL": str(s.min_interval),
             "HERON_SCAN_INTERVAL": str(s.scan_interval),
             "HERON_LOG_JSON": "true",
             # Everything a service can log is in the run's secret scan (tests/support/logscan.py).
