@@ -140,10 +140,15 @@ def use_postgres(app: web.Application, *, max_size: int = 10) -> None:
     app.cleanup_ctx.append(ctx)
 
 
-def use_redis(app: web.Application) -> None:
+def use_redis(app: web.Application, *, required: bool = True) -> None:
+    """``required=False`` for a service that keeps serving without Redis (ingest: Redis only
+    speeds up revocation and carries its readiness beat), so /readyz does not pull it from a load
+    balancer while Redis is down."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS] = redis_asyncio.Redis.from_url(app[SETTINGS].redis_url)
-        app[READY_CHECKS].append(check_redis)
+        if required:
+            app[READY_CHECKS].append(check_redis)
         yield
         await app[REDIS].aclose()
 

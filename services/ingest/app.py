@@ -108,8 +108,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app = base_app(settings, clock, client_max_size=settings.max_body_bytes, middlewares=[json_errors, body_deadline])
     use_postgres(app, max_size=20)
     use_rabbitmq(app, "heron-ingest")
-    # Redis only speeds up revocation: ingest starts and accepts events without it.
-    use_redis(app)
+    # Redis only speeds up revocation (and carries the readiness beat): ingest starts, accepts
+    # events and stays ready without it.
+    use_redis(app, required=False)
     app.cleanup_ctx.append(_auth_ctx)
     app.cleanup_ctx.append(_revocations_ctx)
     app.cleanup_ctx.append(_publisher_ctx)

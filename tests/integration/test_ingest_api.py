@@ -302,6 +302,8 @@ async def test_ingest_starts_and_accepts_events_without_redis(settings: Settings
     async with running_system(no_redis, services=()) as system:
         project_id, key = await system.create_project()
         assert (await post(system, "/v1/track", {"event_name": "a"}, headers=bearer(key)))[0] == 202
+        async with system.http.get(f"{system.ingest.url}/readyz") as r:
+            assert r.status == 200, await r.text()  # still serving: not pulled from the load balancer
         async with system.http.post(f"{system.ingest.url}/v1/projects/{project_id}/keys", headers=bearer(key)) as r:
             second = await r.json()
         async with system.http.delete(
