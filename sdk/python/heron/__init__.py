@@ -6,7 +6,10 @@ Quick start::
 
     heron.init("hk_live_...", service="billing", environment="production")
     heron.track("payment.completed", {"amount": 42})
-    heron.ping("nightly-report")          # heartbeat
+    heron.ping("https://heron.example.com/api/v1/hb/abc123")   # heartbeat
+
+    @heron.heartbeat("abc123")            # start, then success or fail (with the exception)
+    def nightly_report(): ...
 
 Module-level functions delegate to a default :class:`Client` created by :func:`init`.
 """
@@ -15,26 +18,36 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import webhooks
+from . import _ping, webhooks
 from ._async import AsyncClient
 from ._client import DEFAULT_ENDPOINT, MAX_EVENTS_PER_REQUEST, MAX_METADATA_BYTES, Client, Stats
+from ._hb import MAX_BODY_BYTES as MAX_PING_BODY_BYTES
+from ._heartbeat import Heartbeat
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._hb import Status
 
 __all__ = [
     "DEFAULT_ENDPOINT",
     "MAX_EVENTS_PER_REQUEST",
     "MAX_METADATA_BYTES",
+    "MAX_PING_BODY_BYTES",
     "AsyncClient",
     "Client",
+    "Heartbeat",
     "Stats",
     "__version__",
     "close",
     "flush",
     "get_client",
+    "heartbeat",
     "init",
     "ping",
     "stats",
@@ -92,13 +105,41 @@ def track(
     client.track(event_name, metadata, service=service, environment=environment, timestamp=timestamp)
 
 
-def ping(heartbeat_id: str, status: str = "ok") -> None:
-    """Queue a heartbeat ping ("ok", "start" or "fail") on the default client."""
+def ping(
+    token_or_url: str,
+    status: Status = "success",
+    body: str | bytes | None = None,
+    rid: str | uuid.UUID | None = None,
+    *,
+    timeout: float = _ping.DEFAULT_PING_TIMEOUT,
+) -> bool:
+    """Send a heartbeat ping now ("success", "start", "fail" or an int exit code); True if
+    Heron recorded it. Never raises; see :meth:`Client.ping`.
+
+    Needs no :func:`init`: a full ping URL works as is, and a bare token is sent to the default
+    client's endpoint, else ``$HERON_ENDPOINT``, else ``http://localhost:8080``.
+    """
     client = _default
-    if client is None:
-        _uninitialised()
-        return
-    client.ping(heartbeat_id, status)
+    if client is not None:
+        return client.ping(token_or_url, status, body, rid, timeout=timeout)
+    settings = _ping.PingSettings(os.environ.get("HERON_ENDPOINT") or DEFAULT_ENDPOINT)
+    return _ping.ping(settings, token_or_url, status, body, rid, timeout)
+
+
+def heartbeat(token_or_url: str) -> Heartbeat:
+    """Monitor a block or a function, sync or async::
+
+        @heron.heartbeat("abc123")
+        def nightly_report(): ...
+
+        with heron.heartbeat("https://heron.example.com/api/v1/hb/abc123"):
+            ...
+
+    Sends "start" with a fresh run id, then "success", or "fail" with the exception's type,
+    message and traceback excerpt (the exception is re-raised). Pings use the default client
+    at the time they are sent (so decorating before :func:`init` is fine), like :func:`ping`.
+    """
+    return Heartbeat(token_or_url, ping)
 
 
 def flush(timeout: float | None = 5.0) -> bool:
@@ -126,5 +167,5 @@ def _uninitialised() -> None:
     if not _warned_uninitialised:
         _warned_uninitialised = True
         logging.getLogger("heron").warning(
-            "Heron: track()/ping() called before heron.init() (or after heron.close()); dropped"
+            "Heron: track() called before heron.init() (or after heron.close()); dropped"
         )

@@ -13,8 +13,9 @@ Design notes (the "why" behind the code):
 * Only the sender thread removes items from the buffer. Items it has taken but not yet
   delivered (a failed batch waiting for a retry) live in ``_carry`` and count against the
   buffer capacity; when the buffer is full they, being the oldest, are dropped first.
-* ``flush()`` waits for the sender to observe "buffer, carry and ping queue all empty"
-  (a *drain epoch*) after the flush began.
+* ``flush()`` waits for the sender to observe "buffer and carry both empty" (a *drain epoch*)
+  after the flush began.
+* Heartbeat pings do not use this machinery: ``ping()`` sends synchronously (see ``_ping.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import quote
 
+from . import _ping
+from ._heartbeat import Heartbeat
 from ._transport import Response, Transport, describe_error, parse_endpoint, parse_retry_after
 from ._version import __version__
 
@@ -52,8 +54,6 @@ MAX_LABEL_LENGTH = 200  # service and environment, in characters
 #: What an event's metadata is replaced with when it is larger than MAX_METADATA_BYTES.
 DROPPED_METADATA = {"_heron_dropped": "metadata too large"}
 _DROPPED_METADATA_JSON = json.dumps(DROPPED_METADATA, separators=(",", ":")).encode()
-PING_STATUSES = ("ok", "start", "fail")
-_PING_QUEUE_SIZE = 1000
 
 _time = time.time
 _monotonic = time.monotonic
@@ -61,10 +61,10 @@ _monotonic = time.monotonic
 if TYPE_CHECKING:  # only used in (string) annotations, so Python 3.9 never evaluates them
     from typing import TypeAlias
 
+    from ._hb import Status
+
     # (event_name, timestamp, service, environment, metadata)
     _Event: TypeAlias = tuple[str, float, str | None, str | None, dict[str, Any] | None]
-    # (heartbeat_id, status, timestamp)
-    _Ping: TypeAlias = tuple[str, str, float]
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,11 @@ class Stats:
     metadata_dropped: int = 0
     #: HTTP requests that failed (network error, timeout, 429, 5xx or rejected 4xx).
     failed_requests: int = 0
-    #: Heartbeat pings waiting to be sent.
+    #: Always 0 since pings are sent synchronously by ``ping()`` (kept for compatibility).
     pings_queued: int = 0
     #: Heartbeat pings the server acknowledged.
     pings_sent: int = 0
-    #: Heartbeat pings lost (ping queue full, rejected, or undelivered at shutdown).
+    #: Heartbeat pings not delivered (invalid, rejected, or still failing after the retries).
     pings_dropped: int = 0
     #: Description of the most recent failure, or None.
     last_error: str | None = None
@@ -213,6 +213,9 @@ class Client:
         self.max_batch_bytes = max_batch_bytes
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
+        self._ping_settings = _ping.PingSettings(
+            self.endpoint, self.request_timeout, self.backoff_base, self.backoff_max, self.debug
+        )
 
         headers = {
             "Content-Type": "application/json",
@@ -228,7 +231,7 @@ class Client:
                 raise ValueError("Heron: no API key (pass api_key= or set HERON_API_KEY)")
             logger.warning(
                 "Heron: no API key given (pass api_key= or set HERON_API_KEY); "
-                "the client is disabled and events will be dropped"
+                "the client is disabled and events will be dropped (heartbeat pings still work)"
             )
         self._init_state()
         if self._enabled:
@@ -240,19 +243,16 @@ class Client:
     def _init_state(self) -> None:
         """(Re)create every piece of runtime state. Called at construction and in a fork child."""
         self._q: deque[_Event] = deque(maxlen=self.max_queue_size)
-        self._pings: deque[_Ping] = deque(maxlen=_PING_QUEUE_SIZE)
         self._accepted = itertools.count()
-        self._pings_accepted = itertools.count()
         self._probes = 0
-        self._ping_probes = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._wake = threading.Event()  # "there is work": size trigger, ping, flush, close
+        self._wake = threading.Event()  # "there is work": size trigger, flush, close
         self._urgent = threading.Event()  # flush()/close(): cut a backoff short
         self._closing = False
         self._closed = False
         # track()'s only state check: True until the sender thread is started (lazily, by the
-        # first track()/ping(), so a pre-forking parent that never tracks has no thread), and
+        # first track(), so a pre-forking parent that never tracks has no thread), and
         # again once the client is closed; always True for a disabled client.
         self._inactive = True
         self._deadline: float | None = None
@@ -262,10 +262,8 @@ class Client:
         self._events_path = "/v1/events"
         # Sender-owned state (counters are written by the sender under _lock, read by stats()).
         self._carry: list[_Event] = []
-        self._ping_carry: list[_Ping] = []
         self._taken = 0
         self._inflight = 0
-        self._pings_taken = 0
         self._drained_epoch = 0
         self._sent = 0
         self._dropped_carry = 0
@@ -286,7 +284,7 @@ class Client:
         self._overflow_logged_at = 0.0
 
     def _activate(self) -> bool:
-        """Slow path of track()/ping(): start the sender on first use. False if the client is
+        """Slow path of track(): start the sender on first use. False if the client is
         disabled or closed."""
         with self._lock:
             if not self._enabled or self._closing:
@@ -364,29 +362,30 @@ class Client:
             except Exception:  # pragma: no cover
                 pass
 
-    def ping(self, heartbeat_id: str, status: str = "ok") -> None:
-        """Queue a heartbeat ping (``status``: "ok", "start" or "fail"). Non-blocking, never raises
-        unless ``debug=True``."""
-        try:
-            if self._inactive and not self._activate():
-                self._count_disabled(ping=True)
-                return
-            if heartbeat_id.__class__ is not str or not heartbeat_id:
-                return self._invalid(f"heartbeat_id must be a non-empty string, got {heartbeat_id!r}", ping=True)
-            if status not in PING_STATUSES:
-                return self._invalid(
-                    f"ping status must be one of {PING_STATUSES}, got {status!r}", ValueError, ping=True
-                )
-            self._pings.append((heartbeat_id, status, _time()))
-            next(self._pings_accepted)
-            self._wake.set()  # heartbeats are about timing: send now, not at the next tick
-        except Exception:
-            if self.debug:
-                raise
-            try:
-                logger.debug("Heron: ping() failed", exc_info=True)
-            except Exception:  # pragma: no cover
-                pass
+    def ping(
+        self,
+        token_or_url: str,
+        status: Status = "success",
+        body: str | bytes | None = None,
+        rid: str | uuid.UUID | None = None,
+        *,
+        timeout: float = _ping.DEFAULT_PING_TIMEOUT,
+    ) -> bool:
+        """Send a heartbeat ping now; True if Heron recorded it.
+
+        ``token_or_url``: the heartbeat's token (sent to ``{endpoint}/api/v1/hb/{token}``) or its
+        full ping URL. ``status``: "success" (or "ok"), "start", "fail" or a process exit code
+        (0 is success). ``body``: a log excerpt or failure reason (first 10 KiB sent). ``rid``:
+        a UUID pairing a "start" with its finish. Blocks at most ``timeout`` seconds, retries
+        included; never raises (except invalid arguments with ``debug=True``). Works without an
+        API key, and never sends it.
+        """
+        return _ping.ping(self._ping_settings, token_or_url, status, body, rid, timeout, self._record_ping)
+
+    def heartbeat(self, token_or_url: str) -> Heartbeat:
+        """A context manager and decorator sending "start", then "success" or "fail" (with the
+        exception) around a block or function; see :class:`heron.Heartbeat`."""
+        return Heartbeat(token_or_url, self.ping)
 
     def flush(self, timeout: float | None = 5.0) -> bool:
         """Send everything queued so far; wait at most ``timeout`` seconds (None: no limit).
@@ -442,9 +441,7 @@ class Client:
         """A consistent snapshot of the counters (see :class:`Stats`)."""
         with self._lock:
             queue_full = self._queue_full_locked()
-            pings_full = self._pings_full_locked()
             queued = len(self._q) + len(self._carry) + self._inflight
-            pings_dropped = self._pings_dropped + pings_full
             dropped = (
                 queue_full
                 + self._dropped_rejected
@@ -463,9 +460,8 @@ class Client:
                 dropped_at_shutdown=self._dropped_at_shutdown,
                 metadata_dropped=self._metadata_dropped,
                 failed_requests=self._failed_requests,
-                pings_queued=len(self._pings) + len(self._ping_carry),
                 pings_sent=self._pings_sent,
-                pings_dropped=pings_dropped,
+                pings_dropped=self._pings_dropped,
                 last_error=self._last_error,
                 last_error_at=self._last_error_at,
             )
@@ -489,43 +485,36 @@ class Client:
         # Clamped: an event appended but not yet counted by its track() call reads as -1.
         return max(0, accepted - self._taken - len(self._q)) + self._dropped_carry
 
-    def _pings_full_locked(self) -> int:
-        accepted = next(self._pings_accepted) - self._ping_probes
-        self._ping_probes += 1
-        return max(0, accepted - self._pings_taken - len(self._pings))
-
     def _lost_locked(self) -> int:
-        return (
-            self._queue_full_locked()
-            + self._dropped_rejected
-            + self._dropped_at_shutdown
-            + self._pings_full_locked()
-            + self._pings_dropped
-        )
+        return self._queue_full_locked() + self._dropped_rejected + self._dropped_at_shutdown
 
     def _lost_at_close_locked(self) -> int:
         return self._dropped_at_shutdown
 
     def _pending_locked(self) -> int:
-        return len(self._q) + len(self._carry) + len(self._pings) + len(self._ping_carry)
+        return len(self._q) + len(self._carry)
 
-    def _count_disabled(self, ping: bool = False) -> None:
+    def _count_disabled(self) -> None:
         with self._lock:
-            if ping:
-                self._pings_dropped += 1
-            else:
-                self._dropped_disabled += 1
+            self._dropped_disabled += 1
 
-    def _invalid(self, message: str, exc_type: type[Exception] = TypeError, ping: bool = False) -> None:
+    def _record_ping(self, delivered: bool, failures: int, problem: str | None) -> None:
+        with self._lock:
+            if delivered:
+                self._pings_sent += 1
+            else:
+                self._pings_dropped += 1
+            self._failed_requests += failures
+            if problem is not None:
+                self._last_error = f"heartbeat ping: {problem}"
+                self._last_error_at = _time()
+
+    def _invalid(self, message: str, exc_type: type[Exception] = TypeError) -> None:
         if self.debug:
             raise exc_type(message)
         with self._lock:
-            if ping:
-                self._pings_dropped += 1
-            else:
-                self._dropped_invalid += 1
-        what = "a ping" if ping else "an event"
-        self._log_once(("invalid", message[:60]), logging.WARNING, "Heron: dropped %s: %s", what, message)
+            self._dropped_invalid += 1
+        self._log_once(("invalid", message[:60]), logging.WARNING, "Heron: dropped an event: %s", message)
 
     def _log_once(self, key: Any, level: int, msg: str, *args: Any) -> None:
         """Log ``msg`` at ``level`` the first time ``key`` is seen, at DEBUG afterwards."""
@@ -559,14 +548,10 @@ class Client:
             if self._closing and self._deadline is not None and _monotonic() >= self._deadline:
                 return
             self._check_overflow()
-            ping = self._take_ping()
-            if ping is not None:
-                outcome = self._send_ping(ping)
-            else:
-                batch = self._take_batch()
-                if batch is None:
-                    return  # drained
-                outcome = self._send_events(batch)
+            batch = self._take_batch()
+            if batch is None:
+                return  # drained
+            outcome = self._send_events(batch)
             if outcome.retry and not self._pause(outcome.delay, outcome.strict):
                 return
 
@@ -592,15 +577,6 @@ class Client:
                 if not strict:
                     return True
 
-    def _take_ping(self) -> _Ping | None:
-        with self._lock:
-            if self._ping_carry:
-                return self._ping_carry.pop()
-            if self._pings:
-                self._pings_taken += 1
-                return self._pings.popleft()
-            return None
-
     def _take_batch(self) -> list[_Event] | None:
         """Up to ``_max_events`` of the oldest events, or None if there is nothing left to send
         (then the drain epoch advances and flush() waiters are woken)."""
@@ -620,8 +596,6 @@ class Client:
                 pass
             if batch:
                 return batch
-            if self._pings or self._ping_carry:
-                return []  # a ping arrived meanwhile; the drain loop sends it next
             self._drained_epoch += 1
             self._urgent.clear()
             self._cond.notify_all()
@@ -765,31 +739,6 @@ class Client:
         self._log_rejection("events", resp.status, reason, f"dropping a batch of {n} events")
         return _DROPPED
 
-    def _send_ping(self, ping: _Ping) -> _Outcome:
-        heartbeat_id, status, ts = ping
-        path = "/v1/ping/" + quote(heartbeat_id, safe="")
-        if status != "ok":
-            path += "/" + status
-        body = _dumps({"timestamp": ts}).encode("utf-8")
-        try:
-            resp = self._request(path, body, self._timeout())
-        except Exception as exc:
-            outcome = self._network_error(exc)
-            return self._retry_ping(ping, outcome)
-        if 200 <= resp.status < 300:
-            with self._lock:
-                self._pings_sent += 1
-            self._succeeded()
-            return _OK
-        reason = describe_error(resp)
-        if resp.status == 429 or resp.status == 408 or resp.status >= 500:
-            return self._retry_ping(ping, self._retryable_status(resp, reason))
-        self._record_failure(f"HTTP {resp.status}: {reason}", retryable=False)
-        with self._lock:
-            self._pings_dropped += 1
-        self._log_rejection("ping", resp.status, reason, f"dropping the {status!r} ping for {heartbeat_id!r}")
-        return _DROPPED
-
     def _retry_events(self, items: list[_Event], outcome: _Outcome) -> _Outcome:
         with self._lock:
             self._carry = items + self._carry
@@ -804,11 +753,6 @@ class Client:
         if excess > 0:
             del self._carry[:excess]
             self._dropped_carry += excess
-
-    def _retry_ping(self, ping: _Ping, outcome: _Outcome) -> _Outcome:
-        with self._lock:
-            self._ping_carry.append(ping)
-        return outcome
 
     def _network_error(self, exc: BaseException) -> _Outcome:
         if self._closing and self._deadline is not None and _monotonic() >= self._deadline:
@@ -861,8 +805,6 @@ class Client:
             text = "Heron rejected the API key (401: %s); %s. Check api_key / HERON_API_KEY"
         elif status == 403:
             text = "Heron refused access (403: %s); %s. Check the API key's permissions"
-        elif status == 404 and kind == "ping":
-            text = "Heron does not know this heartbeat (404: %s); %s"
         elif 300 <= status < 400:
             text = f"Heron answered with a redirect ({status}: %s); %s. Check the endpoint URL"
         else:
@@ -888,24 +830,17 @@ class Client:
         self._check_overflow()
         with self._cond:
             left = len(self._q) + len(self._carry)
-            pings_left = len(self._pings) + len(self._ping_carry)
             self._taken += len(self._q)
             self._q.clear()
             self._carry = []
-            self._pings_taken += len(self._pings)
-            self._pings.clear()
-            self._ping_carry = []
             self._dropped_at_shutdown += left
-            self._pings_dropped += pings_left
             self._closed = True
             self._inactive = True
             self._cond.notify_all()
-        if left or pings_left:
+        if left:
             logger.warning(
-                "Heron: %d events and %d pings could not be delivered before shutdown "
-                "(close timeout %.1fs; last error: %s)",
+                "Heron: %d events could not be delivered before shutdown (close timeout %.1fs; last error: %s)",
                 left,
-                pings_left,
                 self._close_timeout,
                 self._last_error,
             )

@@ -128,6 +128,33 @@ class Transport:
         self._conn = None
 
 
+def request_once(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> Response:
+    """One request on a fresh connection, closed afterwards. For heartbeat pings: they are
+    rare and may go to any host (a pasted ping URL), so a kept-alive connection buys nothing.
+    Raises OSError / http.client.HTTPException."""
+    conn: http.client.HTTPConnection
+    if endpoint.scheme == "https":
+        context = ssl_context or ssl.create_default_context()
+        conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read(_MAX_RESPONSE_BYTES)
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
 def parse_retry_after(value: str | None, maximum: float = 3600.0) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
     if not value:

@@ -2,22 +2,34 @@
 another test suite's helpers.
 
 FakeHeron is a real HTTP/1.1 server on 127.0.0.1 (ephemeral port) speaking the wire protocol,
-that tests can script: 500, 429 + Retry-After, 401, hang until released, down (port closed)."""
+that tests can script: 500, 429 + Retry-After, 401, hang until released, drop the connection,
+down (port closed).
+
+Protocols spoken: ``POST /v1/events`` (Bearer API key) and the heartbeat pings
+``POST|GET|HEAD /api/v1/hb/{token}[/start|/fail|/{exit_code}][?rid=<uuid>]``: no API key (the
+token is the credential), 200 "OK", 404 for an unknown token, first 10 KiB of the body kept, a
+start and its finish paired by rid into a run."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 API_KEY = "hk_test_123"
+HB_TOKEN = "hb_tok_abc123"  # known to every FakeHeron; add more to FakeHeron.hb_tokens
+HB_BODY_KEPT = 10 * 1024  # bytes of a ping body the server keeps
+_HB_ROUTE = re.compile(r"^/api/v1/hb/(?P<token>[^/]+)(?:/(?P<kind>start|fail|\d+))?$")
 
 
 @dataclass
@@ -28,6 +40,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     error: tuple[str, str] | None = None  # (code, message) for an error body
     hang: bool = False  # block until FakeHeron.release is set, then drop the connection
+    drop: bool = False  # close the connection at once, without an answer
 
 
 @dataclass
@@ -39,6 +52,30 @@ class Received:
     gzipped: bool
     status: int  # what the server answered (0: no answer)
     at: float  # time.monotonic() when the request was read
+    method: str = "POST"
+
+
+@dataclass
+class HbPing:
+    """A heartbeat ping the fake recorded (answered 200)."""
+
+    method: str
+    token: str
+    kind: str  # "success", "start", "fail" or "exit:<code>"
+    rid: str | None
+    body: bytes  # as kept by the server: the first HB_BODY_KEPT bytes
+    received_bytes: int  # body length on the wire
+    headers: dict[str, str]
+
+
+@dataclass
+class HbRun:
+    """A start paired with its finish by rid (the server records the run's duration)."""
+
+    token: str
+    rid: str
+    outcome: str  # the finish's kind
+    duration: float
 
 
 class FakeHeron:
@@ -48,7 +85,10 @@ class FakeHeron:
         self.cond = threading.Condition()
         self.requests: list[Received] = []
         self.events: list[dict[str, Any]] = []  # events acknowledged with 200
-        self.pings: list[Received] = []  # pings acknowledged with 200
+        self.hb_tokens: set[str] = {HB_TOKEN}
+        self.hb_pings: list[HbPing] = []  # heartbeat pings acknowledged with 200
+        self.hb_runs: list[HbRun] = []
+        self._hb_started: dict[tuple[str, str], float] = {}  # (token, rid) -> monotonic start
         self.script: deque[Reply] = deque()  # next replies, then `default`
         self.default = Reply()
         self.release = threading.Event()  # unblocks hanging requests
@@ -132,6 +172,9 @@ class FakeHeron:
         with self.cond:
             return [e["event_name"] for e in self.events]
 
+    def wait_hb(self, n: int, timeout: float = 15.0) -> bool:
+        return self.wait_until(lambda s: len(s.hb_pings) >= n, timeout)
+
     def event_requests(self) -> list[Received]:
         with self.cond:
             return [r for r in self.requests if r.path == "/v1/events"]
@@ -158,14 +201,33 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         self._send(status, {"error": {"code": code, "message": message}}, headers)
 
+    def _text(self, status: int, text: str, head: bool = False) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
     def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def _handle(self, method: str) -> None:
         fake = self.server_ref
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         headers = {k.lower(): v for k, v in self.headers.items()}
+        is_hb = self.path.startswith("/api/v1/hb/")
         gzipped = headers.get("content-encoding") == "gzip"
         data = gzip.decompress(raw) if gzipped else raw
-        body = json.loads(data) if data else None
-        req = Received(self.path, headers, raw, body, gzipped, 0, time.monotonic())
+        body = json.loads(data) if data and not is_hb else None
+        req = Received(self.path, headers, raw, body, gzipped, 0, time.monotonic(), method)
         with fake.cond:
             reply = fake.script.popleft() if fake.script else fake.default
             fake.requests.append(req)
@@ -180,10 +242,20 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.cond.notify_all()
             self.close_connection = True  # the client never gets an answer
             return
+        if reply.drop:
+            self.close_connection = True
+            return
         if reply.status != 200:
             req.status = reply.status
             code, message = reply.error or ("error", f"scripted {reply.status}")
             self._error(reply.status, code, message, reply.headers)
+            return
+        if is_hb:
+            self._heartbeat(method, req, raw)
+            return
+        if method != "POST":
+            req.status = 405
+            self._error(405, "method_not_allowed", method)
             return
         if headers.get("authorization") != f"Bearer {fake.api_key}":
             req.status = 401
@@ -209,15 +281,45 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.events.extend(events)
                 fake.cond.notify_all()
             self._send(200, {"status": "stored", "count": len(events)})
-        elif self.path.startswith("/v1/ping/"):
-            with fake.cond:
-                req.status = 200
-                fake.pings.append(req)
-                fake.cond.notify_all()
-            self._send(200, {"status": "ok"})
         else:
             req.status = 404
             self._error(404, "not_found", self.path)
+
+    def _heartbeat(self, method: str, req: Received, raw: bytes) -> None:
+        """The heartbeat ping routes. No API key: the token in the URL is the credential."""
+        fake = self.server_ref
+        head = method == "HEAD"
+        parts = urlsplit(self.path)
+        match = _HB_ROUTE.match(parts.path)
+        token = unquote(match["token"]) if match else ""
+        if match is None or token not in fake.hb_tokens:
+            req.status = 404
+            self._text(404, "Not found", head)
+            return
+        rids = parse_qs(parts.query).get("rid", [])
+        rid = None
+        if rids:
+            try:
+                rid = str(uuid.UUID(rids[0]))
+            except ValueError:
+                req.status = 400
+                self._error(400, "invalid_rid", "rid must be a UUID")
+                return
+        kind = match["kind"] or "success"
+        if kind.isdigit():
+            kind = f"exit:{int(kind)}"
+        ping = HbPing(method, token, kind, rid, raw[:HB_BODY_KEPT], len(raw), req.headers)
+        now = time.monotonic()
+        with fake.cond:
+            req.status = 200
+            fake.hb_pings.append(ping)
+            if rid is not None and kind == "start":
+                fake._hb_started[(token, rid)] = now
+            elif rid is not None and (token, rid) in fake._hb_started:
+                started = fake._hb_started.pop((token, rid))
+                fake.hb_runs.append(HbRun(token, rid, kind, now - started))
+            fake.cond.notify_all()
+        self._text(200, "OK", head)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:

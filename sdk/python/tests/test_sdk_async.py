@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from heron_fake_server import API_KEY, FakeHeron, Reply
+from heron_fake_server import API_KEY, HB_TOKEN, FakeHeron, Reply
 
 import heron
 
@@ -10,12 +10,12 @@ import heron
 async def test_async_client_delivers(server: FakeHeron) -> None:
     async with heron.AsyncClient(API_KEY, service="svc", endpoint=server.url, flush_interval=60) as client:
         client.track("async.event", {"n": 1})  # plain call, no await
-        client.ping("async-heartbeat", "start")
+        assert await client.ping(HB_TOKEN, "start")
         assert await client.flush(timeout=10)
         assert client.stats().sent == 1
     assert server.names() == ["async.event"]
     assert server.events[0]["service"] == "svc"
-    assert [p.path for p in server.pings] == ["/v1/ping/async-heartbeat/start"]
+    assert [(p.token, p.kind) for p in server.hb_pings] == [(HB_TOKEN, "start")]
     assert client.stats().pings_sent == 1
 
 

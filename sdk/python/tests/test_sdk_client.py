@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from heron_fake_server import API_KEY, FakeHeron, Reply
+from heron_fake_server import API_KEY, HB_TOKEN, FakeHeron, Reply
 
 import heron
 
@@ -127,8 +127,8 @@ def test_track_never_raises_on_bad_input(server: FakeHeron, make_client: Any) ->
     client.track("n" * 201)  # the server's limits: detected in the sender...
     client.track("   ")
     client.track("e", environment="e" * 201)
-    client.ping("")
-    client.ping("hb", status="maybe")
+    assert client.ping("") is False  # pings are sent synchronously: invalid ones are refused here
+    assert client.ping(HB_TOKEN, status="maybe") is False
     client.track("good")
     client.track("n" * 200, service="s" * 200)
     assert client.flush(timeout=10)
@@ -137,6 +137,7 @@ def test_track_never_raises_on_bad_input(server: FakeHeron, make_client: Any) ->
     stats = client.stats()
     assert stats.dropped_invalid == 10
     assert stats.pings_dropped == 2
+    assert server.hb_pings == []
 
 
 def test_debug_mode_raises_on_bad_input(make_client: Any) -> None:
@@ -379,41 +380,6 @@ def test_close_gives_up_on_a_dead_server(server: FakeHeron, make_client: Any, ca
     assert any("could not be delivered before shutdown" in r.getMessage() for r in caplog.records)
 
 
-def test_pings(server: FakeHeron, make_client: Any) -> None:
-    client = make_client(flush_interval=60)
-    client.ping("nightly-report")
-    client.ping("nightly-report", "start")
-    client.ping("nightly report/2", status="fail")
-    assert client.flush(timeout=10)
-    assert [p.path for p in server.pings] == [
-        "/v1/ping/nightly-report",
-        "/v1/ping/nightly-report/start",
-        "/v1/ping/nightly%20report%2F2/fail",
-    ]
-    assert all(p.headers["authorization"] == f"Bearer {API_KEY}" for p in server.pings)
-    assert all(isinstance(p.body["timestamp"], float) for p in server.pings)
-    assert client.stats().pings_sent == 3
-
-
-def test_ping_is_sent_without_waiting_for_the_timer(server: FakeHeron, make_client: Any) -> None:
-    make_client(flush_interval=3600).ping("hb")
-    assert server.wait_until(lambda s: len(s.pings) == 1)
-
-
-def test_ping_retries_and_404_is_dropped(server: FakeHeron, make_client: Any, caplog: Any) -> None:
-    server.then(Reply(500), Reply(404, error=("not_found", "unknown heartbeat")))
-    client = make_client()
-    with caplog.at_level(logging.WARNING, logger="heron"):
-        client.ping("hb1")  # 500, then retried -> 404: dropped
-        assert client.flush(timeout=10) is False
-        client.ping("hb2")
-        assert client.flush(timeout=10)
-    assert [r.status for r in server.requests] == [500, 404, 200]
-    stats = client.stats()
-    assert (stats.pings_sent, stats.pings_dropped) == (1, 1)
-    assert any("does not know this heartbeat" in r.getMessage() for r in caplog.records)
-
-
 def test_keep_alive_connection_survives_server_restart(server: FakeHeron, make_client: Any) -> None:
     client = make_client()
     client.track("one")
@@ -455,7 +421,7 @@ def test_module_api_reads_environment(server: FakeHeron, monkeypatch: Any) -> No
         assert heron.get_client() is client and client.endpoint == server.url
         heron.track("module.event", {"k": "v"})
         heron.track("override", service="other", environment="dev")
-        heron.ping("hb", "start")
+        assert heron.ping(HB_TOKEN, "start")
         assert heron.flush(timeout=10)
         assert heron.stats().sent == 2 and heron.stats().pings_sent == 1
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from heron_fake_server import API_KEY, FakeHeron
+from heron_fake_server import API_KEY, HB_TOKEN, FakeHeron
 
 import heron
 
@@ -72,14 +72,14 @@ def test_events_are_flushed_at_interpreter_exit(server: FakeHeron) -> None:
         heron.init(service="exit-test", flush_interval=3600)  # the timer would never fire
         for i in range(250):
             heron.track("exit.event", {"i": i})
-        heron.ping("exit-heartbeat")
+        heron.ping("hb_tok_abc123")  # HB_TOKEN; synchronous: delivered before the script goes on
         # no flush(), no close(): the atexit hook must deliver
         """,
     )
     assert result.returncode == 0, result.stderr
     assert sorted(e["metadata"]["i"] for e in server.events) == list(range(250))
     assert all(e["service"] == "exit-test" for e in server.events)
-    assert [p.path for p in server.pings] == ["/v1/ping/exit-heartbeat"]
+    assert [(p.token, p.kind) for p in server.hb_pings] == [(HB_TOKEN, "success")]
 
 
 def test_exit_flush_is_bounded_when_the_server_is_down(server: FakeHeron) -> None:
