@@ -140,3 +140,19 @@ def test_apply_dispatches_and_refuses_unknown_actions() -> None:
     assert tr.apply(manual(), "alert", 1.0)[0].state == tr.ALERTING
     with pytest.raises(ValueError):
         tr.apply(manual(), "explode", 1.0)
+
+
+def test_slack_shows_a_trigger_with_its_body_cut_for_slack() -> None:
+    from heron_common.topics import TOPICS
+    from heron_notifier import slack
+
+    data = TOPICS["trigger.alerting"]["data"]
+    for topic in ("trigger.alerting", "incident.opened"):
+        msg = slack.message(topic, data)
+        assert msg["text"].startswith("🚨 Heron trigger alerting") and "Service: API" in msg["text"]
+        assert msg["blocks"][-1]["text"]["text"] == data["incident"]["details"]["body"]
+    long = {**data, "incident": {**data["incident"], "details": {"body": "x" * 10_000}}}
+    assert len(slack.message("trigger.alerting", long)["blocks"][-1]["text"]["text"]) <= 3000
+    acked = slack.message("incident.acknowledged", TOPICS["trigger.acknowledged"]["data"])
+    assert "Acknowledged by: api key" in acked["text"]
+    assert slack.message("trigger.resolved", TOPICS["trigger.resolved"]["data"])["text"].startswith("✅")
