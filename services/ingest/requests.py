@@ -15,7 +15,7 @@ from heron_ingest.context import AUTH
 from heron_ingest.validation import InputError, parse_json
 
 # Set on a request authenticated by a test key: it answers as a real call would, changes nothing.
-TEST_KEY = "heron.test_key"
+TEST_KEY = web.RequestKey("test_key", bool)
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
