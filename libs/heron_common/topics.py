@@ -26,6 +26,29 @@ _INCIDENT = {
     "project": {"id": 1, "name": "MyApp"},
 }
 
+_TRIGGER_INCIDENT = {
+    "incident": {
+        **_INCIDENT["incident"],
+        "kind": "trigger",
+        "title": "Database CPU above 90% is alerting",
+        "event_name": None,
+        "service": "API",
+        "environment": None,
+        "started_at": "2026-11-01T14:31:00Z",
+        "expected_interval": None,
+        "details": {
+            "trigger_kind": "manual",
+            "reason": "alert",
+            "critical": True,
+            "escalate": True,
+            "body": '{"host":"server1", "status":"onfire"}',
+            "content_type": "application/json",
+            "data": {"host": "server1", "status": "onfire"},
+        },
+    },
+    "project": {"id": 1, "name": "MyApp"},
+}
+
 TOPICS: dict[str, dict[str, Any]] = {
     "incident.opened": {
         "description": "A monitor went silent past its deadline: an incident is open.",
@@ -47,6 +70,32 @@ TOPICS: dict[str, dict[str, Any]] = {
         "data": {
             **_INCIDENT,
             "incident": {**_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 1080},
+        },
+    },
+    "trigger.alerting": {
+        "description": "A trigger went from resolved to alerting (POST /triggers/{id}/alert, or a liveness"
+        " trigger with no check-in within its timeout); details carry the alert's body and the"
+        " critical/escalate flags. Sent beside incident.opened.",
+        "data": _TRIGGER_INCIDENT,
+    },
+    "trigger.acknowledged": {
+        "description": "Someone acknowledged an alerting trigger: no further escalation."
+        " Sent beside incident.acknowledged.",
+        "data": {
+            **_TRIGGER_INCIDENT,
+            "incident": {
+                **_TRIGGER_INCIDENT["incident"],
+                "acknowledged_at": "2026-11-01T14:33:00Z",
+                "acknowledged_by": "api key heron_AbCd…wxyz",
+            },
+        },
+    },
+    "trigger.resolved": {
+        "description": "A trigger was resolved (by hand, or by a liveness check-in) and may fire again."
+        " Sent beside incident.resolved.",
+        "data": {
+            **_TRIGGER_INCIDENT,
+            "incident": {**_TRIGGER_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 540},
         },
     },
     "notice.endpoint_disabled": {

@@ -15,6 +15,8 @@ def incident_title(kind: str, name: str | None, event_name: str | None) -> str:
     """A human title for a new incident of ``kind``."""
     if kind == "event":
         return f"{event_name} went silent"
+    if kind == "trigger":
+        return f"{name or kind} is alerting"
     return f"{name or kind} is down"
 
 

@@ -23,12 +23,18 @@ class KeyAuthenticator:
         self._pool = pool
         self._clock = clock
         self._ttl = ttl
-        self._cache: dict[bytes, tuple[int | None, float]] = {}
+        # hash -> ((project id, test key) or None, expiry)
+        self._cache: dict[bytes, tuple[tuple[int, bool] | None, float]] = {}
         # Bumped by every forget/clear: a lookup that read the database before a revocation
         # arrived must not cache what it read after the revocation was applied.
         self._generation = 0
 
     async def project_for(self, key: str) -> int | None:
+        found = await self.lookup(key)
+        return found[0] if found else None
+
+    async def lookup(self, key: str) -> tuple[int, bool] | None:
+        """The key's project and whether it is a test key (which changes nothing), or None."""
         if not key.isascii():
             # Keys are ASCII; a header byte like 0xFF arrives as a surrogate that would not encode.
             return None
@@ -39,14 +45,16 @@ class KeyAuthenticator:
             return hit[0]
         generation = self._generation
         row = await self._pool.fetchrow(
-            "SELECT project_id, key_hash FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
+            "SELECT project_id, key_hash, test FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", digest
         )
-        project_id = row["project_id"] if row and constant_time_equal(bytes(row["key_hash"]), digest) else None
+        found = (
+            (row["project_id"], row["test"]) if row and constant_time_equal(bytes(row["key_hash"]), digest) else None
+        )
         if generation == self._generation:
             if len(self._cache) >= _MAX_CACHE:
                 self._cache.clear()
-            self._cache[digest] = (project_id, now + self._ttl)
-        return project_id
+            self._cache[digest] = (found, now + self._ttl)
+        return found
 
     def forget(self, key_hash: bytes) -> None:
         self._generation += 1

@@ -16,6 +16,7 @@ from heron_ingest.requests import caller_project, handles_errors, is_admin, json
 from heron_ingest.validation import InputError
 
 MAX_PROJECT_NAME = 200
+TEST_KEY_PREFIX = "heron_TEST_"
 
 
 def _admin(request: web.Request) -> None:
@@ -40,16 +41,18 @@ async def _project_scope(request: web.Request, body: Any = None) -> int:
     return project_id
 
 
-async def _create_key(request: web.Request, project_id: int, name: str | None) -> dict[str, Any]:
-    key = new_api_key()
+async def _create_key(request: web.Request, project_id: int, name: str | None, test: bool = False) -> dict[str, Any]:
+    # A test key (Heii's heii_TEST_…) reads like one, so nobody mistakes it for a working key.
+    key = TEST_KEY_PREFIX + new_api_key().removeprefix("heron_") if test else new_api_key()
     row = await request.app[PG].fetchrow(
-        "INSERT INTO api_keys (project_id, key_hash, hint, name) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO api_keys (project_id, key_hash, hint, name, test) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         project_id,
         hash_key(key),
         key_hint(key),
         name,
+        test,
     )
-    return {"id": row["id"], "api_key": key, "hint": key_hint(key), "name": name}
+    return {"id": row["id"], "api_key": key, "hint": key_hint(key), "name": name, "test": test}
 
 
 @handles_errors
@@ -75,7 +78,7 @@ async def create_project(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
     rows = await request.app[PG].fetch(
-        "SELECT id, hint, name, created_at, revoked_at FROM api_keys WHERE project_id = $1 ORDER BY id",
+        "SELECT id, hint, name, test, created_at, revoked_at FROM api_keys WHERE project_id = $1 ORDER BY id",
         project_id,
     )
     return json_response(
@@ -84,6 +87,7 @@ async def list_keys(request: web.Request) -> web.Response:
                 "id": r["id"],
                 "hint": r["hint"],
                 "name": r["name"],
+                "test": r["test"],
                 "created_at": iso(r["created_at"]),
                 "revoked_at": iso(r["revoked_at"]),
             }
@@ -97,7 +101,10 @@ async def add_key(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
     body = await json_object(request, required=False) or {}
     name = params.text_field(body, "name", max_len=MAX_PROJECT_NAME)
-    return json_response(await _create_key(request, project_id, name), status=201)
+    test = body.get("test", False)
+    if not isinstance(test, bool):
+        raise InputError(422, "invalid_field", "test must be true or false")
+    return json_response(await _create_key(request, project_id, name, test), status=201)
 
 
 @handles_errors

@@ -14,15 +14,33 @@ from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.context import AUTH
 from heron_ingest.validation import InputError, parse_json
 
+# Set on a request authenticated by a test key: it answers as a real call would, changes nothing.
+TEST_KEY = web.RequestKey("test_key", bool)
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-async def caller_project(request: web.Request, body: Any = None) -> int:
-    key = presented_key(request, body)
+
+async def caller_project(
+    request: web.Request, body: Any = None, *, key: str | None = None, test_ok: bool = False
+) -> int:
+    """The caller's project. A test key may read anything; it may only write through the calls
+    that integrations make (``test_ok``: track/events, trigger calls), which then change nothing
+    (``is_test``); every other write refuses it (403 ``test_key``)."""
+    key = key if key is not None else presented_key(request, body)
     if key is None:
         raise InputError(401, "missing_api_key", "send your project API key as 'Authorization: Bearer heron_…'")
-    project_id = await request.app[AUTH].project_for(key)
-    if project_id is None:
+    found = await request.app[AUTH].lookup(key)
+    if found is None:
         raise InputError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
+    project_id, test = found
+    if test:
+        request[TEST_KEY] = True
+        if not test_ok and request.method not in READS:
+            raise InputError(403, "test_key", "a test key changes nothing: this call needs a real API key")
     return project_id
+
+
+def is_test(request: web.Request) -> bool:
+    return bool(request.get(TEST_KEY))
 
 
 def is_admin(request: web.Request) -> bool:

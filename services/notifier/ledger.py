@@ -82,7 +82,9 @@ async def record_alert(
     if project is None:
         return 0
     targets: list[tuple[str, str, int | None]] = []
-    if project["slack_webhook_url"]:
+    # The project's Slack channel gets incidents and notices; a kind's own topic (trigger.alerting…)
+    # repeats the incident.* alert of the same change, so it goes only to endpoints that ask for it.
+    if project["slack_webhook_url"] and topic.split(".", 1)[0] in ("incident", "notice"):
         targets.append((SLACK, project["slack_webhook_url"], None))
     endpoints = await conn.fetch(
         "SELECT id, topics FROM webhook_endpoints WHERE project_id = $1 AND enabled ORDER BY id", project_id

@@ -76,6 +76,41 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Slack refuses a section text over 3,000 characters; an alert's body may be 10,240 bytes.
+SLACK_BODY_CHARS = 2_900
+_TRIGGER_TITLES = {
+    "opened": "🚨 Heron trigger alerting",
+    "alerting": "🚨 Heron trigger alerting",
+    "acknowledged": "👀 Heron trigger acknowledged",
+    "resolved": "✅ Heron trigger resolved",
+}
+
+
+def trigger_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A trigger's incident (``incident.*`` of kind trigger, or ``trigger.*``), with the alert's body."""
+    incident = data["incident"]
+    details = incident.get("details") or {}
+    title = _TRIGGER_TITLES.get(topic.rsplit(".", 1)[-1], "🚨 Heron trigger")
+    pairs = [("Trigger", incident.get("title") or "trigger"), ("Service", incident.get("service") or "—")]
+    if topic.endswith(".acknowledged"):
+        pairs.append(("Acknowledged by", incident.get("acknowledged_by") or "someone"))
+    elif topic.endswith(".resolved"):
+        pairs.append(("Alerting for", humanize(incident.get("duration") or 0)))
+    else:
+        pairs.append(("Why", "no check-in within its timeout" if details.get("reason") == "timeout" else "alerted"))
+        pairs.append(("Critical", "yes" if details.get("critical", True) else "no"))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        _fields(pairs),
+    ]
+    body = details.get("body")
+    if body:
+        shown = body if len(body) <= SLACK_BODY_CHARS else body[:SLACK_BODY_CHARS] + "…"
+        blocks.append({"type": "section", "text": {"type": "plain_text", "text": shown, "emoji": False}})
+    text = f"{title}: " + ", ".join(f"{k}: {v}" for k, v in pairs)
+    return {"text": text, "blocks": blocks}
+
+
 def notice_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     if topic == "notice.endpoint_disabled":
         endpoint = data["endpoint"]
@@ -95,6 +130,10 @@ def notice_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     """The Slack message for any topic Heron emits."""
+    if topic.startswith("trigger.") or (
+        topic.startswith("incident.") and (data.get("incident") or {}).get("kind") == "trigger"
+    ):
+        return trigger_message(topic, data)
     if topic.startswith("incident."):
         return incident_message(topic, data)
     return notice_message(topic, data)

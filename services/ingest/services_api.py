@@ -1,0 +1,84 @@
+"""Services: the logical subsystems (API, Frontend…) that triggers belong to.
+
+``POST/GET /v1/services``, ``GET/DELETE /v1/services/{id}``. A service still used by a trigger
+cannot be deleted (409): move or delete its triggers first, so no trigger names a missing service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from heron_common.db import iso
+from heron_common.service import PG, json_response
+from heron_ingest import params
+from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
+from heron_ingest.validation import InputError
+
+MAX_NAME = 200
+
+
+def service_view(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "created_at": iso(row["created_at"])}
+
+
+@handles_errors
+async def create(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    project_id = await caller_project(request, body)
+    assert body is not None
+    name = params.text_field(body, "name", max_len=MAX_NAME, required=True)
+    assert name is not None
+    try:
+        row = await request.app[PG].fetchrow(
+            "INSERT INTO services (project_id, name) VALUES ($1, $2) RETURNING *", project_id, name.strip()
+        )
+    except asyncpg.UniqueViolationError:
+        raise InputError(409, "name_taken", f"a service named {name.strip()!r} exists already") from None
+    return json_response(service_view(row), status=201)
+
+
+@handles_errors
+async def list_all(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    rows = await request.app[PG].fetch("SELECT * FROM services WHERE project_id = $1 ORDER BY id", project_id)
+    return json_response([service_view(r) for r in rows])
+
+
+@handles_errors
+async def show(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    row = await owned_row(request.app[PG], "services", path_id(request, "service_id"), project_id, "service")
+    return json_response(service_view(row))
+
+
+@handles_errors
+async def delete(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    service_id = path_id(request, "service_id")
+    async with request.app[PG].acquire() as conn, conn.transaction():
+        # Locked: a trigger being created for it waits (it takes a share lock), then finds it gone.
+        row = await conn.fetchrow(
+            "SELECT * FROM services WHERE id = $1 AND project_id = $2 FOR UPDATE", service_id, project_id
+        )
+        if row is None:
+            raise InputError(404, "not_found", "no such service")
+        used = await conn.fetchval(
+            "SELECT count(*) FROM monitors WHERE project_id = $1 AND kind = 'trigger'"
+            " AND (config->>'service_id')::bigint = $2",
+            project_id,
+            service_id,
+        )
+        if used:
+            raise InputError(409, "service_in_use", f"{used} trigger(s) belong to this service; move or delete them")
+        await conn.execute("DELETE FROM services WHERE id = $1", service_id)
+    return web.Response(status=204)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/services", create)
+    app.router.add_get("/v1/services", list_all)
+    app.router.add_get("/v1/services/{service_id}", show)
+    app.router.add_delete("/v1/services/{service_id}", delete)

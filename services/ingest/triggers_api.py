@@ -1,0 +1,278 @@
+"""On-call triggers (Heii On-Call semantics): declare them, and the calls integrations make.
+
+- ``POST/GET /v1/triggers``, ``GET/PATCH/DELETE /v1/triggers/{id}``: management.
+- ``POST /triggers/{id}/alert|acknowledge|resolve|checkin`` (Heii's paths, no ``/v1``; also under
+  ``/v1/triggers/{id}/…``), with ``Authorization: Bearer <key>`` or — discouraged, since URLs end
+  up in logs and histories — ``?token=<key>``. Each publishes an observation to the trigger's shard
+  (with the broker's confirm) and answers ``200 {"status": "ok", …}``; the detector applies them in
+  order, idempotently (alerting twice opens one incident and notifies once). ``alert`` may carry a
+  body — JSON, form-encoded or plain text — kept up to 10,240 bytes (longer is cut and marked).
+- A test key gets the same answers and changes nothing: nothing is published.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from heron_common import messages
+from heron_common.db import iso
+from heron_common.keys import key_hint
+from heron_common.monitors import trigger as tr
+from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_ingest import params
+from heron_ingest.auth import bearer_token, presented_key
+from heron_ingest.context import PUBLISHER
+from heron_ingest.monitors_api import MAX_SECONDS, _applied, _send
+from heron_ingest.requests import caller_project, handles_errors, is_test, json_object, path_id
+from heron_ingest.validation import InputError
+
+MAX_NAME = 200
+# What the detector keeps in a trigger's config (heron_detector.kind_trigger.CONFIG_KEYS).
+CONFIG_KEYS = ("trigger_kind", "timeout", "critical", "escalate", "service_id")
+FIELDS = {"name", "service_id", "kind", "timeout", "critical", "escalate"}
+
+
+def trigger_view(row: Any) -> dict[str, Any]:
+    config = row["config"] or {}
+    trigger_id = row["id"]
+    return {
+        "id": trigger_id,
+        "name": row["name"],
+        "kind": config.get("trigger_kind", tr.MANUAL),
+        "state": row["state"],
+        "paused": row["state"] == "paused",
+        "service_id": config.get("service_id"),
+        "service": row["service"] or None,
+        "timeout": config.get("timeout"),
+        "critical": config.get("critical", True),
+        "escalate": config.get("escalate", True),
+        "last_checkin": iso(row["last_seen"]),
+        "deadline": iso(row["deadline"]),
+        "monitor_id": trigger_id,  # a trigger is a monitor: /v1/monitors/{id}/pause works on it
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def settings_from(body: dict[str, Any], current: dict[str, Any], min_timeout: float) -> dict[str, Any]:
+    """The trigger's config after ``body`` (a POST, or a PATCH over ``current``), checked. Pure."""
+    unknown = sorted(set(body) - FIELDS - {"api_key"})
+    if unknown:
+        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; known: {', '.join(sorted(FIELDS))}")
+    config = dict(current)
+    if "kind" in body:
+        if body["kind"] not in tr.TRIGGER_KINDS:
+            raise InputError(422, "invalid_field", "kind must be 'manual' or 'liveness'")
+        config["trigger_kind"] = body["kind"]
+    config.setdefault("trigger_kind", tr.MANUAL)
+    if "timeout" in body:
+        timeout = body["timeout"]
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout)
+        ):
+            raise InputError(422, "invalid_field", "timeout must be a number of seconds")
+        if timeout is not None and not min_timeout <= timeout <= MAX_SECONDS:
+            raise InputError(
+                422, "invalid_field", f"timeout must be between {min_timeout:g} and {MAX_SECONDS:g} seconds"
+            )
+        config["timeout"] = None if timeout is None else float(timeout)
+    if config["trigger_kind"] == tr.LIVENESS and config.get("timeout") is None:
+        raise InputError(422, "missing_field", "timeout (seconds) is required for a liveness trigger")
+    if config["trigger_kind"] == tr.MANUAL:
+        config["timeout"] = None
+    for flag in ("critical", "escalate"):
+        if flag in body:
+            if not isinstance(body[flag], bool):
+                raise InputError(422, "invalid_field", f"{flag} must be true or false")
+            config[flag] = body[flag]
+        config.setdefault(flag, True)
+    return config
+
+
+async def _service(pool: asyncpg.Pool, body: dict[str, Any], project_id: int) -> tuple[int | None, str]:
+    service_id = params.id_field(body, "service_id", "a service id")
+    if service_id is None:
+        return None, ""
+    name = await pool.fetchval("SELECT name FROM services WHERE id = $1 AND project_id = $2", service_id, project_id)
+    if name is None:
+        raise InputError(422, "invalid_field", "service_id names no service of this project")
+    return service_id, name
+
+
+async def _own_trigger(request: web.Request, project_id: int) -> asyncpg.Record:
+    """The caller's trigger; 404 for anything else, another project's trigger included."""
+    row = await request.app[PG].fetchrow(
+        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2 AND kind = $3",
+        path_id(request, "trigger_id"),
+        project_id,
+        tr.KIND,
+    )
+    if row is None:
+        raise InputError(404, "not_found", "no such trigger")
+    return row
+
+
+@handles_errors
+async def create(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    assert body is not None
+    project_id = await caller_project(request, body)
+    settings = request.app[SETTINGS]
+    config = settings_from(body, {}, settings.min_interval)
+    name = (params.text_field(body, "name", max_len=MAX_NAME, required=True) or "").strip()
+    pool = request.app[PG]
+    service_id, service = await _service(pool, body, project_id)
+    config["service_id"] = service_id
+    shard = messages.stream_shard(project_id, f"{tr.KIND}:{name}", service, None, settings.shards)
+    now = request.app[CLOCK].now()
+    try:
+        row = await pool.fetchrow(
+            "INSERT INTO monitors (project_id, kind, name, service, shard, state, config, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+            project_id,
+            tr.KIND,
+            name,
+            service,
+            shard,
+            tr.RESOLVED,
+            {k: v for k, v in config.items() if v is not None},
+            {"since": now, "last_checkin": None},
+        )
+    except asyncpg.UniqueViolationError:
+        raise InputError(409, "name_taken", f"a trigger named {name!r} exists already in this service") from None
+    if config["trigger_kind"] == tr.LIVENESS:
+        # The detector (the only writer of monitor state) arms the timer: that is how the first
+        # deadline reaches its index. Not queued means never timing out, so undo and say so.
+        try:
+            await _send(request, row, "configure", {})
+        except InputError:
+            await pool.execute("DELETE FROM monitors WHERE id = $1", row["id"])
+            raise
+    return json_response(trigger_view(row), status=201)
+
+
+@handles_errors
+async def list_all(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    rows = await request.app[PG].fetch(
+        "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2 ORDER BY id", project_id, tr.KIND
+    )
+    return json_response([trigger_view(r) for r in rows])
+
+
+@handles_errors
+async def show(request: web.Request) -> web.Response:
+    return json_response(trigger_view(await _own_trigger(request, await caller_project(request))))
+
+
+@handles_errors
+async def update(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    assert body is not None
+    project_id = await caller_project(request, body)
+    row = await _own_trigger(request, project_id)
+    config = settings_from(body, dict(row["config"] or {}), request.app[SETTINGS].min_interval)
+    args: dict[str, Any] = {k: config.get(k) for k in ("trigger_kind", "timeout", "critical", "escalate")}
+    if "name" in body:
+        args["name"] = (params.text_field(body, "name", max_len=MAX_NAME, required=True) or "").strip()
+    if "service_id" in body:
+        args["service_id"], args["service"] = await _service(request.app[PG], body, project_id)
+    wanted = {k: v for k, v in {**row["config"], **args}.items() if k in CONFIG_KEYS and v is not None}
+    clash = await request.app[PG].fetchval(
+        "SELECT 1 FROM monitors WHERE project_id = $1 AND kind = $2 AND name = $3 AND service = $4 AND id <> $5",
+        project_id,
+        tr.KIND,
+        args.get("name", row["name"]),
+        args.get("service", row["service"]),
+        row["id"],
+    )
+    if clash:
+        raise InputError(409, "name_taken", "a trigger of that name exists already in that service")
+    await _send(request, row, "configure", args)
+    pool = request.app[PG]
+    name, service = args.get("name", row["name"]), args.get("service", row["service"])
+    done = await _applied(
+        lambda: pool.fetchrow(
+            "SELECT * FROM monitors WHERE id = $1 AND config = $2 AND name = $3 AND service = $4",
+            row["id"],
+            wanted,
+            name,
+            service,
+        )
+    )
+    if done is None:
+        return json_response({"status": "accepted", "trigger": trigger_view(row)}, status=202)
+    return json_response(trigger_view(done))
+
+
+@handles_errors
+async def delete(request: web.Request) -> web.Response:
+    row = await _own_trigger(request, await caller_project(request))
+    await _send(request, row, "delete")
+    pool = request.app[PG]
+    gone = await _applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
+    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
+
+
+def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
+    """What an alert's body shows with its incident: the text (cut to 10,240 bytes, marked), its
+    type and, for JSON or a form that arrived whole, the parsed ``data``. Pure."""
+    if not raw.strip():
+        return None
+    # Whatever arrives is shown, never refused: undecodable bytes become U+FFFD, and NUL (which
+    # Postgres cannot store) too.
+    text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    kept = tr.cut_body(text)
+    body: dict[str, Any] = {"body": kept, "content_type": content_type}
+    if kept == text and content_type == "application/json" and b"\\u0000" not in raw:
+        try:
+            body["data"] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    elif kept == text and content_type == "application/x-www-form-urlencoded":
+        fields = parse_qs(text, keep_blank_values=True)
+        body["data"] = {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
+    return body
+
+
+def _action(name: str) -> Any:
+    @handles_errors
+    async def act(request: web.Request) -> web.Response:
+        # Heii's ?token= for integrations that cannot set a header (discouraged: URLs get logged).
+        key = bearer_token(request) or request.query.get("token") or presented_key(request)
+        project_id = await caller_project(request, key=key or None, test_ok=True)
+        row = await _own_trigger(request, project_id)
+        config = row["config"] or {}
+        if name == "checkin" and config.get("trigger_kind") != tr.LIVENESS:
+            raise InputError(409, "not_liveness", "only a liveness trigger takes check-ins")
+        body = alert_body(await request.read(), request.content_type) if name == "alert" else None
+        if not is_test(request):
+            clock = request.app[CLOCK]
+            by = f"api key {key_hint(key)}" if key else "api"
+            payload = {"action": name, "body": body, "by": by}
+            message = messages.observation_message(row["id"], project_id, clock.now(), payload)
+            try:
+                await request.app[PUBLISHER].publish_message(row["shard"], message)
+            except Exception:
+                raise InputError(503, "unavailable", "the call could not be queued right now; retry") from None
+        return json_response({"status": "ok", "trigger_id": row["id"], "action": name})
+
+    act.__name__ = name
+    return act
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/triggers", create)
+    app.router.add_get("/v1/triggers", list_all)
+    app.router.add_get("/v1/triggers/{trigger_id}", show)
+    app.router.add_patch("/v1/triggers/{trigger_id}", update)
+    app.router.add_delete("/v1/triggers/{trigger_id}", delete)
+    for name in tr.ACTIONS:
+        handler = _action(name)
+        app.router.add_post(f"/triggers/{{trigger_id}}/{name}", handler)
+        app.router.add_post(f"/v1/triggers/{{trigger_id}}/{name}", handler)

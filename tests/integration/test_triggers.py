@@ -1,0 +1,270 @@
+"""On-call triggers through the API, as Heii On-Call's manual has them: its curl examples run as
+written (with our host), bodies, idempotency, liveness timeouts, test keys, and trigger incidents
+through the generic incident endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+from typing import Any
+
+from heron_common.monitors import trigger as tr
+from heron_common.settings import Settings
+from tests.support.fakes import FakeReceiver
+from tests.support.system import System, running_system
+from tests.support.waiting import eventually
+
+
+async def call(system: System, method: str, path: str, key: str | None, body: Any = None, **kw: Any) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with system.http.request(method, f"{system.ingest.url}{path}", json=body, headers=headers, **kw) as r:
+        return r.status, (await r.json() if r.content_type == "application/json" else None)
+
+
+async def curl(*args: str) -> tuple[int, Any]:
+    """The real curl (the manual's examples), run without blocking the loop serving the system."""
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    body, _, code = out.decode().rpartition("\n")
+    return int(code), json.loads(body) if body else None
+
+
+async def new_trigger(system: System, key: str, **fields: Any) -> dict[str, Any]:
+    status, service = await call(system, "POST", "/v1/services", key, {"name": f"API {fields.get('name', '')}"})
+    assert status == 201, service
+    status, trigger = await call(
+        system, "POST", "/v1/triggers", key, {"name": "Database CPU", "service_id": service["id"], **fields}
+    )
+    assert status == 201, trigger
+    assert trigger["service"] == service["name"] and trigger["state"] == tr.RESOLVED
+    return trigger
+
+
+async def trigger_state(system: System, key: str, trigger_id: int, state: str) -> dict[str, Any]:
+    _, found = await eventually(
+        lambda: call(system, "GET", f"/v1/triggers/{trigger_id}", key), lambda r: r[1]["state"] == state
+    )
+    return found
+
+
+async def incidents(system: System, key: str, n: int, done: Any = lambda i: True) -> list[dict[str, Any]]:
+    _, rows = await eventually(
+        lambda: call(system, "GET", "/v1/incidents", key), lambda r: len(r[1]) == n and all(done(i) for i in r[1])
+    )
+    return rows
+
+
+async def test_the_manuals_curl_examples_are_idempotent_and_notify_once_each_way(settings: Settings) -> None:
+    receiver = await FakeReceiver().start()
+    try:
+        async with running_system(settings) as system:
+            _, key = await system.create_project("curl")
+            status, _ = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url, "topics": ["*"]})
+            assert status == 201
+            trigger = await new_trigger(system, key, critical=False)
+            base = f"{system.ingest.url}/triggers/{trigger['id']}"
+            auth = f"Authorization: Bearer {key}"
+
+            for _ in range(2):  # idempotent: one incident, one notification
+                status, answer = await curl("-X", "POST", "-H", auth, f"{base}/alert")
+                assert status == 200 and answer == {"status": "ok", "trigger_id": trigger["id"], "action": "alert"}
+            await trigger_state(system, key, trigger["id"], tr.ALERTING)
+            [incident] = await incidents(system, key, 1)
+            assert incident["kind"] == "trigger" and incident["title"] == "Database CPU is alerting"
+            assert incident["details"]["critical"] is False and incident["details"]["escalate"] is True
+
+            for _ in range(2):
+                status, _ = await curl("-X", "POST", "-H", auth, f"{base}/acknowledge")
+                assert status == 200
+            # Alerting an acknowledged trigger has no effect.
+            assert (await curl("-X", "POST", "-H", auth, f"{base}/alert"))[0] == 200
+            await trigger_state(system, key, trigger["id"], tr.ACKNOWLEDGED)
+            # The discouraged ?token= form, and the /v1 path.
+            status, _ = await curl("-X", "POST", f"{base}/resolve?token={key}")
+            assert status == 200
+            status, _ = await curl("-X", "POST", "-H", auth, f"{system.ingest.url}/v1/triggers/{trigger['id']}/resolve")
+            assert status == 200
+            await trigger_state(system, key, trigger["id"], tr.RESOLVED)
+            [incident] = await incidents(system, key, 1, lambda i: i["resolved_at"] is not None)
+            assert incident["acknowledged_by"].startswith("api key heron_")
+
+            got = await receiver.wait_for(6)
+            topics = collections.Counter(d.json["topic"] for d in got)
+            assert topics == {
+                t: 1
+                for t in (
+                    "incident.opened",
+                    "trigger.alerting",
+                    "incident.acknowledged",
+                    "trigger.acknowledged",
+                    "incident.resolved",
+                    "trigger.resolved",
+                )
+            }, topics
+            assert all(d.json["data"]["incident"]["id"] == incident["id"] for d in got)
+
+            # It can fire again once resolved.
+            assert (await curl("-X", "POST", f"{base}/alert?token={key}"))[0] == 200
+            await incidents(system, key, 2)
+    finally:
+        await receiver.stop()
+
+
+async def test_alert_bodies_json_form_text_and_cut_when_too_long(settings: Settings) -> None:
+    async with running_system(settings) as system:
+        _, key = await system.create_project("bodies")
+        trigger = await new_trigger(system, key)
+        url = f"{system.ingest.url}/triggers/{trigger['id']}/alert"
+        auth = f"Authorization: Bearer {key}"
+        cases = [
+            (
+                ["-H", "Content-Type: application/json", "-d", '{"host":"server1", "status":"onfire"}'],
+                '{"host":"server1", "status":"onfire"}',
+                {"host": "server1", "status": "onfire"},
+            ),
+            (
+                ["-H", "Content-Type: application/x-www-form-urlencoded", "-d", "host=server1&status=onfire"],
+                "host=server1&status=onfire",
+                {"host": "server1", "status": "onfire"},
+            ),
+            (["-H", "Content-Type: text/plain", "-d", "server 1 is on fire"], "server 1 is on fire", None),
+        ]
+        for n, (args, text, data) in enumerate(cases, start=1):
+            status, _ = await curl("-X", "POST", "-H", auth, *args, url)
+            assert status == 200
+            rows = await incidents(system, key, n)
+            assert rows[0]["details"]["body"] == text and rows[0]["details"].get("data") == data
+            assert (await call(system, "POST", f"/v1/incidents/{rows[0]['id']}/resolve", key))[0] == 200
+
+        long = "x" * (tr.MAX_BODY_BYTES + 5000)
+        async with system.http.post(
+            url, data=long, headers={"Authorization": f"Bearer {key}", "Content-Type": "text/plain"}
+        ) as r:
+            assert r.status == 200
+        rows = await incidents(system, key, 4)
+        kept = rows[0]["details"]["body"]
+        assert kept.endswith(tr.TRUNCATED) and len(kept.encode()) <= tr.MAX_BODY_BYTES and long.startswith(kept[:100])
+
+
+async def test_a_liveness_trigger_alerts_by_itself_and_a_checkin_resolves_it(settings: Settings) -> None:
+    async with running_system(settings) as system:
+        _, key = await system.create_project("liveness")
+        status, error = await call(system, "POST", "/v1/triggers", key, {"name": "cron", "kind": "liveness"})
+        assert status == 422 and "timeout" in error["error"]["message"]
+        status, error = await call(
+            system, "POST", "/v1/triggers", key, {"name": "cron", "kind": "liveness", "timeout": 0.01}
+        )
+        assert status == 422 and error["error"]["code"] == "invalid_field"
+        trigger = await new_trigger(system, key, name="nightly", kind="liveness", timeout=0.3)
+        assert trigger["kind"] == "liveness" and trigger["timeout"] == 0.3
+
+        await trigger_state(system, key, trigger["id"], tr.ALERTING)
+        [incident] = await incidents(system, key, 1)
+        assert incident["kind"] == "trigger" and incident["details"]["reason"] == "timeout"
+
+        status, _ = await curl(
+            "-X", "POST", "-H", f"Authorization: Bearer {key}", f"{system.ingest.url}/triggers/{trigger['id']}/checkin"
+        )
+        assert status == 200
+        [incident] = await incidents(system, key, 1, lambda i: i["resolved_at"] is not None)
+        _, found = await eventually(
+            lambda: call(system, "GET", f"/v1/triggers/{trigger['id']}", key),
+            lambda r: r[1]["last_checkin"] is not None,
+        )
+        assert found["last_checkin"] is not None
+
+
+async def test_trigger_incidents_through_the_generic_incident_endpoints(settings: Settings) -> None:
+    async with running_system(settings) as system:
+        _, key = await system.create_project("generic")
+        trigger = await new_trigger(system, key)
+        assert (await call(system, "POST", f"/v1/triggers/{trigger['id']}/alert", key))[0] == 200
+        [incident] = await incidents(system, key, 1)
+        status, acked = await call(system, "POST", f"/v1/incidents/{incident['id']}/acknowledge", key)
+        assert status == 200 and acked["acknowledged_at"] is not None
+        await trigger_state(system, key, trigger["id"], tr.ACKNOWLEDGED)
+        status, resolved = await call(system, "POST", f"/v1/incidents/{incident['id']}/resolve", key)
+        assert status == 200 and resolved["resolved_at"] is not None and resolved["kind"] == "trigger"
+        await trigger_state(system, key, trigger["id"], tr.RESOLVED)
+
+
+async def test_test_keys_answer_as_usual_and_change_nothing(settings: Settings) -> None:
+    async with running_system(settings) as system:
+        project_id, key = await system.create_project("testkeys")
+        trigger = await new_trigger(system, key)
+        status, made = await call(system, "POST", f"/v1/projects/{project_id}/keys", key, {"test": True})
+        assert status == 201 and made["test"] is True and made["api_key"].startswith("heron_TEST_")
+        test_key = made["api_key"]
+        base = f"{system.ingest.url}/triggers/{trigger['id']}"
+
+        for action in ("alert", "acknowledge", "resolve"):
+            status, answer = await curl("-X", "POST", "-H", f"Authorization: Bearer {test_key}", f"{base}/{action}")
+            assert status == 200 and answer == {"status": "ok", "trigger_id": trigger["id"], "action": action}
+        status, _ = await curl(
+            "-X", "POST", "-H", "Content-Type: text/plain", "-d", "test", f"{base}/alert?token={test_key}"
+        )
+        assert status == 200
+        stream = {"event_name": "job.done"}
+        assert (await call(system, "POST", "/v1/track", test_key, stream))[0] == 202
+        status, stored = await call(system, "POST", "/v1/events", test_key, [stream, stream])
+        assert status == 200 and stored == {"status": "stored", "count": 2}
+        # Reads work; every other write is refused.
+        assert (await call(system, "GET", "/v1/triggers", test_key))[0] == 200
+        for method, path, body in [
+            ("POST", "/v1/triggers", {"name": "x"}),
+            ("POST", "/v1/services", {"name": "x"}),
+            ("POST", f"/v1/projects/{project_id}/keys", {}),
+            ("DELETE", f"/v1/triggers/{trigger['id']}", None),
+        ]:
+            status, error = await call(system, method, path, test_key, body)
+            assert status == 403 and error["error"]["code"] == "test_key", (path, error)
+
+        # A real call on the same shard comes after the test ones: when it shows, they would have.
+        assert (await curl("-X", "POST", "-H", "Content-Type: text/plain", "-d", "real", f"{base}/alert?token={key}"))[
+            0
+        ] == 200
+        assert (await call(system, "POST", "/v1/track", key, stream))[0] == 202
+        [incident] = await incidents(system, key, 1)
+        assert incident["details"]["body"] == "real"
+        _, monitors = await eventually(
+            lambda: call(system, "GET", "/v1/monitors", key), lambda r: any(m["kind"] == "event" for m in r[1])
+        )
+        [stream_monitor] = [m for m in monitors if m["kind"] == "event"]
+        assert stream_monitor["event_count"] == 1
+
+
+async def test_ids_that_are_not_the_callers_are_404_and_bad_calls_are_clear(settings: Settings) -> None:
+    async with running_system(settings) as system:
+        _, key = await system.create_project("mine")
+        _, other = await system.create_project("theirs")
+        trigger = await new_trigger(system, key)
+        for path in (f"/triggers/{trigger['id']}/alert", "/triggers/999999/alert", "/triggers/x/alert"):
+            status, error = await call(system, "POST", path, other)
+            assert status == 404 and error["error"]["code"] == "not_found"
+        assert (await call(system, "GET", f"/v1/triggers/{trigger['id']}", other))[0] == 404
+        status, error = await call(system, "POST", f"/triggers/{trigger['id']}/alert", None)
+        assert status == 401 and error["error"]["code"] == "missing_api_key"
+        status, error = await call(system, "POST", f"/triggers/{trigger['id']}/checkin", key)
+        assert status == 409 and error["error"]["code"] == "not_liveness"
+        status, error = await call(system, "POST", "/v1/triggers", key, {"name": "x", "kind": "sometimes"})
+        assert status == 422 and "kind" in error["error"]["message"]
+        status, error = await call(system, "POST", "/v1/triggers", key, {"name": "x", "service_id": 999999})
+        assert status == 422 and "service_id" in error["error"]["message"]
+
+        # Services: unique names, in use means 409, then deletable.
+        status, error = await call(system, "POST", "/v1/services", key, {"name": trigger["service"]})
+        assert status == 409 and error["error"]["code"] == "name_taken"
+        status, error = await call(system, "DELETE", f"/v1/services/{trigger['service_id']}", key)
+        assert status == 409 and error["error"]["code"] == "service_in_use"
+        status, patched = await call(
+            system, "PATCH", f"/v1/triggers/{trigger['id']}", key, {"service_id": None, "critical": False}
+        )
+        assert status == 200 and patched["service_id"] is None and patched["critical"] is False, patched
+        assert (await call(system, "DELETE", f"/v1/services/{trigger['service_id']}", key))[0] == 204
+        assert (await call(system, "GET", f"/v1/services/{trigger['service_id']}", key))[0] == 404
+        assert (await call(system, "DELETE", f"/v1/triggers/{trigger['id']}", key))[0] == 204
+        assert (await call(system, "GET", "/v1/triggers", key))[1] == []
