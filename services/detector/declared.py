@@ -1,3 +1,5 @@
 """Importing this module registers every declared kind with ``kinds.KINDS`` (one import each)."""
 
 from __future__ import annotations
+
+from heron_detector import kind_heartbeat  # noqa: F401  (registers the heartbeat kind)
