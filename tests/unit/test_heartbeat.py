@@ -195,3 +195,18 @@ def test_parse_config() -> None:
         with pytest.raises(ConfigError) as caught:
             hb.parse_config(body, min_interval=60, now=T)
         assert caught.value.field == field, (body, caught.value)
+
+
+def test_slack_renders_every_heartbeat_topic() -> None:
+    from heron_common.topics import TOPICS
+    from heron_notifier import slack
+
+    for topic in (hb.TOPIC_LATE, hb.TOPIC_DOWN, hb.TOPIC_UP):
+        msg = slack.message(topic, TOPICS[topic]["data"])
+        assert "Daily DB backup" in msg["text"] and "every 1 day + 10 minutes grace" in msg["text"], msg
+    late = slack.message(hb.TOPIC_LATE, TOPICS[hb.TOPIC_LATE]["data"])
+    assert late["blocks"][0]["text"]["text"].startswith("⏰ Heartbeat late")
+    cron = {**TOPICS[hb.TOPIC_DOWN]["data"]["heartbeat"], "schedule": "0 2 * * *", "tz": "Europe/Berlin"}
+    cron.update(last_exit_code=2)
+    text = slack.message(hb.TOPIC_DOWN, {"heartbeat": cron, "project": {"id": 1, "name": "x"}})["text"]
+    assert "0 2 * * * (Europe/Berlin)" in text and "exit code 2" in text
