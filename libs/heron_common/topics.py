@@ -49,6 +49,24 @@ _TRIGGER_INCIDENT = {
     "project": {"id": 1, "name": "MyApp"},
 }
 
+_HEARTBEAT = {
+    "heartbeat": {
+        "id": 12,
+        "name": "Daily DB backup",
+        "service": "db",
+        "environment": "production",
+        "state": "late",
+        "interval": 86400.0,
+        "grace": 600.0,
+        "last_ping_at": "2026-11-01T02:04:10Z",
+        "last_ping_kind": "success",
+        "last_exit_code": None,
+        "run_started_at": None,
+        "deadline": "2026-11-02T02:14:10Z",
+    },
+    "project": {"id": 1, "name": "MyApp"},
+}
+
 TOPICS: dict[str, dict[str, Any]] = {
     "incident.opened": {
         "description": "A monitor went silent past its deadline: an incident is open.",
@@ -96,6 +114,26 @@ TOPICS: dict[str, dict[str, Any]] = {
         "data": {
             **_TRIGGER_INCIDENT,
             "incident": {**_TRIGGER_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 540},
+        },
+    },
+    "heartbeat.late": {
+        "description": "A heartbeat's expected ping did not come; its grace period is running (no incident yet).",
+        "data": _HEARTBEAT,
+    },
+    "heartbeat.down": {
+        "description": "A heartbeat missed its grace period, or its job reported a failure: an incident is open.",
+        "data": {**_HEARTBEAT, "heartbeat": {**_HEARTBEAT["heartbeat"], "state": "down", "deadline": None}},
+    },
+    "heartbeat.up": {
+        "description": "A heartbeat that was down pinged again: its incident is resolved.",
+        "data": {
+            **_HEARTBEAT,
+            "heartbeat": {
+                **_HEARTBEAT["heartbeat"],
+                "state": "up",
+                "last_ping_at": "2026-11-02T03:01:00Z",
+                "deadline": "2026-11-03T02:00:00Z",
+            },
         },
     },
     "notice.endpoint_disabled": {

@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-from heron_detector import kind_trigger  # noqa: F401  (registers the trigger kind)
+from heron_detector import (
+    kind_heartbeat,  # noqa: F401  (registers the heartbeat kind)
+    kind_trigger,  # noqa: F401  (registers the trigger kind)
+)

@@ -24,7 +24,19 @@ from heron_common.service import (
     use_redis,
 )
 from heron_common.settings import Settings
-from heron_ingest import admin, manage, monitors_api, presence, read, services_api, track, triggers_api, webhooks_api
+from heron_ingest import (
+    admin,
+    heartbeats_api,
+    manage,
+    monitors_api,
+    pings,
+    presence,
+    read,
+    services_api,
+    track,
+    triggers_api,
+    webhooks_api,
+)
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.context import AUTH, PUBLISHER, REVOCATIONS
 from heron_ingest.publisher import GroupPublisher
@@ -121,6 +133,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     monitors_api.add_routes(app)
     services_api.add_routes(app)
     triggers_api.add_routes(app)
+    pings.add_routes(app)
+    heartbeats_api.add_routes(app)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
     return app

@@ -128,6 +128,42 @@ def notice_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_HEARTBEAT_TITLES = {
+    "heartbeat.late": "⏰ Heartbeat late",
+    "heartbeat.down": "🔴 Heartbeat down",
+    "heartbeat.up": "✅ Heartbeat up again",
+}
+
+
+def heartbeat_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    beat = data["heartbeat"]
+    title = f"{_HEARTBEAT_TITLES.get(topic, topic)}: {beat.get('name') or 'heartbeat'}"
+    if beat.get("schedule"):
+        expected = f"{beat['schedule']} ({beat.get('tz') or 'UTC'}) + {humanize(beat.get('grace') or 0)} grace"
+    else:
+        expected = f"every {humanize(beat.get('interval') or 0)} + {humanize(beat.get('grace') or 0)} grace"
+    last = beat.get("last_ping_at") or "never"
+    if beat.get("last_exit_code") not in (None, 0):
+        last += f" (exit code {beat['last_exit_code']})"
+    elif beat.get("last_ping_kind") == "fail":
+        last += " (reported failure)"
+    pairs = [
+        ("Service", beat.get("service") or "—"),
+        ("Environment", beat.get("environment") or "—"),
+        ("Expected", expected),
+        ("Last ping", last),
+    ]
+    if beat.get("deadline"):
+        pairs.append(("Alerts at" if topic == "heartbeat.late" else "Next due", beat["deadline"]))
+    return {
+        "text": f"{title}: " + ", ".join(f"{k}: {v}" for k, v in pairs),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+            _fields(pairs),
+        ],
+    }
+
+
 def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     """The Slack message for any topic Heron emits."""
     if topic.startswith("trigger.") or (
@@ -136,4 +172,6 @@ def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
         return trigger_message(topic, data)
     if topic.startswith("incident."):
         return incident_message(topic, data)
+    if topic.startswith("heartbeat."):
+        return heartbeat_message(topic, data)
     return notice_message(topic, data)

@@ -1,0 +1,272 @@
+"""Managing heartbeats: ``/v1/heartbeats`` (create, list, read, change, pause, resume, delete,
+regenerate the ping token) and their pings and flips.
+
+Creating one inserts its row here (nothing else can know of it yet); every later change of its
+settings or state is a command applied by the detector, as for any monitor (``monitors_api``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from heron_common.db import iso
+from heron_common.messages import stream_shard
+from heron_common.monitors import heartbeat as hb
+from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_ingest import params
+from heron_ingest.monitors_api import _applied, _send
+from heron_ingest.pings import TOKENS
+from heron_ingest.read import _next_link, _page_args
+from heron_ingest.requests import caller_project, handles_errors, json_object, path_id
+from heron_ingest.validation import InputError
+
+FIELDS = {"name", "interval", "grace", "schedule", "tz", "service", "environment"}
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits
+
+
+def ping_url(request: web.Request, token: str) -> str:
+    return f"{request.scheme}://{request.host}/api/v1/hb/{token}"
+
+
+def view(request: web.Request, row: asyncpg.Record) -> dict[str, Any]:
+    data = row["data"] or {}
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "service": row["service"] or None,
+        "environment": row["environment"] or None,
+        "state": row["state"],
+        "paused": row["state"] == "paused",
+        **row["config"],
+        "last_ping_at": iso(row["last_seen"]),
+        "last_ping_kind": data.get("last_kind"),
+        "last_exit_code": data.get("last_exit_code"),
+        "run_started_at": hb.iso(data.get("started")),
+        "deadline": iso(row["deadline"]),
+        "ping_url": ping_url(request, row["ping_token"]),
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def _fields(body: dict[str, Any]) -> None:
+    unknown = sorted(set(body) - FIELDS - {"api_key"})
+    if unknown:
+        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; known: {', '.join(sorted(FIELDS))}")
+
+
+def _config(request: web.Request, body: dict[str, Any]) -> hb.Config:
+    try:
+        return hb.parse_config(body, min_interval=request.app[SETTINGS].min_interval, now=request.app[CLOCK].now())
+    except hb.ConfigError as exc:
+        raise InputError(422, "invalid_field", str(exc)) from None
+
+
+def _labels(body: dict[str, Any], *, name_required: bool) -> dict[str, str]:
+    labels = {"name": params.text_field(body, "name", max_len=200, required=name_required)}
+    for field in ("service", "environment"):
+        labels[field] = params.text_field(body, field, max_len=200)
+    return {k: v for k, v in labels.items() if v is not None}
+
+
+@handles_errors
+async def create(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    assert body is not None
+    project_id = await caller_project(request, body)
+    _fields(body)
+    labels = _labels(body, name_required=True)
+    config = _config(request, body)
+    shard = stream_shard(project_id, f"{hb.KIND}:{labels['name']}", None, None, request.app[SETTINGS].shards)
+    row = await request.app[PG].fetchrow(
+        "INSERT INTO monitors (project_id, kind, name, service, environment, shard, state, config, ping_token)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8) RETURNING *",
+        project_id,
+        hb.KIND,
+        labels["name"],
+        labels.get("service", ""),
+        labels.get("environment", ""),
+        shard,
+        config.to_dict(),
+        new_token(),
+    )
+    return json_response(view(request, row), status=201)
+
+
+async def _own(request: web.Request) -> asyncpg.Record:
+    project_id = await caller_project(request)
+    row = await request.app[PG].fetchrow(
+        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2 AND kind = $3",
+        path_id(request, "heartbeat_id"),
+        project_id,
+        hb.KIND,
+    )
+    if row is None:
+        raise InputError(404, "not_found", "no such heartbeat")
+    return row
+
+
+async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyncpg.Record], bool]) -> web.Response:
+    pool = request.app[PG]
+
+    async def check() -> asyncpg.Record | None:
+        now = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", row["id"])
+        return now if now is not None and done(now) else None
+
+    changed = await _applied(check)
+    if changed is None:
+        return json_response({"status": "accepted", "heartbeat": view(request, row)}, status=202)
+    return json_response(view(request, changed))
+
+
+@handles_errors
+async def listing(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = _page_args(request)
+    rows = await request.app[PG].fetch(
+        "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2"
+        " AND ($3::bigint IS NULL OR id < $3) AND ($4::text IS NULL OR environment = $4)"
+        " ORDER BY id DESC LIMIT $5",
+        project_id,
+        hb.KIND,
+        before,
+        environment,
+        limit,
+    )
+    return json_response([view(request, r) for r in rows], headers=_next_link(request, rows, limit))
+
+
+@handles_errors
+async def read(request: web.Request) -> web.Response:
+    return json_response(view(request, await _own(request)))
+
+
+@handles_errors
+async def change(request: web.Request) -> web.Response:
+    body = await json_object(request)
+    assert body is not None
+    row = await _own(request)
+    _fields(body)
+    if not FIELDS & set(body):
+        raise InputError(422, "missing_field", f"send at least one of {', '.join(sorted(FIELDS))}")
+    labels = _labels(body, name_required="name" in body)
+    wanted = dict(row["config"])
+    if body.get("interval") is not None:  # switching to an interval drops the schedule, and back
+        wanted.pop("schedule", None)
+        wanted.pop("tz", None)
+    if body.get("schedule") is not None:
+        wanted.pop("interval", None)
+    wanted.update({k: body[k] for k in ("interval", "grace", "schedule", "tz") if body.get(k) is not None})
+    config = _config(request, wanted).to_dict()
+    await _send(request, row, "configure", {"config": config, **labels})
+    return await _after(
+        request, row, lambda m: dict(m["config"]) == config and all(m[k] == v for k, v in labels.items())
+    )
+
+
+@handles_errors
+async def pause(request: web.Request) -> web.Response:
+    row = await _own(request)
+    if row["state"] != "paused":
+        await _send(request, row, "pause")
+    return await _after(request, row, lambda m: m["state"] == "paused")
+
+
+@handles_errors
+async def resume(request: web.Request) -> web.Response:
+    row = await _own(request)
+    if row["state"] == "paused":
+        await _send(request, row, "resume")
+    return await _after(request, row, lambda m: m["state"] != "paused")
+
+
+@handles_errors
+async def delete(request: web.Request) -> web.Response:
+    row = await _own(request)
+    await _send(request, row, "delete")
+    pool = request.app[PG]
+    gone = await _applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
+    request.app[TOKENS].forget(row["ping_token"])
+    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
+
+
+@handles_errors
+async def regenerate_token(request: web.Request) -> web.Response:
+    """A new ping URL; the old one stops working (at once here, within the token cache's lifetime
+    on other ingest replicas). The token is no monitor state, so it is written here directly."""
+    row = await _own(request)
+    changed = await request.app[PG].fetchrow(
+        "UPDATE monitors SET ping_token = $2 WHERE id = $1 RETURNING *", row["id"], new_token()
+    )
+    request.app[TOKENS].forget(row["ping_token"])
+    if changed is None:
+        raise InputError(404, "not_found", "no such heartbeat")
+    return json_response(view(request, changed))
+
+
+def ping_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "received_at": iso(row["received_at"]),
+        "kind": row["kind"],
+        "exit_code": row["exit_code"],
+        "rid": row["rid"],
+        "duration": row["duration"],
+        "body": row["body"],
+        "remote_addr": row["remote_addr"],
+        "user_agent": row["user_agent"],
+    }
+
+
+def flip_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "from_state": row["from_state"],
+        "to_state": row["to_state"],
+        "reason": row["reason"],
+    }
+
+
+async def _history(request: web.Request, table: str, shape: Callable[[Any], dict[str, Any]]) -> web.Response:
+    """A heartbeat's pings or flips (``table``: a constant of ours), newest first, paginated."""
+    row = await _own(request)
+    limit, before, _ = _page_args(request)
+    rows = await request.app[PG].fetch(
+        f"SELECT * FROM {table} WHERE monitor_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        row["id"],
+        before,
+        limit,
+    )
+    return json_response([shape(r) for r in rows], headers=_next_link(request, rows, limit))
+
+
+@handles_errors
+async def pings(request: web.Request) -> web.Response:
+    return await _history(request, "pings", ping_view)
+
+
+@handles_errors
+async def flips(request: web.Request) -> web.Response:
+    return await _history(request, "flips", flip_view)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/heartbeats", create)
+    app.router.add_get("/v1/heartbeats", listing)
+    app.router.add_get("/v1/heartbeats/{heartbeat_id}", read)
+    app.router.add_patch("/v1/heartbeats/{heartbeat_id}", change)
+    app.router.add_delete("/v1/heartbeats/{heartbeat_id}", delete)
+    app.router.add_post("/v1/heartbeats/{heartbeat_id}/pause", pause)
+    app.router.add_post("/v1/heartbeats/{heartbeat_id}/resume", resume)
+    app.router.add_post("/v1/heartbeats/{heartbeat_id}/regenerate-token", regenerate_token)
+    app.router.add_get("/v1/heartbeats/{heartbeat_id}/pings", pings)
+    app.router.add_get("/v1/heartbeats/{heartbeat_id}/flips", flips)

@@ -1,0 +1,109 @@
+"""Heartbeat pings — the hot path: ``POST|GET|HEAD /api/v1/hb/{token}[/start|/fail|/{exit_code}]``.
+
+No API key: the unguessable token in the URL is the credential (a crontab line carries nothing
+else). A ping is answered ``200 OK`` once its observation message is confirmed by the broker on
+the heartbeat's shard; the detector records it and moves the state (the only writer of monitor
+state). Tokens resolve through a short in-process cache (misses included, so a flood of made-up
+tokens cannot hammer Postgres), like API keys; a regenerated or deleted heartbeat's old token may
+be accepted by another replica for up to ``HERON_KEY_CACHE_SECONDS`` (the detector ignores pings
+for a deleted heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from heron_common import messages
+from heron_common.monitors import heartbeat as hb
+from heron_common.service import CLOCK, PG, SETTINGS, error_response
+from heron_ingest.context import PUBLISHER
+
+MAX_BODY = 10 * 1024
+MAX_TOKEN = 100
+_MAX_CACHE = 100_000
+Target = tuple[int, int, int]  # monitor id, project id, shard
+
+
+class TokenCache:
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._cache: dict[str, tuple[Target | None, float]] = {}
+
+    async def lookup(self, pool: asyncpg.Pool, token: str, now: float) -> Target | None:
+        hit = self._cache.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        row = await pool.fetchrow(
+            "SELECT id, project_id, shard FROM monitors WHERE ping_token = $1 AND kind = $2", token, hb.KIND
+        )
+        target = (row["id"], row["project_id"], row["shard"]) if row is not None else None
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[token] = (target, now + self._ttl)
+        return target
+
+    def forget(self, token: str | None) -> None:
+        if token is not None:
+            self._cache.pop(token, None)
+
+
+TOKENS = web.AppKey("heartbeat_tokens", TokenCache)
+
+
+def _header(request: web.Request, name: str, limit: int) -> str | None:
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    # Headers may carry bytes Postgres text cannot hold (decoded as surrogates): keep what can be.
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")[:limit]
+
+
+async def _ping(request: web.Request, kind: str, exit_code: int | None = None) -> web.StreamResponse:
+    token = request.match_info["token"]
+    if not (token.isascii() and 0 < len(token) <= MAX_TOKEN):
+        return error_response(404, "not_found", "no heartbeat has this ping URL")
+    app = request.app
+    now = app[CLOCK].now()
+    target = await app[TOKENS].lookup(app[PG], token, now)
+    if target is None:
+        return error_response(404, "not_found", "no heartbeat has this ping URL")
+    body = (await request.read())[:MAX_BODY].decode("utf-8", "replace").replace("\x00", "")
+    rid = request.query.get("rid")
+    if rid is not None and not (rid.isascii() and rid.isprintable() and len(rid) <= 200):
+        return error_response(422, "invalid_parameter", "rid must be printable ASCII, at most 200 characters")
+    payload = {
+        "kind": kind,
+        "exit_code": exit_code,
+        "rid": rid,
+        "body": body,
+        "remote_addr": request.remote,
+        "user_agent": _header(request, "User-Agent", 500),
+    }
+    monitor_id, project_id, shard = target
+    try:
+        await app[PUBLISHER].publish_message(shard, messages.observation_message(monitor_id, project_id, now, payload))
+    except Exception:
+        return error_response(503, "unavailable", "the ping could not be recorded right now; retry")
+    return web.Response(text="OK")
+
+
+async def success(request: web.Request) -> web.StreamResponse:
+    return await _ping(request, hb.SUCCESS)
+
+
+async def action(request: web.Request) -> web.StreamResponse:
+    """``/start``, ``/fail`` or ``/{exit_code}`` (0 is success, 1-255 a failure)."""
+    what = request.match_info["action"]
+    if what in (hb.START, hb.FAIL):
+        return await _ping(request, what)
+    if what.isascii() and what.isdigit() and len(what) <= 3 and int(what) <= 255:
+        return await _ping(request, hb.EXIT, int(what))
+    return error_response(404, "not_found", "ping /start, /fail or /{exit code 0-255}")
+
+
+def add_routes(app: web.Application) -> None:
+    app[TOKENS] = TokenCache(app[SETTINGS].key_cache_seconds)
+    for path, handler in (("/api/v1/hb/{token}", success), ("/api/v1/hb/{token}/{action}", action)):
+        app.router.add_post(path, handler)
+        app.router.add_get(path, handler)  # HEAD too
