@@ -28,6 +28,7 @@ def incident_view(row: Any) -> dict[str, Any]:
         "monitor_id": row["monitor_id"],
         "kind": kind,
         "title": row.get("title") or incident_title(kind, row.get("name"), row.get("event_name")),
+        "name": row.get("name") or row.get("event_name"),
         "event_name": row.get("event_name"),
         "service": row.get("service") or None,
         "environment": row.get("environment") or None,

@@ -77,8 +77,8 @@ async def record_flip(
     if flip.incident == OPEN:
         incident = await conn.fetchrow(
             "INSERT INTO incidents (project_id, monitor_id, alert_id, kind, title, event_name, service, environment,"
-            " started_at, opened_at, expected_interval, details)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            " started_at, opened_at, expected_interval, details, name)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             " ON CONFLICT (monitor_id) WHERE resolved_at IS NULL DO NOTHING RETURNING *",
             monitor["project_id"],
             monitor["id"],
@@ -92,6 +92,7 @@ async def record_flip(
             to_dt(flip.at),
             expected_interval,
             flip.details or {},
+            monitor["name"] or monitor["event_name"],
         )
         topic = "incident.opened"
     elif flip.incident == ACKNOWLEDGE:

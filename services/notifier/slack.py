@@ -40,11 +40,13 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     service = incident.get("service") or "—"
     environment = incident.get("environment") or "—"
     # What the incident is about: an event stream names its event, other kinds their monitor.
-    event = incident.get("event_name") or incident.get("title") or "monitor"
+    kind = incident.get("kind") or "event"
+    subject = "Event" if kind == "event" else kind.capitalize()
+    event = incident.get("event_name") or incident.get("name") or incident.get("title") or "monitor"
     if topic == "incident.acknowledged":
         title = "👀 Heron incident acknowledged"
         pairs = [
-            ("Event", event),
+            (subject, event),
             ("Acknowledged by", incident.get("acknowledged_by") or "someone"),
             ("Service", service),
             ("Environment", environment),
@@ -52,7 +54,7 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     elif topic == "incident.resolved":
         title = "✅ Heron recovery"
         downtime = humanize(incident.get("duration") or 0)
-        pairs = [("Event", event), ("Downtime", downtime), ("Service", service), ("Environment", environment)]
+        pairs = [(subject, event), ("Downtime", downtime), ("Service", service), ("Environment", environment)]
     else:
         title = "🚨 Heron alert"
         started, opened = _ts(incident.get("started_at")), _ts(incident.get("opened_at"))
@@ -60,12 +62,19 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
         expected = incident.get("expected_interval")
         interval = f"~{humanize(expected)}" if expected else "unknown"
         pairs = [
-            ("Event", event),
+            (subject, event),
             ("Last seen", last_seen),
             ("Expected interval", interval),
             ("Service", service),
             ("Environment", environment),
         ]
+        if kind != "event":
+            # A declared monitor: what it said (a trigger's body, a heartbeat's last ping) beats a cadence.
+            pairs = [(subject, event), ("What happened", incident.get("title") or "—")]
+            body = (incident.get("details") or {}).get("body")
+            if body:
+                pairs.append(("Details", str(body)[:1000]))
+            pairs += [("Service", service), ("Environment", environment)]
     text = f"{title}: " + ", ".join(f"{k}: {v}" for k, v in pairs)
     return {
         "text": text,

@@ -91,3 +91,39 @@ async def test_async_client_events_reach_a_monitor(system: System) -> None:
     assert monitor["expected_interval"] == pytest.approx(2.0, abs=0.01)
     events = await get(system, key, f"/v1/monitors/{monitor['id']}/events")
     assert [e["metadata"] for e in events] == [{"order": f"ord_{i}"} for i in (2, 1, 0)]
+
+
+async def _heartbeat(system: System, key: str, name: str) -> dict[str, Any]:
+    async with system.http.post(
+        system.ingest.url + "/v1/heartbeats",
+        json={"name": name, "interval": 3600, "grace": 600},
+        headers={"Authorization": f"Bearer {key}"},
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+
+async def test_ping_and_the_heartbeat_decorator_drive_a_real_heartbeat(system: System) -> None:
+    """The SDK's ping paths are the server's: a success ping brings a heartbeat up, the decorator's
+    start/fail pair takes it down with the exception as the reason, and a token works like the URL."""
+    _, key = await system.create_project("sdk-heartbeat")
+    hb = await _heartbeat(system, key, "nightly export")
+    client = heron.Client(key, endpoint=system.ingest.url, debug=True)
+    try:
+        assert await asyncio.to_thread(client.ping, hb["ping_url"])
+        await eventually(lambda: get(system, key, f"/v1/heartbeats/{hb['id']}"), lambda h: h["state"] == "up")
+
+        @client.heartbeat(hb["ping_url"].rsplit("/", 1)[1])  # the bare token, against the client's endpoint
+        def export() -> None:
+            raise RuntimeError("disk full")
+
+        with pytest.raises(RuntimeError):
+            await asyncio.to_thread(export)
+        await eventually(lambda: get(system, key, f"/v1/heartbeats/{hb['id']}"), lambda h: h["state"] == "down")
+        pings = await get(system, key, f"/v1/heartbeats/{hb['id']}/pings")
+        kinds = [p["kind"] for p in pings]
+        assert "start" in kinds and "fail" in kinds, pings
+        fail = next(p for p in pings if p["kind"] == "fail")
+        assert "disk full" in (fail.get("body") or ""), fail
+    finally:
+        await asyncio.to_thread(client.close)
