@@ -113,6 +113,9 @@ class Detector:
         """
         handled = Handled()
         run: list[_Pending] = []
+        # Observations (pings, trigger calls) touch declared monitors, never event streams, so
+        # they gather in a run of their own beside the events run; ticks and commands end both.
+        observed: list[tuple[int, dict]] = []
         for index, body in enumerate(bodies):
             try:
                 message = messages.decode(body)
@@ -120,19 +123,21 @@ class Detector:
                 if kind == messages.EVENTS:
                     run.append(self._pending(index, message, shard))
                     continue
-                if kind not in (messages.TICK, messages.COMMAND, messages.OBSERVATION):
+                if kind == messages.OBSERVATION:
+                    observed.append((index, message))
+                    continue
+                if kind not in (messages.TICK, messages.COMMAND):
                     raise MessageError(f"unknown message type {kind!r}")
                 at = float(message["at"])
             except (MessageError, TypeError, ValueError, KeyError, OverflowError) as exc:
                 self._poison(handled, index, exc)
                 continue
             await self._apply(shard, run, now, handled)
-            run = []
+            await self._observe(shard, observed, now, handled)
+            run, observed = [], []
             try:
                 if kind == messages.COMMAND:
                     await self.command(shard, message, now)
-                elif kind == messages.OBSERVATION:
-                    await self.observe(shard, message, now)
                 else:
                     handled.opened += await self.tick(shard, at)
             except Exception as exc:
@@ -142,6 +147,7 @@ class Detector:
                 # not hold the shard's events up.
                 self._poison(handled, index, exc)
         await self._apply(shard, run, now, handled)
+        await self._observe(shard, observed, now, handled)
         return handled
 
     def _pending(self, index: int, message: dict, shard: int) -> _Pending:
@@ -193,14 +199,38 @@ class Detector:
 
         return kinds.Context(self.params, windows, by)
 
-    async def observe(self, shard: int, message: dict, now: float) -> None:
-        """A declared monitor's observation (a ping, a trigger call), through its kind."""
-        async with self.pool.acquire() as conn:
-            outcome = await observations.apply(conn, message, now, self.context(conn))
-        if outcome is None:
+    async def _observe(self, shard: int, run: list[tuple[int, dict]], now: float, handled: Handled) -> None:
+        """Apply a run of observations (pings, trigger calls) in one transaction, through each
+        monitor's kind; like events, a run that fails for a reason other than an outage is split
+        until only the observations that fail alone are poison."""
+        if not run:
             return
-        await self.index.update(shard, {int(message["monitor_id"]): outcome.deadline})
-        await self.publish_outbox(outcome.outbox_ids)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                ctx = self.context(conn)
+                outcomes = [(message, await observations.apply(conn, message, now, ctx)) for _, message in run]
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(run) == 1:
+                self._poison(handled, run[0][0], exc)
+                return
+            middle = len(run) // 2
+            await self._observe(shard, run[:middle], now, handled)
+            await self._observe(shard, run[middle:], now, handled)
+            return
+        deadlines = {int(m["monitor_id"]): o.deadline for m, o in outcomes if o is not None}
+        outbox_ids = [i for _, o in outcomes if o is not None for i in o.outbox_ids]
+        # Committed: as after an events run, nothing here may raise (see _apply).
+        try:
+            await self.index.update(shard, deadlines)
+        except Exception as exc:
+            self._stale_index.add(shard)
+            log.warning("deadline index not updated; it is rebuilt before the next scan", shard=shard, error=str(exc))
+        try:
+            await self.publish_outbox(outbox_ids)
+        except Exception as exc:
+            log.warning("alerts not published yet; the outbox relay will", shard=shard, error=str(exc))
 
     async def command(self, shard: int, message: dict, now: float) -> None:
         """Apply a change asked for through the API (``commands.py``), in queue order."""

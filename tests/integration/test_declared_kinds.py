@@ -158,3 +158,31 @@ async def test_a_kind_without_a_hook_makes_the_command_poison_not_a_stall(
         assert list(handled.poison) == [0]  # the resume is dead-lettered; the tick after it still ran
     finally:
         kinds.KINDS.pop("bare", None)
+
+
+async def test_a_run_of_observations_commits_together_and_isolates_the_bad_one(
+    pg: asyncpg.Pool, redis: redis_asyncio.Redis, settings: Settings, project, toy: str
+) -> None:
+    """Observations gather into one transaction; one that cannot be applied (its kind takes none)
+    is split off as poison and the others of the run are still applied."""
+    project_id, _ = project
+    first = await _toy_monitor(pg, project_id)
+    second = await pg.fetchval(
+        "INSERT INTO monitors (project_id, kind, name, shard) VALUES ($1, 'toy', 'hourly', 0) RETURNING id", project_id
+    )
+    kinds.register("bare", kinds.Kind(toy_due))
+    try:
+        bare = await pg.fetchval(
+            "INSERT INTO monitors (project_id, kind, name, shard) VALUES ($1, 'bare', 'x', 0) RETURNING id", project_id
+        )
+        detector = Detector(pg, redis, None, settings)
+        bodies = [
+            messages.encode(messages.observation_message(monitor, project_id, T0, {}))
+            for monitor in (first, bare, second)
+        ]
+        handled = await detector.handle_many(0, bodies, T0)
+        assert list(handled.poison) == [1]
+        states = {r["id"]: r["state"] for r in await pg.fetch("SELECT id, state FROM monitors")}
+        assert states[first] == states[second] == "up" and states[bare] == "new"
+    finally:
+        kinds.KINDS.pop("bare", None)
