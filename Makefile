@@ -45,6 +45,8 @@ bench: install servers  ## every benchmark; the ingest ones need wrk (apt-get in
 	$(BIN)/python bench/notifier_throughput.py
 	$(BIN)/python bench/sdk_track.py
 	$(BIN)/python bench/sdk_throughput.py
+	$(BIN)/python bench/heartbeat_pings.py
+	$(BIN)/python bench/heartbeat_alert_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
