@@ -71,12 +71,7 @@ async def apply(
     monitor_id, project_id, action, by, args = parse(message)
     done = Done()
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT m.*, p.name AS project_name FROM monitors m JOIN projects p ON p.id = m.project_id"
-            " WHERE m.id = $1 AND m.project_id = $2 FOR UPDATE OF m",
-            monitor_id,
-            project_id,
-        )
+        row = await kinds.lock(conn, monitor_id, project_id)
         if row is None:
             return done  # deleted meanwhile: nothing left to change
         if action == "delete":

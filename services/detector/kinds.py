@@ -63,3 +63,14 @@ def of(row: asyncpg.Record) -> Kind:
     if kind is None:
         raise LookupError(f"no detector support for monitors of kind {row['kind']!r}")
     return kind
+
+
+async def lock(conn: asyncpg.Connection, monitor_id: int, project_id: int) -> asyncpg.Record | None:
+    """The monitor row (with its project's name), locked for the caller's transaction; None if it
+    is gone or not the project's."""
+    return await conn.fetchrow(
+        "SELECT m.*, p.name AS project_name FROM monitors m JOIN projects p ON p.id = m.project_id"
+        " WHERE m.id = $1 AND m.project_id = $2 FOR UPDATE OF m",
+        monitor_id,
+        project_id,
+    )

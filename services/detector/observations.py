@@ -37,12 +37,7 @@ async def apply(
         )
         if not fresh:
             return None
-        row = await conn.fetchrow(
-            "SELECT m.*, p.name AS project_name FROM monitors m JOIN projects p ON p.id = m.project_id"
-            " WHERE m.id = $1 AND m.project_id = $2 FOR UPDATE OF m",
-            monitor_id,
-            project_id,
-        )
+        row = await kinds.lock(conn, monitor_id, project_id)
         if row is None:
             return None  # deleted since: nothing to observe
         kind = kinds.of(row)

@@ -11,8 +11,7 @@ from aiohttp import web
 
 from heron_common import deadletter_store
 from heron_common.service import AMQP, NAMES, PG, SETTINGS, json_response
-from heron_ingest.read import _next_link, _page_args
-from heron_ingest.requests import handles_errors, is_admin, path_id
+from heron_ingest.requests import handles_errors, is_admin, next_link, page_args, path_id
 from heron_ingest.validation import InputError
 
 
@@ -33,9 +32,9 @@ def _queue(request: web.Request) -> str | None:
 @handles_errors
 async def list_dead_letters(request: web.Request) -> web.Response:
     _admin(request)
-    limit, before, _ = _page_args(request)
+    limit, before, _ = page_args(request)
     rows = await deadletter_store.page(request.app[PG], _queue(request), before, limit)
-    return json_response([deadletter_store.summary(r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([deadletter_store.summary(r) for r in rows], headers=next_link(request, rows, limit))
 
 
 @handles_errors

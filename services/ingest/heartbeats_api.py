@@ -19,10 +19,9 @@ from heron_common.messages import stream_shard
 from heron_common.monitors import heartbeat as hb
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
-from heron_ingest.monitors_api import _applied, _send
+from heron_ingest.commands import applied, send_command
 from heron_ingest.pings import TOKENS
-from heron_ingest.read import _next_link, _page_args
-from heron_ingest.requests import caller_project, handles_errors, json_object, path_id
+from heron_ingest.requests import caller_project, handles_errors, json_object, next_link, page_args, path_id
 from heron_ingest.validation import InputError
 
 FIELDS = {"name", "interval", "grace", "schedule", "tz", "service", "environment"}
@@ -121,7 +120,7 @@ async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyn
         now = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", row["id"])
         return now if now is not None and done(now) else None
 
-    changed = await _applied(check)
+    changed = await applied(check)
     if changed is None:
         return json_response({"status": "accepted", "heartbeat": view(request, row)}, status=202)
     return json_response(view(request, changed))
@@ -130,7 +129,7 @@ async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyn
 @handles_errors
 async def listing(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    limit, before, environment = _page_args(request)
+    limit, before, environment = page_args(request)
     rows = await request.app[PG].fetch(
         "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2"
         " AND ($3::bigint IS NULL OR id < $3) AND ($4::text IS NULL OR environment = $4)"
@@ -141,7 +140,7 @@ async def listing(request: web.Request) -> web.Response:
         environment,
         limit,
     )
-    return json_response([view(request, r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([view(request, r) for r in rows], headers=next_link(request, rows, limit))
 
 
 @handles_errors
@@ -166,7 +165,7 @@ async def change(request: web.Request) -> web.Response:
         wanted.pop("interval", None)
     wanted.update({k: body[k] for k in ("interval", "grace", "schedule", "tz") if body.get(k) is not None})
     config = _config(request, wanted).to_dict()
-    await _send(request, row, "configure", {"config": config, **labels})
+    await send_command(request, row, "configure", {"config": config, **labels})
     return await _after(
         request, row, lambda m: dict(m["config"]) == config and all(m[k] == v for k, v in labels.items())
     )
@@ -176,7 +175,7 @@ async def change(request: web.Request) -> web.Response:
 async def pause(request: web.Request) -> web.Response:
     row = await _own(request)
     if row["state"] != "paused":
-        await _send(request, row, "pause")
+        await send_command(request, row, "pause")
     return await _after(request, row, lambda m: m["state"] == "paused")
 
 
@@ -184,16 +183,16 @@ async def pause(request: web.Request) -> web.Response:
 async def resume(request: web.Request) -> web.Response:
     row = await _own(request)
     if row["state"] == "paused":
-        await _send(request, row, "resume")
+        await send_command(request, row, "resume")
     return await _after(request, row, lambda m: m["state"] != "paused")
 
 
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
     row = await _own(request)
-    await _send(request, row, "delete")
+    await send_command(request, row, "delete")
     pool = request.app[PG]
-    gone = await _applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
+    gone = await applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
     request.app[TOKENS].forget(row["ping_token"])
     return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
 
@@ -239,14 +238,14 @@ def flip_view(row: asyncpg.Record) -> dict[str, Any]:
 async def _history(request: web.Request, table: str, shape: Callable[[Any], dict[str, Any]]) -> web.Response:
     """A heartbeat's pings or flips (``table``: a constant of ours), newest first, paginated."""
     row = await _own(request)
-    limit, before, _ = _page_args(request)
+    limit, before, _ = page_args(request)
     rows = await request.app[PG].fetch(
         f"SELECT * FROM {table} WHERE monitor_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         row["id"],
         before,
         limit,
     )
-    return json_response([shape(r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([shape(r) for r in rows], headers=next_link(request, rows, limit))
 
 
 @handles_errors

@@ -8,55 +8,22 @@ The handler then waits briefly for the change to show and answers ``200`` with t
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
-from heron_common import messages
-from heron_common.keys import key_hint
 from heron_common.monitors import RESOLVABLE_BY_HAND
 from heron_common.monitors.event import MAX_SENSITIVITY, MIN_SENSITIVITY
-from heron_common.service import CLOCK, PG, json_response
+from heron_common.service import PG, json_response
 from heron_common.views import incident_view, monitor_view
-from heron_ingest.auth import presented_key
-from heron_ingest.context import PUBLISHER
+from heron_ingest.commands import applied, send_command
 from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
 from heron_ingest.validation import InputError
 
-# How long a handler waits for the detector to apply its command before answering 202.
-APPLY_WAIT = 2.0
 MAX_SECONDS = 366 * 86400.0
-
-
-def _by(request: web.Request) -> str:
-    key = presented_key(request)
-    return f"api key {key_hint(key)}" if key else "api"
-
-
-async def _send(request: web.Request, monitor: asyncpg.Record, action: str, args: dict[str, Any] | None = None) -> None:
-    message = messages.command_message(
-        monitor["id"], monitor["project_id"], action, request.app[CLOCK].now(), by=_by(request), args=args
-    )
-    try:
-        await request.app[PUBLISHER].publish_message(monitor["shard"], message)
-    except Exception:
-        raise InputError(503, "unavailable", "the change could not be queued right now; retry") from None
-
-
-async def _applied(check: Callable[[], Awaitable[Any]]) -> Any:
-    """The first truthy result of ``check`` within APPLY_WAIT, else None (polled: the change is
-    made by another process, and this is the management path, not the hot one)."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + APPLY_WAIT
-    while True:
-        result = await check()
-        if result or loop.time() > give_up:
-            return result or None
-        await asyncio.sleep(0.02)
 
 
 async def _own_incident(request: web.Request) -> tuple[asyncpg.Record, asyncpg.Record]:
@@ -73,9 +40,9 @@ async def acknowledge(request: web.Request) -> web.Response:
     if incident["resolved_at"] is not None:
         raise InputError(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
     if incident["acknowledged_at"] is None:
-        await _send(request, monitor, "acknowledge", {"incident_id": incident["id"]})
+        await send_command(request, monitor, "acknowledge", {"incident_id": incident["id"]})
     pool = request.app[PG]
-    row = await _applied(
+    row = await applied(
         lambda: pool.fetchrow(
             "SELECT * FROM incidents WHERE id = $1 AND (acknowledged_at IS NOT NULL OR resolved_at IS NOT NULL)",
             incident["id"],
@@ -96,9 +63,9 @@ async def resolve(request: web.Request) -> web.Response:
             409, "not_resolvable", f"incidents of {monitor['kind']} monitors resolve by themselves when it recovers"
         )
     if incident["resolved_at"] is None:
-        await _send(request, monitor, "resolve", {"incident_id": incident["id"]})
+        await send_command(request, monitor, "resolve", {"incident_id": incident["id"]})
     pool = request.app[PG]
-    row = await _applied(
+    row = await applied(
         lambda: pool.fetchrow("SELECT * FROM incidents WHERE id = $1 AND resolved_at IS NOT NULL", incident["id"])
     )
     if row is None:
@@ -118,13 +85,13 @@ async def _monitor_after(request: web.Request, monitor_id: int, done: Callable[[
         row = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", monitor_id)
         return row if row is not None and done(row) else None
 
-    return await _applied(check)
+    return await applied(check)
 
 
 async def _state_change(request: web.Request, action: str, done: Callable[[asyncpg.Record], bool]) -> web.Response:
     monitor = await _own_monitor(request)
     if not done(monitor):
-        await _send(request, monitor, action)
+        await send_command(request, monitor, action)
     row = await _monitor_after(request, monitor["id"], done)
     if row is None:
         return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
@@ -144,9 +111,9 @@ async def resume(request: web.Request) -> web.Response:
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
     monitor = await _own_monitor(request)
-    await _send(request, monitor, "delete")
+    await send_command(request, monitor, "delete")
     pool = request.app[PG]
-    gone = await _applied(
+    gone = await applied(
         lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", monitor["id"])
     )
     return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
@@ -201,7 +168,7 @@ async def configure(request: web.Request) -> web.Response:
     wanted = {k: v for k, v in {**monitor["config"], **changes}.items() if v is not None}
     if "grace" in wanted and "expected_interval" not in wanted:
         raise InputError(422, "invalid_field", "grace needs expected_interval (the fixed interval it is added to)")
-    await _send(request, monitor, "configure", changes)
+    await send_command(request, monitor, "configure", changes)
     row = await _monitor_after(request, monitor["id"], lambda m: dict(m["config"]) == wanted)
     if row is None:
         return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)

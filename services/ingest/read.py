@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 from aiohttp import web
 
 from heron_common.db import iso
 from heron_common.service import PG, json_response
 from heron_common.views import incident_view, monitor_view
-from heron_ingest import params
-from heron_ingest.requests import caller_project, handles_errors, owned_row, path_id
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
-
-
-# The parameters a next-page link carries over (each checked by its route); others are dropped.
-FILTERS = ("environment", "endpoint_id", "status", "topic")
-
-
-def _page_args(request: web.Request) -> tuple[int, int | None, str | None]:
-    q = request.query
-    limit = params.query_int(q, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    before = params.query_id(q, "before", "an id from a previous page")
-    return limit, before, params.query_text(q, "environment")
-
-
-def _next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, str]:
-    if len(rows) < limit:
-        return {}
-    query = {k: v for k, v in request.query.items() if k in FILTERS}
-    query["before"] = str(rows[-1]["id"])
-    query["limit"] = str(limit)
-    url = request.url.with_query(query)
-    return {"Link": f'<{url.path_qs}>; rel="next"'}
+from heron_ingest.requests import caller_project, handles_errors, next_link, owned_row, page_args, path_id
 
 
 async def _incidents(request: web.Request, active_only: bool) -> web.Response:
     project_id = await caller_project(request)
-    limit, before, environment = _page_args(request)
+    limit, before, environment = page_args(request)
     rows = await request.app[PG].fetch(
         "SELECT * FROM incidents WHERE project_id = $1"
         " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
@@ -51,7 +24,7 @@ async def _incidents(request: web.Request, active_only: bool) -> web.Response:
         environment,
         limit,
     )
-    return json_response([incident_view(r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([incident_view(r) for r in rows], headers=next_link(request, rows, limit))
 
 
 @handles_errors
@@ -67,7 +40,7 @@ async def active_incidents(request: web.Request) -> web.Response:
 @handles_errors
 async def monitors(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    limit, before, environment = _page_args(request)
+    limit, before, environment = page_args(request)
     rows = await request.app[PG].fetch(
         "SELECT * FROM monitors WHERE project_id = $1"
         " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
@@ -77,7 +50,7 @@ async def monitors(request: web.Request) -> web.Response:
         environment,
         limit,
     )
-    return json_response([monitor_view(r) for r in rows], headers=_next_link(request, rows, limit))
+    return json_response([monitor_view(r) for r in rows], headers=next_link(request, rows, limit))
 
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
@@ -93,7 +66,7 @@ async def monitor(request: web.Request) -> web.Response:
 @handles_errors
 async def monitor_events(request: web.Request) -> web.Response:
     row = await _own_monitor(request)
-    limit, _, _ = _page_args(request)
+    limit, _, _ = page_args(request)
     events = await request.app[PG].fetch(
         "SELECT event_time, received_at, metadata FROM events WHERE monitor_id = $1 ORDER BY event_time DESC LIMIT $2",
         row["id"],

@@ -83,3 +83,31 @@ def handles_errors(handler: Any) -> Any:
 
     wrapped.__name__ = handler.__name__
     return wrapped
+
+
+# -- pagination: newest first, ``before`` an id from the previous page, a Link header to the next --
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+# The parameters a next-page link carries over (each checked by its route); others are dropped.
+FILTERS = ("environment", "endpoint_id", "status", "topic")
+
+
+def page_args(request: web.Request) -> tuple[int, int | None, str | None]:
+    """``limit``, ``before`` (an id) and ``environment`` of a list request: one pagination for every list."""
+    q = request.query
+    limit = params.query_int(q, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    before = params.query_id(q, "before", "an id from a previous page")
+    return limit, before, params.query_text(q, "environment")
+
+
+def next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, str]:
+    if len(rows) < limit:
+        return {}
+    query = {k: v for k, v in request.query.items() if k in FILTERS}
+    query["before"] = str(rows[-1]["id"])
+    query["limit"] = str(limit)
+    url = request.url.with_query(query)
+    return {"Link": f'<{url.path_qs}>; rel="next"'}

@@ -27,8 +27,9 @@ from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
+from heron_ingest.commands import applied, send_command
 from heron_ingest.context import PUBLISHER
-from heron_ingest.monitors_api import MAX_SECONDS, _applied, _send
+from heron_ingest.monitors_api import MAX_SECONDS
 from heron_ingest.requests import caller_project, handles_errors, is_test, json_object, path_id
 from heron_ingest.validation import InputError
 
@@ -149,7 +150,7 @@ async def create(request: web.Request) -> web.Response:
         # The detector (the only writer of monitor state) arms the timer: that is how the first
         # deadline reaches its index. Not queued means never timing out, so undo and say so.
         try:
-            await _send(request, row, "configure", {})
+            await send_command(request, row, "configure", {})
         except InputError:
             await pool.execute("DELETE FROM monitors WHERE id = $1", row["id"])
             raise
@@ -193,10 +194,10 @@ async def update(request: web.Request) -> web.Response:
     )
     if clash:
         raise InputError(409, "name_taken", "a trigger of that name exists already in that service")
-    await _send(request, row, "configure", args)
+    await send_command(request, row, "configure", args)
     pool = request.app[PG]
     name, service = args.get("name", row["name"]), args.get("service", row["service"])
-    done = await _applied(
+    done = await applied(
         lambda: pool.fetchrow(
             "SELECT * FROM monitors WHERE id = $1 AND config = $2 AND name = $3 AND service = $4",
             row["id"],
@@ -213,9 +214,9 @@ async def update(request: web.Request) -> web.Response:
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
     row = await _own_trigger(request, await caller_project(request))
-    await _send(request, row, "delete")
+    await send_command(request, row, "delete")
     pool = request.app[PG]
-    gone = await _applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
+    gone = await applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
     return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
 
 

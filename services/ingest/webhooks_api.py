@@ -14,8 +14,7 @@ from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
 from heron_ingest import params
-from heron_ingest.read import _next_link, _page_args
-from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
+from heron_ingest.requests import caller_project, handles_errors, json_object, next_link, owned_row, page_args, path_id
 from heron_ingest.validation import InputError
 
 MAX_URL = 2000
@@ -250,7 +249,7 @@ async def _with_attempts(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list
 @handles_errors
 async def list_deliveries(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    limit, before, _ = _page_args(request)
+    limit, before, _ = page_args(request)
     q = request.query
     endpoint_id = params.query_id(q, "endpoint_id", "a webhook id")
     status = q.get("status")
@@ -267,7 +266,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         params.query_text(q, "topic"),
         limit,
     )
-    return json_response(await _with_attempts(request.app[PG], rows), headers=_next_link(request, rows, limit))
+    return json_response(await _with_attempts(request.app[PG], rows), headers=next_link(request, rows, limit))
 
 
 @handles_errors
