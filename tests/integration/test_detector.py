@@ -198,6 +198,27 @@ async def test_raw_events_past_retention_are_dropped_by_partition(pg: asyncpg.Po
     assert {f"events_{today + timedelta(days=d):%Y%m%d}" for d in range(4)} <= names
 
 
+async def test_heartbeat_pings_past_retention_are_deleted(pg: asyncpg.Pool, project) -> None:
+    from heron_detector.store import maintain
+
+    project_id, _ = project
+    monitor_id = await pg.fetchval(
+        "INSERT INTO monitors (project_id, kind, name, shard) VALUES ($1, 'heartbeat', 'job', 0) RETURNING id",
+        project_id,
+    )
+    for age in (30, 1):
+        await pg.execute(
+            "INSERT INTO pings (monitor_id, project_id, received_at, kind)"
+            " VALUES ($1, $2, now() - make_interval(days => $3), 'success')",
+            monitor_id,
+            project_id,
+            age,
+        )
+    async with pg.acquire() as conn:
+        await maintain(conn, retention_days=7)
+    assert await pg.fetchval("SELECT count(*) FROM pings") == 1
+
+
 async def test_a_batch_is_applied_in_queue_order_with_ticks_and_poison_in_place(
     detector: Detector, pg: asyncpg.Pool, project, settings: Settings
 ) -> None:
