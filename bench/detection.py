@@ -201,8 +201,9 @@ def make_stream(
     outages = []
     for i in range(sc.outages):
         length = math.exp(rng.uniform(math.log(sc.min_len), math.log(sc.max_len)))
-        if sc.name == "daily_job":  # a skipped run: the window covers one 02:00 run
-            s = T0 + math.floor((first + i * slot) / DAY - T0 / DAY + 1) * DAY + rng.uniform(0, 1) * HOUR
+        if sc.name == "daily_job":  # a skipped run: from up to 10 min before one 02:00 run, for 22-23 h
+            day = math.floor((first + i * slot - T0) / DAY) + 1
+            s = T0 + day * DAY + 2 * HOUR - 5 * MIN - rng.uniform(0, 10 * MIN)
         else:
             s = first + i * slot + rng.uniform(0, slot - length) if slot > length else first + i * slot
         outages.append((s, s + length))
