@@ -58,6 +58,7 @@ class RateParams:
     regular_min_gaps: int = 5
     regular_max_sd: float = 0.1  # sd of log-gaps below which a stream is regular (~10 % jitter)
     regular_alpha: float = 0.1  # EWMA weight of a gap in the regular rhythm once warmed up
+    young_clusters_per_hour: float = 10.0  # evidence is capped at 1 + this × hours watched
 
     def __post_init__(self) -> None:
         if self.learning_threshold < 1:
@@ -78,8 +79,8 @@ class Rate:
     gaps: int = 0  # in-order gaps learned
     hist: tuple[float, ...] = _ZEROSB  # decayed count of gaps per log bin (for tau)
     span: float = 0.0  # decayed seconds covered by those gaps
-    a: float = 0.0  # Gamma shape: decayed cluster starts
-    b: float = 0.0  # Gamma rate: decayed profile-weighted exposure (seconds)
+    b: float = 0.0  # Gamma rate: decayed profile-weighted exposure (seconds); the shape is clusters()
+    first_seen: float | None = None
     hour_c: tuple[float, ...] = _ZEROS24  # cluster starts per hour of day (decayed)
     hour_e: tuple[float, ...] = _ZEROS24  # exposure seconds per hour of day (decayed)
     dow_c: tuple[float, ...] = _ZEROS7
@@ -100,57 +101,55 @@ def observe(state: Rate, t: float, params: RateParams) -> Rate:
     if not math.isfinite(t):
         raise ValueError(f"event time must be finite, got {t!r}")
     if state.last_seen is None:
-        return replace(state, count=1, last_seen=t)
+        return replace(state, count=1, last_seen=t, first_seen=t)
     if t <= state.last_seen:
         return replace(state, count=state.count + 1)
     last = state.last_seen
     x = t - last
     overdue = state.due is not None and t > state.due
+    # An overrun silence is learned only up to the deadline: an outage must not teach its length.
+    learned_end = min(t, state.due) if overdue and state.due is not None else t
+    tau, clusters = cluster_gap(state, params)
+    cluster = x >= tau
+
+    hist, span, b = list(state.hist), state.span, state.b
+    if cluster:
+        keep = 1.0 - 1.0 / params.memory
+        if overdue and clusters > params.shrink_to:
+            # Outage or change: keep little evidence, so the next deadlines are tolerant while the new
+            # rhythm (if any) is learned; an outage costs a few tolerant hours, a change one alert.
+            keep *= params.shrink_to / clusters
+        hist = [v * keep for v in hist]
+        span *= keep
+        b *= keep
 
     # The profile: decay, then the gap's exposure per hour and day, then the arrival, if a cluster.
     k = 0.5 ** (x / params.profile_half_life)
     hour_e, dow_e = [v * k for v in state.hour_e], [v * k for v in state.dow_e]
     hour_c, dow_c = [v * k for v in state.hour_c], [v * k for v in state.dow_c]
     fh, fd = _factors(state, params)
-    weighted = _expose(last, t, fh, fd, hour_e, dow_e)
+    b += _expose(last, learned_end, fh, fd, hour_e, dow_e)
+    hist[_bin(learned_end - last)] += 1.0
+    span += learned_end - last
 
-    tau = cluster_gap(state, params)
-    cluster = x >= tau
-    hist, span = list(state.hist), state.span
-    a, b = state.a, state.b
     reg_n, reg_m, reg_v, probation, cand_m = state.reg_n, state.reg_m, state.reg_v, state.probation, state.cand_m
     if cluster:
-        keep = 1.0 - 1.0 / params.memory
-        hist = [v * keep for v in hist]
-        span *= keep
-        a, b = a * keep, b * keep
         h, d = _hour_dow(t)
         hour_c[h] += 1.0
         dow_c[d] += 1.0
-        if overdue:
-            # Outage or change: keep little evidence, so the next deadlines are tolerant while the new
-            # rhythm (if any) is learned; an outage costs a few tolerant hours, a change one alert.
-            if a > params.shrink_to:
-                shrink = params.shrink_to / a
-                a, b = a * shrink, b * shrink
-        a += 1.0
         lx = math.log(x)
         if overdue and _is_regular(reg_n, reg_v, params):
             probation, cand_m = True, lx
         elif overdue:
             reg_n, reg_m, reg_v = 1, lx, 0.0
         elif probation:
-            if x <= _regular_gap(reg_n, reg_m, reg_v, params, 1.0):
-                probation = False  # the old rhythm holds: that silence was an outage
+            probation = False
+            if x <= _regular_gap(reg_n, reg_m, reg_v, params, 1.0):  # the old rhythm holds: it was an outage
                 reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
             else:  # a new rhythm: start it from the gap that broke the old one
-                probation = False
                 reg_n, reg_m, reg_v = _ew(1, cand_m, 0.0, lx, params)
         else:
             reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
-    hist[_bin(x)] += 1.0
-    span += x
-    b += weighted
 
     new = Rate(
         count=state.count + 1,
@@ -158,8 +157,8 @@ def observe(state: Rate, t: float, params: RateParams) -> Rate:
         gaps=state.gaps + 1,
         hist=tuple(hist),
         span=span,
-        a=a,
         b=b,
+        first_seen=state.first_seen,
         hour_c=tuple(hour_c),
         hour_e=tuple(hour_e),
         dow_c=tuple(dow_c),
@@ -207,15 +206,22 @@ def is_overdue(state: Rate, now: float, params: RateParams, sensitivity: float =
 
 
 def _deadline(state: Rate, params: RateParams, sensitivity: float) -> float | None:
-    if is_learning(state, params) or state.last_seen is None or state.a <= 0 or state.b <= 0:
+    if is_learning(state, params) or state.last_seen is None or state.b <= 0:
+        return None
+    _, clusters = cluster_gap(state, params)
+    if clusters <= 0:
         return None
     last = state.last_seen
     budget = params.false_alarms_per_year * sensitivity
-    p = min(0.5, budget * state.b / (state.a * YEAR))
-    need = state.b * math.expm1(-math.log(p) / state.a)  # weighted seconds of silence allowed
-    mean_gap = state.b / state.a
+    p = min(0.5, budget * state.b / (clusters * YEAR))
+    # A young stream's evidence is capped by how long it has been watched: 49 events in a first
+    # 30-s burst are not 49 independent arrivals.
+    age_hours = (last - (state.first_seen if state.first_seen is not None else last)) / HOUR
+    a = min(clusters, 1.0 + params.young_clusters_per_hour * age_hours)
+    b = state.b * a / clusters
+    need = b * math.expm1(-math.log(p) / a)  # weighted seconds of silence allowed
     due = _walk(last, need, *_factors(state, params))
-    due = max(due, last + mean_gap + params.min_tolerance)
+    due = max(due, last + state.b / clusters + params.min_tolerance)
     if _is_regular(state.reg_n, state.reg_v, params) and not state.probation:
         due = min(due, last + _regular_gap(state.reg_n, state.reg_m, state.reg_v, params, sensitivity))
     return due
@@ -236,20 +242,20 @@ def _regular_gap(n: int, m: float, v: float, params: RateParams, sensitivity: fl
     return max(mu * math.exp(z * s), mu + params.min_tolerance)
 
 
-def cluster_gap(state: Rate, params: RateParams) -> float:
-    """tau: gaps shorter than this are inside a cluster (burst). The smallest histogram edge e with
-    e >= cluster_fraction · span / (gaps >= e)."""
+def cluster_gap(state: Rate, params: RateParams) -> tuple[float, float]:
+    """(tau, clusters): gaps shorter than tau are inside a cluster (burst); tau is the smallest
+    histogram edge e with e · (gaps >= e) >= cluster_fraction · span; clusters = gaps >= tau."""
     if state.span <= 0:
-        return 0.0
+        return 0.0, 0.0
     suffix = [0.0] * (BINS + 1)
     for i in range(BINS - 1, -1, -1):
         suffix[i] = suffix[i + 1] + state.hist[i]
     target = params.cluster_fraction * state.span
     for i in range(BINS):
-        edge = GAP0 * 2 ** (i / 2)
+        edge = GAP0 * 2 ** (i / 2) if i else 0.0
         if suffix[i] <= 0 or edge * suffix[i] >= target:
-            return edge
-    return GAP0 * 2 ** (BINS / 2)
+            return edge, suffix[i]
+    return GAP0 * 2 ** (BINS / 2), 0.0
 
 
 def _bin(x: float) -> int:
@@ -321,29 +327,30 @@ def explain(state: Rate, now: float, params: RateParams, sensitivity: float = 1.
     """What the deadline rests on, for alerts and the monitor API."""
     due = deadline(state, params, sensitivity)
     out: dict[str, Any] = {"learning": is_learning(state, params), "deadline": due}
-    if state.last_seen is None or state.a <= 0 or state.b <= 0:
+    tau, clusters = cluster_gap(state, params)
+    if state.last_seen is None or clusters <= 0 or state.b <= 0:
         return out
     regular = _is_regular(state.reg_n, state.reg_v, params) and not state.probation
-    quiet = max(now - state.last_seen, 0.0)
     lam = weighted_between(state, state.last_seen, max(now, state.last_seen), params)
     out.update(
         model="regular" if regular else "rate",
-        quiet_for=quiet,
-        expected_interval=math.exp(state.reg_m) if regular else state.b / state.a,
-        expected_arrivals=state.a / state.b * lam,
-        silence_probability=(state.b / (state.b + lam)) ** state.a,
-        cluster_gap=cluster_gap(state, params),
+        quiet_for=max(now - state.last_seen, 0.0),
+        expected_interval=expected_interval(state, params),
+        expected_arrivals=clusters / state.b * lam,
+        silence_probability=(state.b / (state.b + lam)) ** clusters,
+        cluster_gap=tau,
         events_per_cluster=state.count / max(sum(state.hour_c), 1.0),
     )
     return out
 
 
 def expected_interval(state: Rate, params: RateParams) -> float | None:
-    if state.a <= 0 or state.b <= 0:
+    _, clusters = cluster_gap(state, params)
+    if clusters <= 0 or state.b <= 0:
         return None
     if _is_regular(state.reg_n, state.reg_v, params) and not state.probation:
         return math.exp(state.reg_m)
-    return state.b / state.a
+    return state.b / clusters
 
 
 def to_dict(state: Rate) -> dict[str, Any]:
@@ -355,8 +362,8 @@ def to_dict(state: Rate) -> dict[str, Any]:
         "gaps": state.gaps,
         "hist": list(state.hist),
         "span": state.span,
-        "a": state.a,
         "b": state.b,
+        "first_seen": state.first_seen,
         "hour_c": list(state.hour_c),
         "hour_e": list(state.hour_e),
         "dow_c": list(state.dow_c),
@@ -384,7 +391,8 @@ def from_dict(d: Mapping[str, Any], params: RateParams | None = None) -> Rate:
             w = min(2.0, float(intervals))
             hist = [0.0] * BINS
             hist[_bin(mean)] = w
-            state = replace(state, gaps=intervals, hist=tuple(hist), span=w * mean, a=w, b=w * mean)
+            first = state.last_seen - intervals * mean if state.last_seen is not None else None
+            state = replace(state, gaps=intervals, hist=tuple(hist), span=w * mean, b=w * mean, first_seen=first)
         return replace(state, due=_deadline(state, params, 1.0))
     if version != SNAPSHOT_VERSION:
         raise ValueError(f"unsupported rate snapshot version {version!r}")
@@ -395,8 +403,8 @@ def from_dict(d: Mapping[str, Any], params: RateParams | None = None) -> Rate:
         gaps=int(d.get("gaps", 0)),
         hist=_floats(d.get("hist"), BINS),
         span=float(d.get("span", 0.0)),
-        a=float(d.get("a", 0.0)),
         b=float(d.get("b", 0.0)),
+        first_seen=None if d.get("first_seen") is None else float(d["first_seen"]),
         hour_c=_floats(d.get("hour_c"), 24),
         hour_e=_floats(d.get("hour_e"), 24),
         dow_c=_floats(d.get("dow_c"), 7),
