@@ -128,17 +128,25 @@ def observe(state: Rate, t: float, params: RateParams) -> Rate:
     hour_e, dow_e = [v * k for v in state.hour_e], [v * k for v in state.dow_e]
     hour_c, dow_c = [v * k for v in state.hour_c], [v * k for v in state.dow_c]
     fh, fd = _factors(state, params)
-    b += _expose(last, learned_end, fh, fd, hour_e, dow_e)
+    # The profile sees the whole silence (that those hours were quiet is its lesson, and without it a
+    # quiet night that alerted early on would never be learned); the level only up to the deadline.
+    weighted = _expose(last, t, fh, fd, hour_e, dow_e)
+    if learned_end < t:
+        weighted = _expose(last, learned_end, fh, fd, [0.0] * 24, [0.0] * 7)
+    b += weighted
     hist[_bin(learned_end - last)] += 1.0
     span += learned_end - last
 
     reg_n, reg_m, reg_v, probation, cand_m = state.reg_n, state.reg_m, state.reg_v, state.probation, state.cand_m
     if cluster:
-        h, d = _hour_dow(t)
-        hour_c[h] += 1.0
-        dow_c[d] += 1.0
         lx = math.log(x)
-        if overdue and _is_regular(reg_n, reg_v, params):
+        if reg_n and math.exp(reg_m) < tau:
+            # What was learned as arrivals is now inside one burst (a bursty stream met cold): the
+            # rhythm and the profile's arrival counts are re-learned in the new unit.
+            reg_n, reg_m, reg_v, probation = 1, lx, 0.0, False
+            hour_c, dow_c = [0.0] * 24, [0.0] * 7
+            hour_e, dow_e = [0.0] * 24, [0.0] * 7
+        elif overdue and _is_regular(reg_n, reg_v, params):
             probation, cand_m = True, lx
         elif overdue:
             reg_n, reg_m, reg_v = 1, lx, 0.0
@@ -150,6 +158,9 @@ def observe(state: Rate, t: float, params: RateParams) -> Rate:
                 reg_n, reg_m, reg_v = _ew(1, cand_m, 0.0, lx, params)
         else:
             reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
+        h, d = _hour_dow(t)
+        hour_c[h] += 1.0
+        dow_c[d] += 1.0
 
     new = Rate(
         count=state.count + 1,
@@ -220,11 +231,10 @@ def _deadline(state: Rate, params: RateParams, sensitivity: float) -> float | No
     a = min(clusters, 1.0 + params.young_clusters_per_hour * age_hours)
     b = state.b * a / clusters
     need = b * math.expm1(-math.log(p) / a)  # weighted seconds of silence allowed
-    due = _walk(last, need, *_factors(state, params))
-    due = max(due, last + state.b / clusters + params.min_tolerance)
     if _is_regular(state.reg_n, state.reg_v, params) and not state.probation:
-        due = min(due, last + _regular_gap(state.reg_n, state.reg_m, state.reg_v, params, sensitivity))
-    return due
+        return last + _regular_gap(state.reg_n, state.reg_m, state.reg_v, params, sensitivity)
+    due = _walk(last, need, *_factors(state, params))
+    return max(due, last + state.span / clusters + params.min_tolerance)
 
 
 def _is_regular(n: int, v: float, params: RateParams) -> bool:
@@ -277,14 +287,16 @@ def _factors(state: Rate, params: RateParams) -> tuple[list[float], list[float]]
     total_e = sum(state.hour_e)
     if total_e <= 0:
         return [1.0] * 24, [1.0] * 7
-    rbar = sum(state.hour_c) / total_e
+    rbar = sum(state.hour_c) / total_e  # arrivals per second over the profile's own window
     k = params.profile_prior
     fh = [(c + k) / (e * rbar + k) for c, e in zip(state.hour_c, state.hour_e, strict=True)]
     fd = [(c + k) / (e * rbar + k) for c, e in zip(state.dow_c, state.dow_e, strict=True)]
     return fh, fd
 
 
-def _expose(start: float, end: float, fh: list[float], fd: list[float], hour_e: list[float], dow_e: list[float]) -> float:
+def _expose(
+    start: float, end: float, fh: list[float], fd: list[float], hour_e: list[float], dow_e: list[float]
+) -> float:
     """Add [start, end) to the per-hour and per-day exposure; return its profile-weighted length."""
     u, weighted, steps = start, 0.0, 0
     while u < end:
