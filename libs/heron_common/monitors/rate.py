@@ -113,12 +113,16 @@ def observe(state: Rate, t: float, params: RateParams) -> Rate:
     cluster = x >= tau
 
     hist, span, b = list(state.hist), state.span, state.b
+    forget_days = False
     if cluster:
         keep = 1.0 - 1.0 / params.memory
         if overdue and clusters > params.shrink_to:
             # Outage or change: keep little evidence, so the next deadlines are tolerant while the new
             # rhythm (if any) is learned; an outage costs a few tolerant hours, a change one alert.
             keep *= params.shrink_to / clusters
+            # The day-of-week profile compares days seen at different times: across a change of level
+            # the days before it would look busy, so it starts again (the hour profile keeps its shape).
+            forget_days = True
         hist = [v * keep for v in hist]
         span *= keep
         b *= keep
@@ -128,6 +132,8 @@ def observe(state: Rate, t: float, params: RateParams) -> Rate:
     hour_e, dow_e = [v * k for v in state.hour_e], [v * k for v in state.dow_e]
     hour_c, dow_c = [v * k for v in state.hour_c], [v * k for v in state.dow_c]
     fh, fd = _factors(state, params)
+    if forget_days:
+        dow_c, dow_e = [0.0] * 7, [0.0] * 7
     # The profile sees the whole silence (that those hours were quiet is its lesson, and without it a
     # quiet night that alerted early on would never be learned); the level only up to the deadline.
     weighted = _expose(last, t, fh, fd, hour_e, dow_e)
@@ -290,7 +296,9 @@ def _factors(state: Rate, params: RateParams) -> tuple[list[float], list[float]]
     rbar = sum(state.hour_c) / total_e  # arrivals per second over the profile's own window
     k = params.profile_prior
     fh = [(c + k) / (e * rbar + k) for c, e in zip(state.hour_c, state.hour_e, strict=True)]
-    fd = [(c + k) / (e * rbar + k) for c, e in zip(state.dow_c, state.dow_e, strict=True)]
+    total_d = sum(state.dow_e)
+    rbar_d = sum(state.dow_c) / total_d if total_d > 0 else 0.0  # its own: the days may start again
+    fd = [(c + k) / (e * rbar_d + k) for c, e in zip(state.dow_c, state.dow_e, strict=True)]
     return fh, fd
 
 
