@@ -42,6 +42,7 @@ YEAR = 365.25 * 86400.0
 HOUR, DAY = 3600.0, 86400.0
 BINS = 64  # log-gap histogram: bin i holds gaps in [GAP0·√2^i, GAP0·√2^(i+1))
 GAP0 = 0.01
+_EDGES = tuple(GAP0 * 2 ** (i / 2) if i else 0.0 for i in range(BINS))
 _STEP_LIMIT = 24 * 120  # profile walk bound (hours); beyond, the profile is taken as flat
 
 
@@ -263,14 +264,12 @@ def cluster_gap(state: Rate, params: RateParams) -> tuple[float, float]:
     histogram edge e with e · (gaps >= e) >= cluster_fraction · span; clusters = gaps >= tau."""
     if state.span <= 0:
         return 0.0, 0.0
-    suffix = [0.0] * (BINS + 1)
-    for i in range(BINS - 1, -1, -1):
-        suffix[i] = suffix[i + 1] + state.hist[i]
+    above = sum(state.hist)  # gaps >= the current edge; one pass upwards, stopping early
     target = params.cluster_fraction * state.span
-    for i in range(BINS):
-        edge = GAP0 * 2 ** (i / 2) if i else 0.0
-        if suffix[i] <= 0 or edge * suffix[i] >= target:
-            return edge, suffix[i]
+    for i, edge in enumerate(_EDGES):
+        if above <= 0 or edge * above >= target:
+            return edge, max(above, 0.0)
+        above -= state.hist[i]
     return GAP0 * 2 ** (BINS / 2), 0.0
 
 
