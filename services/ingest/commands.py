@@ -16,7 +16,7 @@ from aiohttp import web
 
 from heron_common import messages
 from heron_common.keys import key_hint
-from heron_common.service import CLOCK
+from heron_common.service import CLOCK, PG, json_response
 from heron_ingest.auth import presented_key
 from heron_ingest.context import PUBLISHER
 from heron_ingest.validation import InputError
@@ -25,21 +25,34 @@ from heron_ingest.validation import InputError
 APPLY_WAIT = 2.0
 
 
-def _by(request: web.Request) -> str:
-    key = presented_key(request)
+def who(request: web.Request, key: str | None = None) -> str:
+    """Who asked, as recorded with what they did (a key's hint, never the key)."""
+    key = key or presented_key(request)
     return f"api key {key_hint(key)}" if key else "api"
+
+
+async def _publish(request: web.Request, shard: int, message: dict[str, Any], what: str) -> None:
+    try:
+        await request.app[PUBLISHER].publish_message(shard, message)
+    except Exception:
+        raise InputError(503, "unavailable", f"{what} could not be queued right now; retry") from None
 
 
 async def send_command(
     request: web.Request, monitor: asyncpg.Record, action: str, args: dict[str, Any] | None = None
 ) -> None:
     message = messages.command_message(
-        monitor["id"], monitor["project_id"], action, request.app[CLOCK].now(), by=_by(request), args=args
+        monitor["id"], monitor["project_id"], action, request.app[CLOCK].now(), by=who(request), args=args
     )
-    try:
-        await request.app[PUBLISHER].publish_message(monitor["shard"], message)
-    except Exception:
-        raise InputError(503, "unavailable", "the change could not be queued right now; retry") from None
+    await _publish(request, monitor["shard"], message, "the change")
+
+
+async def send_observation(
+    request: web.Request, monitor_id: int, project_id: int, shard: int, payload: dict[str, Any], what: str
+) -> None:
+    """What happened to a declared monitor (a ping, a trigger call), for the detector to apply."""
+    message = messages.observation_message(monitor_id, project_id, request.app[CLOCK].now(), payload)
+    await _publish(request, shard, message, what)
 
 
 async def applied(check: Callable[[], Awaitable[Any]]) -> Any:
@@ -52,3 +65,24 @@ async def applied(check: Callable[[], Awaitable[Any]]) -> Any:
         if result or loop.time() > give_up:
             return result or None
         await asyncio.sleep(0.02)
+
+
+async def monitor_after(request: web.Request, monitor_id: int, done: Callable[[asyncpg.Record], bool]) -> Any:
+    """The monitor row once ``done(row)`` holds (the detector applied the change), else None."""
+    pool = request.app[PG]
+
+    async def check() -> asyncpg.Record | None:
+        row = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", monitor_id)
+        return row if row is not None and done(row) else None
+
+    return await applied(check)
+
+
+async def delete_monitor(request: web.Request, monitor: asyncpg.Record) -> web.Response:
+    """Delete any monitor: ``204`` once the detector removed it, ``202`` if it is still queued."""
+    await send_command(request, monitor, "delete")
+    pool = request.app[PG]
+    gone = await applied(
+        lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", monitor["id"])
+    )
+    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)

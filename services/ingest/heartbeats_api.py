@@ -19,9 +19,17 @@ from heron_common.messages import stream_shard
 from heron_common.monitors import heartbeat as hb
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
-from heron_ingest.commands import applied, send_command
+from heron_ingest.commands import delete_monitor, monitor_after, send_command
 from heron_ingest.pings import TOKENS
-from heron_ingest.requests import caller_project, handles_errors, json_object, next_link, page_args, path_id
+from heron_ingest.requests import (
+    caller_project,
+    handles_errors,
+    json_object,
+    next_link,
+    owned_monitor,
+    page_args,
+    path_id,
+)
 from heron_ingest.validation import InputError
 
 FIELDS = {"name", "interval", "grace", "schedule", "tz", "service", "environment"}
@@ -56,12 +64,6 @@ def view(request: web.Request, row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def _fields(body: dict[str, Any]) -> None:
-    unknown = sorted(set(body) - FIELDS - {"api_key"})
-    if unknown:
-        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; known: {', '.join(sorted(FIELDS))}")
-
-
 def _config(request: web.Request, body: dict[str, Any]) -> hb.Config:
     try:
         return hb.parse_config(body, min_interval=request.app[SETTINGS].min_interval, now=request.app[CLOCK].now())
@@ -81,7 +83,7 @@ async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     project_id = await caller_project(request, body)
-    _fields(body)
+    params.known_fields(body, FIELDS)
     labels = _labels(body, name_required=True)
     config = _config(request, body)
     shard = stream_shard(project_id, f"{hb.KIND}:{labels['name']}", None, None, request.app[SETTINGS].shards)
@@ -102,25 +104,11 @@ async def create(request: web.Request) -> web.Response:
 
 async def _own(request: web.Request) -> asyncpg.Record:
     project_id = await caller_project(request)
-    row = await request.app[PG].fetchrow(
-        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2 AND kind = $3",
-        path_id(request, "heartbeat_id"),
-        project_id,
-        hb.KIND,
-    )
-    if row is None:
-        raise InputError(404, "not_found", "no such heartbeat")
-    return row
+    return await owned_monitor(request.app[PG], path_id(request, "heartbeat_id"), project_id, hb.KIND, "heartbeat")
 
 
 async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyncpg.Record], bool]) -> web.Response:
-    pool = request.app[PG]
-
-    async def check() -> asyncpg.Record | None:
-        now = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", row["id"])
-        return now if now is not None and done(now) else None
-
-    changed = await applied(check)
+    changed = await monitor_after(request, row["id"], done)
     if changed is None:
         return json_response({"status": "accepted", "heartbeat": view(request, row)}, status=202)
     return json_response(view(request, changed))
@@ -153,7 +141,7 @@ async def change(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     row = await _own(request)
-    _fields(body)
+    params.known_fields(body, FIELDS)
     if not FIELDS & set(body):
         raise InputError(422, "missing_field", f"send at least one of {', '.join(sorted(FIELDS))}")
     labels = _labels(body, name_required="name" in body)
@@ -190,11 +178,9 @@ async def resume(request: web.Request) -> web.Response:
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
     row = await _own(request)
-    await send_command(request, row, "delete")
-    pool = request.app[PG]
-    gone = await applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
+    response = await delete_monitor(request, row)
     request.app[TOKENS].forget(row["ping_token"])
-    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
+    return response
 
 
 @handles_errors

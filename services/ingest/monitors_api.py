@@ -8,7 +8,6 @@ The handler then waits briefly for the change to show and answers ``200`` with t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,11 +18,10 @@ from heron_common.monitors import RESOLVABLE_BY_HAND
 from heron_common.monitors.event import MAX_SENSITIVITY, MIN_SENSITIVITY
 from heron_common.service import PG, json_response
 from heron_common.views import incident_view, monitor_view
-from heron_ingest.commands import applied, send_command
+from heron_ingest import params
+from heron_ingest.commands import applied, delete_monitor, monitor_after, send_command
 from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
 from heron_ingest.validation import InputError
-
-MAX_SECONDS = 366 * 86400.0
 
 
 async def _own_incident(request: web.Request) -> tuple[asyncpg.Record, asyncpg.Record]:
@@ -78,21 +76,11 @@ async def _own_monitor(request: web.Request) -> asyncpg.Record:
     return await owned_row(request.app[PG], "monitors", path_id(request, "monitor_id"), project_id, "monitor")
 
 
-async def _monitor_after(request: web.Request, monitor_id: int, done: Callable[[asyncpg.Record], bool]) -> Any:
-    pool = request.app[PG]
-
-    async def check() -> asyncpg.Record | None:
-        row = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", monitor_id)
-        return row if row is not None and done(row) else None
-
-    return await applied(check)
-
-
 async def _state_change(request: web.Request, action: str, done: Callable[[asyncpg.Record], bool]) -> web.Response:
     monitor = await _own_monitor(request)
     if not done(monitor):
         await send_command(request, monitor, action)
-    row = await _monitor_after(request, monitor["id"], done)
+    row = await monitor_after(request, monitor["id"], done)
     if row is None:
         return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
     return json_response(monitor_view(row))
@@ -110,39 +98,20 @@ async def resume(request: web.Request) -> web.Response:
 
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
-    monitor = await _own_monitor(request)
-    await send_command(request, monitor, "delete")
-    pool = request.app[PG]
-    gone = await applied(
-        lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", monitor["id"])
-    )
-    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
-
-
-def _seconds(body: dict[str, Any], name: str, *, minimum: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(422, "invalid_field", f"{name} must be a number of seconds")
-    if not minimum <= value <= MAX_SECONDS:
-        raise InputError(422, "invalid_field", f"{name} must be between {minimum:g} and {MAX_SECONDS:g} seconds")
-    return float(value)
+    return await delete_monitor(request, await _own_monitor(request))
 
 
 def overrides(body: dict[str, Any]) -> dict[str, float | None]:
     """The event-stream overrides in a PATCH body (null clears one). Pure."""
     known = {"expected_interval", "grace", "sensitivity"}
-    unknown = sorted(set(body) - known - {"api_key"})
-    if unknown:
-        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; settable: {', '.join(sorted(known))}")
+    params.known_fields(body, known)
     if not known & set(body):
         raise InputError(422, "missing_field", "send expected_interval (+ grace), or sensitivity; null clears one")
     changes: dict[str, float | None] = {}
     if "expected_interval" in body:
-        changes["expected_interval"] = _seconds(body, "expected_interval", minimum=1.0)
+        changes["expected_interval"] = params.seconds_field(body, "expected_interval", minimum=1.0)
     if "grace" in body:
-        changes["grace"] = _seconds(body, "grace", minimum=0.0)
+        changes["grace"] = params.seconds_field(body, "grace", minimum=0.0)
     if "sensitivity" in body:
         value = body["sensitivity"]
         if value is not None and (
@@ -169,7 +138,7 @@ async def configure(request: web.Request) -> web.Response:
     if "grace" in wanted and "expected_interval" not in wanted:
         raise InputError(422, "invalid_field", "grace needs expected_interval (the fixed interval it is added to)")
     await send_command(request, monitor, "configure", changes)
-    row = await _monitor_after(request, monitor["id"], lambda m: dict(m["config"]) == wanted)
+    row = await monitor_after(request, monitor["id"], lambda m: dict(m["config"]) == wanted)
     if row is None:
         return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
     return json_response(monitor_view(row))

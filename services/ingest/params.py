@@ -102,6 +102,29 @@ def text_field(body: Mapping[str, Any], name: str, *, max_len: int, required: bo
     return value
 
 
+# The longest interval, grace or timeout a monitor accepts.
+MAX_SECONDS = 366 * 86400.0
+
+
+def known_fields(body: Mapping[str, Any], known: set[str]) -> None:
+    """422 for the first field of ``body`` that is not in ``known`` (``api_key`` is always allowed)."""
+    unknown = sorted(set(body) - known - {"api_key"})
+    if unknown:
+        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; known: {', '.join(sorted(known))}")
+
+
+def seconds_field(body: Mapping[str, Any], name: str, *, minimum: float, maximum: float = MAX_SECONDS) -> float | None:
+    """A number of seconds in [minimum, maximum], or None when absent or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(422, "invalid_field", f"{name} must be a number of seconds")
+    if not minimum <= value <= maximum:
+        raise InputError(422, "invalid_field", f"{name} must be between {minimum:g} and {maximum:g} seconds")
+    return float(value)
+
+
 def id_field(body: Mapping[str, Any], name: str, what: str) -> int | None:
     value = body.get(name)
     if value is None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from heron_common import messages
 from heron_common.monitors import heartbeat as hb
 from heron_common.service import CLOCK, PG, SETTINGS, error_response
-from heron_ingest.context import PUBLISHER
+from heron_ingest.commands import send_observation
+from heron_ingest.validation import InputError
 
 MAX_BODY = 10 * 1024
 MAX_TOKEN = 100
@@ -82,9 +82,9 @@ async def _ping(request: web.Request, kind: str, exit_code: int | None = None) -
     }
     monitor_id, project_id, shard = target
     try:
-        await app[PUBLISHER].publish_message(shard, messages.observation_message(monitor_id, project_id, now, payload))
-    except Exception:
-        return error_response(503, "unavailable", "the ping could not be recorded right now; retry")
+        await send_observation(request, monitor_id, project_id, shard, payload, "the ping")
+    except InputError as exc:
+        return error_response(exc.status, exc.code, exc.message)
     return web.Response(text="OK")
 
 

@@ -70,6 +70,16 @@ async def owned_row(pool: asyncpg.Pool, table: str, row_id: int, project_id: int
     return row
 
 
+async def owned_monitor(pool: asyncpg.Pool, monitor_id: int, project_id: int, kind: str, noun: str) -> asyncpg.Record:
+    """A monitor of ``kind`` (a heartbeat, a trigger) of the caller's project; 404 otherwise."""
+    row = await pool.fetchrow(
+        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2 AND kind = $3", monitor_id, project_id, kind
+    )
+    if row is None:
+        raise InputError(404, "not_found", f"no such {noun}")
+    return row
+
+
 def path_id(request: web.Request, name: str) -> int:
     return params.path_id(request.match_info, name)
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,15 +21,12 @@ from aiohttp import web
 
 from heron_common import messages
 from heron_common.db import iso
-from heron_common.keys import key_hint
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
-from heron_ingest.commands import applied, send_command
-from heron_ingest.context import PUBLISHER
-from heron_ingest.monitors_api import MAX_SECONDS
-from heron_ingest.requests import caller_project, handles_errors, is_test, json_object, path_id
+from heron_ingest.commands import applied, delete_monitor, send_command, send_observation, who
+from heron_ingest.requests import caller_project, handles_errors, is_test, json_object, owned_monitor, path_id
 from heron_ingest.validation import InputError
 
 MAX_NAME = 200
@@ -62,9 +58,7 @@ def trigger_view(row: Any) -> dict[str, Any]:
 
 def settings_from(body: dict[str, Any], current: dict[str, Any], min_timeout: float) -> dict[str, Any]:
     """The trigger's config after ``body`` (a POST, or a PATCH over ``current``), checked. Pure."""
-    unknown = sorted(set(body) - FIELDS - {"api_key"})
-    if unknown:
-        raise InputError(422, "invalid_field", f"unknown field {unknown[0]}; known: {', '.join(sorted(FIELDS))}")
+    params.known_fields(body, FIELDS)
     config = dict(current)
     if "kind" in body:
         if body["kind"] not in tr.TRIGGER_KINDS:
@@ -72,16 +66,7 @@ def settings_from(body: dict[str, Any], current: dict[str, Any], min_timeout: fl
         config["trigger_kind"] = body["kind"]
     config.setdefault("trigger_kind", tr.MANUAL)
     if "timeout" in body:
-        timeout = body["timeout"]
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout)
-        ):
-            raise InputError(422, "invalid_field", "timeout must be a number of seconds")
-        if timeout is not None and not min_timeout <= timeout <= MAX_SECONDS:
-            raise InputError(
-                422, "invalid_field", f"timeout must be between {min_timeout:g} and {MAX_SECONDS:g} seconds"
-            )
-        config["timeout"] = None if timeout is None else float(timeout)
+        config["timeout"] = params.seconds_field(body, "timeout", minimum=min_timeout)
     if config["trigger_kind"] == tr.LIVENESS and config.get("timeout") is None:
         raise InputError(422, "missing_field", "timeout (seconds) is required for a liveness trigger")
     if config["trigger_kind"] == tr.MANUAL:
@@ -107,15 +92,7 @@ async def _service(pool: asyncpg.Pool, body: dict[str, Any], project_id: int) ->
 
 async def _own_trigger(request: web.Request, project_id: int) -> asyncpg.Record:
     """The caller's trigger; 404 for anything else, another project's trigger included."""
-    row = await request.app[PG].fetchrow(
-        "SELECT * FROM monitors WHERE id = $1 AND project_id = $2 AND kind = $3",
-        path_id(request, "trigger_id"),
-        project_id,
-        tr.KIND,
-    )
-    if row is None:
-        raise InputError(404, "not_found", "no such trigger")
-    return row
+    return await owned_monitor(request.app[PG], path_id(request, "trigger_id"), project_id, tr.KIND, "trigger")
 
 
 @handles_errors
@@ -213,11 +190,7 @@ async def update(request: web.Request) -> web.Response:
 
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
-    row = await _own_trigger(request, await caller_project(request))
-    await send_command(request, row, "delete")
-    pool = request.app[PG]
-    gone = await applied(lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", row["id"]))
-    return web.Response(status=204) if gone else json_response({"status": "accepted"}, status=202)
+    return await delete_monitor(request, await _own_trigger(request, await caller_project(request)))
 
 
 def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
@@ -253,14 +226,8 @@ def _action(name: str) -> Any:
             raise InputError(409, "not_liveness", "only a liveness trigger takes check-ins")
         body = alert_body(await request.read(), request.content_type) if name == "alert" else None
         if not is_test(request):
-            clock = request.app[CLOCK]
-            by = f"api key {key_hint(key)}" if key else "api"
-            payload = {"action": name, "body": body, "by": by}
-            message = messages.observation_message(row["id"], project_id, clock.now(), payload)
-            try:
-                await request.app[PUBLISHER].publish_message(row["shard"], message)
-            except Exception:
-                raise InputError(503, "unavailable", "the call could not be queued right now; retry") from None
+            payload = {"action": name, "body": body, "by": who(request, key)}
+            await send_observation(request, row["id"], project_id, row["shard"], payload, "the call")
         return json_response({"status": "ok", "trigger_id": row["id"], "action": name})
 
     act.__name__ = name
