@@ -83,13 +83,7 @@ async def apply(
         if action == "resolve":
             raise MessageError("an event stream's incident resolves when its events return, not by hand")
         if action == "acknowledge":
-            ack = Flip(row["state"], row["state"], now, "acknowledged", incident=ACKNOWLEDGE)
-            incident_id = args.get("incident_id")
-            outbox_id = await incidents.record_flip(
-                conn, row, ack, now, by=by, incident_id=int(incident_id) if incident_id is not None else None
-            )
-            if outbox_id is not None:
-                done.outbox_ids.append(outbox_id)
+            done.outbox_ids.extend(await _acknowledge_incident(conn, row, args, now, by))
             return done
         monitor = _event_monitor(row)
         flip: Flip | None = None
@@ -112,10 +106,20 @@ async def apply(
         await _save(conn, row, monitor, deadline)
         done.deadlines[monitor_id] = deadline
         if flip is not None:
-            outbox_id = await incidents.record_flip(conn, row, flip, now, by=by)
-            if outbox_id is not None:
-                done.outbox_ids.append(outbox_id)
+            done.outbox_ids.extend(await incidents.record_flip(conn, row, flip, now, by=by))
     return done
+
+
+async def _acknowledge_incident(
+    conn: asyncpg.Connection, row: asyncpg.Record, args: dict[str, Any], now: float, by: str | None
+) -> list[int]:
+    """Acknowledge the monitor's open incident (``args["incident_id"]``, if given) without a
+    state change: what acknowledging means for a kind with no state of its own for it."""
+    ack = Flip(row["state"], row["state"], now, "acknowledged", incident=ACKNOWLEDGE)
+    incident_id = args.get("incident_id")
+    return await incidents.record_flip(
+        conn, row, ack, now, by=by, incident_id=int(incident_id) if incident_id is not None else None
+    )
 
 
 async def _declared(
@@ -137,10 +141,7 @@ async def _declared(
         await conn.execute(
             "UPDATE monitors SET state = $2, deadline = NULL, updated_at = now() WHERE id = $1", row["id"], PAUSED
         )
-        outcome = kinds.Outcome(None)
-        outbox_id = await incidents.record_flip(conn, row, flip, now, by=ctx.by)
-        if outbox_id is not None:
-            outcome.outbox_ids.append(outbox_id)
+        outcome = kinds.Outcome(None, await incidents.record_flip(conn, row, flip, now, by=ctx.by))
     elif action == "resume":
         if row["state"] != PAUSED:
             return done
@@ -151,12 +152,7 @@ async def _declared(
         if kind.acknowledge is not None:
             outcome = await kind.acknowledge(conn, row, now, ctx)
         else:
-            ack = Flip(row["state"], row["state"], now, "acknowledged", incident=ACKNOWLEDGE)
-            incident_id = args.get("incident_id")
-            outbox_id = await incidents.record_flip(
-                conn, row, ack, now, by=ctx.by, incident_id=int(incident_id) if incident_id is not None else None
-            )
-            done.outbox_ids.extend([outbox_id] if outbox_id is not None else [])
+            done.outbox_ids.extend(await _acknowledge_incident(conn, row, args, now, ctx.by))
             return done
     elif action == "resolve":
         if kind.resolve is None:

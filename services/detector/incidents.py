@@ -52,12 +52,14 @@ async def record_flip(
     expected_interval: float | None = None,
     by: str | None = None,
     incident_id: int | None = None,
-) -> int | None:
+    topic: str | None = None,
+) -> list[int]:
     """Record ``flip`` of ``monitor`` and what it does to the monitor's incident.
 
-    Returns the outbox row of the alert it caused, if any. Racing detectors and repeated commands
-    are safe: one open incident per monitor (a unique index), and acknowledging or resolving only
-    touches an incident still in the state that allows it.
+    Returns the outbox rows of the alerts it caused: the ``incident.*`` alert, and ``topic`` (a
+    kind's own topic, e.g. ``trigger.alerting``) with the same data beside it. Racing detectors
+    and repeated commands are safe: one open incident per monitor (a unique index), and
+    acknowledging or resolving only touches an incident still in the state that allows it.
     """
     if flip.from_state != flip.to_state:  # acknowledging an event stream's incident is no flip
         await conn.execute(
@@ -71,7 +73,7 @@ async def record_flip(
             flip.reason,
         )
     if flip.incident is None:
-        return None
+        return []
     kind = monitor["kind"]
     alert_id = uuid.uuid4()
     if flip.incident == OPEN:
@@ -94,7 +96,7 @@ async def record_flip(
             flip.details or {},
             monitor["name"] or monitor["event_name"],
         )
-        topic = "incident.opened"
+        incident_topic = "incident.opened"
     elif flip.incident == ACKNOWLEDGE:
         incident = await conn.fetchrow(
             "UPDATE incidents SET acknowledged_at = $2, acknowledged_by = $3, ack_alert_id = $4"
@@ -106,7 +108,7 @@ async def record_flip(
             alert_id,
             incident_id,
         )
-        topic = "incident.acknowledged"
+        incident_topic = "incident.acknowledged"
     elif flip.incident == RESOLVE:
         resolved_at = flip.resumed_at if flip.resumed_at is not None else flip.at
         incident = await conn.fetchrow(
@@ -118,10 +120,13 @@ async def record_flip(
             alert_id,
             by,
         )
-        topic = "incident.resolved"
+        incident_topic = "incident.resolved"
     else:  # pragma: no cover - a kind returned an action this module does not know
         raise ValueError(f"unknown incident action {flip.incident!r}")
     if incident is None:
-        return None
+        return []
     data = alert_data(incident, monitor["project_id"], await _project_name(conn, monitor))
-    return await outbox(conn, topic, kind, alert_id, now, data)
+    ids = [await outbox(conn, incident_topic, kind, alert_id, now, data)]
+    if topic is not None:
+        ids.append(await outbox(conn, topic, None, uuid.uuid4(), now, data))
+    return ids

@@ -58,14 +58,12 @@ async def _apply(
     outcome = kinds.Outcome(step.deadline)
     interval = config.interval
     for flip in step.flips:
-        outbox_id = await incidents.record_flip(conn, row, flip, now, expected_interval=interval)
-        if outbox_id is not None:
-            outcome.outbox_ids.append(outbox_id)
+        outcome.outbox_ids.extend(await incidents.record_flip(conn, row, flip, now, expected_interval=interval))
     if step.topics:
-        project = row["project_name"] if "project_name" in row.keys() else None
+        # Rows reach a kind through kinds.lock or the scan, both with the project's name.
         data = {
             "heartbeat": _view(row, beat, step.deadline),
-            "project": {"id": row["project_id"], "name": project},
+            "project": {"id": row["project_id"], "name": row["project_name"]},
         }
         for topic in step.topics:
             outcome.outbox_ids.append(await incidents.outbox(conn, topic, None, uuid.uuid4(), now, data))
@@ -143,10 +141,8 @@ async def configure(
         labels.get("service"),
         labels.get("environment"),
     )
-    row = await conn.fetchrow(
-        "SELECT m.*, p.name AS project_name FROM monitors m JOIN projects p ON p.id = m.project_id WHERE m.id = $1",
-        row["id"],
-    )
+    row = await kinds.lock(conn, row["id"], row["project_id"])  # with the new labels (locked already)
+    assert row is not None
     return await _apply(conn, row, hb.reconfigure(_load(row), config, now), now, config)
 
 

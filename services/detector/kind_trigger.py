@@ -9,7 +9,6 @@ the scan (``due``); the generic incident and monitor commands reach ``acknowledg
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,6 @@ from heron_common.db import to_dt, to_ts
 from heron_common.messages import MessageError
 from heron_common.monitors import Flip
 from heron_common.monitors import trigger as tr
-from heron_common.views import alert_data
 from heron_detector import incidents, kinds
 
 # What a configure command may change in a trigger's config (the API validates the values).
@@ -49,14 +47,8 @@ async def _record(
     """The flip, its incident change and alert, and the trigger topic of the same change."""
     if flip is None:
         return []
-    outbox_id = await incidents.record_flip(conn, row, flip, now, by=by)
-    if outbox_id is None or flip.incident is None:
-        return [] if outbox_id is None else [outbox_id]
-    incident = await conn.fetchrow("SELECT * FROM incidents WHERE monitor_id = $1 ORDER BY id DESC LIMIT 1", row["id"])
-    project_name = row["project_name"] if "project_name" in row.keys() else ""
-    data = alert_data(incident, row["project_id"], project_name)
-    topic_id = await incidents.outbox(conn, tr.TOPICS[flip.incident], None, uuid.uuid4(), now, data)
-    return [outbox_id, topic_id]
+    topic = tr.TOPICS[flip.incident] if flip.incident is not None else None
+    return await incidents.record_flip(conn, row, flip, now, by=by, topic=topic)
 
 
 async def _change(

@@ -190,9 +190,7 @@ async def _lock_monitors(conn: asyncpg.Connection, keys: list[StreamKey], shard:
 async def _record_flip(
     conn: asyncpg.Connection, monitor: asyncpg.Record, flip: machine.Flip, now: float, applied: Applied
 ) -> None:
-    outbox_id = await incidents.record_flip(conn, monitor, flip, now)
-    if outbox_id is not None:
-        applied.outbox_ids.append(outbox_id)
+    applied.outbox_ids.extend(await incidents.record_flip(conn, monitor, flip, now))
 
 
 async def open_overdue(
@@ -261,9 +259,9 @@ async def open_overdue(
             if status != "UPDATE 1":
                 continue
             corrections[row["id"]] = None
-            outbox_id = await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval())
-            if outbox_id is not None:
-                outbox_ids.append(outbox_id)
+            outbox_ids.extend(
+                await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval())
+            )
     return outbox_ids, corrections
 
 

@@ -35,8 +35,7 @@ async def _save(conn: asyncpg.Connection, row: asyncpg.Record, state: str, deadl
 async def _flip(
     conn: asyncpg.Connection, row: asyncpg.Record, to: str, at: float, action: str | None, by: str | None = None
 ) -> list[int]:
-    outbox = await incidents.record_flip(conn, row, Flip(row["state"], to, at, f"toy {to}", incident=action), at, by=by)
-    return [outbox] if outbox is not None else []
+    return await incidents.record_flip(conn, row, Flip(row["state"], to, at, f"toy {to}", incident=action), at, by=by)
 
 
 async def toy_observe(conn, row, payload: dict[str, Any], at: float, ctx: kinds.Context) -> kinds.Outcome:
