@@ -220,8 +220,15 @@ class Detector:
             await self._observe(shard, run[middle:], now, handled)
             return
         deadlines = {int(m["monitor_id"]): o.deadline for m, o in outcomes if o is not None}
-        outbox_ids = [i for _, o in outcomes if o is not None for i in o.outbox_ids]
-        # Committed: as after an events run, nothing here may raise (see _apply).
+        await self._after_commit(shard, deadlines, [i for _, o in outcomes if o is not None for i in o.outbox_ids])
+
+    async def _after_commit(self, shard: int, deadlines: dict[int, float | None], outbox_ids: list[int]) -> None:
+        """Index the new deadlines and publish the alerts of a committed change.
+
+        Committed already: retrying the messages would only find them processed, so nothing here
+        may raise. A deadline the index missed is restored by rebuilding the shard's index from
+        Postgres before its next scan; an unsent alert by the outbox relay.
+        """
         try:
             await self.index.update(shard, deadlines)
         except Exception as exc:
@@ -236,8 +243,7 @@ class Detector:
         """Apply a change asked for through the API (``commands.py``), in queue order."""
         async with self.pool.acquire() as conn:
             done = await commands.apply(conn, message, now, self.params, self.context(conn, message.get("by")))
-        await self.index.update(shard, done.deadlines)
-        await self.publish_outbox(done.outbox_ids)
+        await self._after_commit(shard, done.deadlines, done.outbox_ids)
 
     async def tick(self, shard: int, at: float) -> int:
         """The shard's watermark reached ``at``: open everything overdue by then."""
@@ -289,18 +295,7 @@ class Detector:
             log.warning("event rows Postgres cannot store dead-lettered", rows=rows, shard=shard)
         if applied.dropped:
             log.warning("events for unknown projects dropped", count=applied.dropped, shard=shard)
-        # Committed already: retrying the messages would only find them processed, so nothing
-        # after this point may raise. A deadline the index missed is restored by rebuilding the
-        # shard's index from Postgres before its next scan; an unsent alert by the outbox relay.
-        try:
-            await self.index.update(shard, applied.deadlines)
-        except Exception as exc:
-            self._stale_index.add(shard)
-            log.warning("deadline index not updated; it is rebuilt before the next scan", shard=shard, error=str(exc))
-        try:
-            await self.publish_outbox(applied.outbox_ids)
-        except Exception as exc:
-            log.warning("alerts not published yet; the outbox relay will", shard=shard, error=str(exc))
+        await self._after_commit(shard, applied.deadlines, applied.outbox_ids)
 
     async def scan(self, shard: int, now: float) -> tuple[bool, int]:
         """Open incidents for what is overdue on ``shard`` at ``now``. Returns (found work, opened)."""
@@ -311,11 +306,11 @@ class Detector:
         if not due:
             return False, 0
         async with self.pool.acquire() as conn:
-            outbox_ids, corrections = await store.open_overdue(conn, due, now, self.params)
+            outbox_ids, corrections, opened = await store.open_overdue(conn, due, now, self.params)
         await self.index.update(shard, corrections)
-        OPENED.inc(len(outbox_ids))
+        OPENED.inc(opened)
         await self.publish_outbox(outbox_ids)
-        return True, len(outbox_ids)
+        return True, opened
 
     async def publish_outbox(self, ids: list[int] | None = None) -> int:
         """Publish unsent outbox rows (these ``ids``, or any left over by a crash) and mark them sent.

@@ -195,11 +195,13 @@ async def _record_flip(
 
 async def open_overdue(
     conn: asyncpg.Connection, monitor_ids: list[int], now: float, params: CadenceParams
-) -> tuple[list[int], dict[int, float | None]]:
-    """Open an incident for every monitor in ``monitor_ids`` that is still overdue at ``now``.
+) -> tuple[list[int], dict[int, float | None], int]:
+    """Open an incident for every monitor in ``monitor_ids`` that is still overdue at ``now``
+    (a declared kind decides through its ``due``).
 
-    Returns the outbox rows written and, for every id that was *not* opened, its true deadline
-    (None if it no longer has one), so the caller can correct the deadline index.
+    Returns the outbox rows written, for every id that was not opened its true deadline (None if
+    it no longer has one) so the caller can correct the deadline index, and how many incidents
+    were opened.
     """
     outbox_ids: list[int] = []
     corrections: dict[int, float | None] = {}
@@ -262,7 +264,12 @@ async def open_overdue(
             outbox_ids.extend(
                 await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval())
             )
-    return outbox_ids, corrections
+        # Alerts are not incidents (a heartbeat going late, a kind's own topic): count the openings.
+        opened = outbox_ids and await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE id = ANY($1::bigint[]) AND routing_key LIKE 'incident.opened.%'",
+            outbox_ids,
+        )
+    return outbox_ids, corrections, int(opened or 0)
 
 
 async def due_from_postgres(pool: asyncpg.Pool, shard: int) -> list[tuple[int, float]]:
