@@ -13,6 +13,9 @@ import asyncio
 import contextlib
 import errno
 import gc
+import os
+import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -84,10 +87,19 @@ async def check_redis(app: web.Application) -> None:
     await app[REDIS].ping()
 
 
+def rabbitmq_up(app: web.Application) -> bool:
+    """Whether the robust connection (ingest's) is connected now. Its ``is_closed`` stays False
+    while it reconnects (only an explicit close sets it); ``connected`` is cleared at once."""
+    return not app[AMQP].is_closed and app[AMQP].connected.is_set()
+
+
+def instance_id() -> str:
+    """This process among its replicas, in Redis sets of live members: host, pid and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 async def check_rabbitmq(app: web.Application) -> None:
-    # A robust connection's ``is_closed`` stays False while it reconnects (it is only set by an
-    # explicit close); ``connected`` is cleared as soon as the connection drops.
-    if app[AMQP].is_closed or not app[AMQP].connected.is_set():
+    if not rabbitmq_up(app):
         raise ConnectionError("connection down")
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -43,6 +40,7 @@ from heron_common.service import (
     background,
     base_app,
     consumers,
+    instance_id,
     sleep_or_stop,
     use_link,
     use_postgres,
@@ -333,7 +331,7 @@ async def _maintenance(app: web.Application) -> None:
 
 def create_app(settings: Settings, clock: Clock | None = None, *, consume: bool = True) -> web.Application:
     app = base_app(settings, clock)
-    app[INSTANCE] = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    app[INSTANCE] = instance_id()
     names = app[NAMES]
     app[SHARDS] = [
         ShardState(ConsumerStatus("detector", names.shard_queue(s), f"shard {s}")) for s in range(settings.shards)
