@@ -17,6 +17,11 @@ import orjson
 _MIGRATION_LOCK = 0x4E52_4F4E
 
 
+# What Postgres can hold, for the checks that refuse the rest before it reaches a transaction.
+BIGINT_MAX = 2**63 - 1
+# How U+0000 appears in JSON text (orjson never writes a raw NUL): Postgres text and jsonb refuse it.
+JSON_NUL = b"\\u0000"
+
 # Errors that say "the database is not reachable right now", not "this data is wrong". Work that
 # failed with one of these is retried in place (it will succeed once Postgres is back); anything
 # else is the data's fault and must be isolated, never retried forever.

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from heron_common import messages
+from heron_common.db import BIGINT_MAX
 
 MAX_REASON = 1000
-_BIGINT_MAX = 2**63 - 1
 
 # Envelopes a replay gives a fresh id: their id only says "this delivery", and the original id may
 # already be recorded as processed. An alert's id is the alert's identity end to end (receivers
@@ -59,7 +59,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if value is None or isinstance(value, bool | int | float):
-        return value if not isinstance(value, int) or abs(value) <= _BIGINT_MAX else str(value)
+        return value if not isinstance(value, int) or abs(value) <= BIGINT_MAX else str(value)
     return _text(value)
 
 
@@ -78,7 +78,7 @@ def project_of(body: bytes) -> int | None:
         ids = {message["data"]["project"].get("id")}
     if len(ids) == 1:
         (only,) = ids
-        if type(only) is int and 0 < only <= _BIGINT_MAX:
+        if type(only) is int and 0 < only <= BIGINT_MAX:
             return only
     return None
 

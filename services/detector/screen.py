@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
+from heron_common.db import BIGINT_MAX, JSON_NUL
 from heron_common.messages import MessageError, TrackedEvent
 
-BIGINT_MAX = 2**63 - 1
 # 1970 .. 3000: every real event is near now (ingest clamps), and a deadline computed from a time
 # in range still fits a datetime (year 9999).
 MIN_TS = 0.0
@@ -32,7 +32,6 @@ MAX_TS = 32_503_680_000.0
 # A btree entry must stay under ~2.7 kB: the monitors' unique index holds name, service and
 # environment together. Ingest allows 200 characters each.
 MAX_KEY_BYTES = 2000
-_NUL = b"\\u0000"  # how orjson writes U+0000 (it never writes a raw NUL)
 MAX_REASON = 500
 
 
@@ -70,7 +69,7 @@ def _deep_problem(e: TrackedEvent) -> str | None:
         encoded = orjson.dumps(e.metadata)
     except orjson.JSONEncodeError as exc:
         return f"metadata cannot be encoded as JSON: {exc}"
-    if _NUL in encoded:
+    if JSON_NUL in encoded:
         return "metadata contains NUL (U+0000), which Postgres cannot store"
     for text in (e.event_name, e.service or "", e.environment or ""):
         try:
@@ -83,7 +82,7 @@ def _deep_problem(e: TrackedEvent) -> str | None:
 def _flagged(rows: list[Any]) -> bool:
     """One pass in C over the whole message: False means no row has a NUL or deep nesting."""
     try:
-        return _NUL in orjson.dumps(rows)
+        return JSON_NUL in orjson.dumps(rows)
     except orjson.JSONEncodeError:
         return True
 

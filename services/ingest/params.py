@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from heron_common.db import BIGINT_MAX
 from heron_ingest.validation import InputError
 
-BIGINT_MAX = 2**63 - 1
 MIN_TIME = 0.0  # 1970-01-01T00:00:00Z
 MAX_TIME = datetime(9999, 1, 1, tzinfo=UTC).timestamp()  # exclusive
 

@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from heron_common import messages
-from heron_common.db import iso
+from heron_common.db import JSON_NUL, iso
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
@@ -203,7 +203,7 @@ def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
     text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     kept = tr.cut_body(text)
     body: dict[str, Any] = {"body": kept, "content_type": content_type}
-    if kept == text and content_type == "application/json" and b"\\u0000" not in raw:
+    if kept == text and content_type == "application/json" and JSON_NUL not in raw:
         try:
             body["data"] = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from heron_common.db import JSON_NUL
 from heron_common.messages import TrackedEvent
 
 # The clamp rule belongs to the cadence model (docs/detection.md); ingest applies it on receipt.
@@ -25,8 +26,7 @@ MAX_DEPTH = 32
 # cannot be too deep, so the usual small metadata is not even scanned for brackets.
 _MIN_TOO_DEEP = 5 + 2 * MAX_DEPTH
 # How a NUL can appear in a JSON body: orjson refuses a raw 0x00 inside a string, and refuses lone
-# surrogates, so this escape is the one way in of a character Postgres text and jsonb cannot hold.
-NUL_ESCAPE = b"\\u0000"
+# surrogates, so this escape (db.JSON_NUL) is the one way in of a character Postgres cannot hold.
 NUL_REFUSED = "contains a NUL character (\\u0000), which cannot be stored"
 
 
@@ -49,7 +49,7 @@ def parse_json(raw: bytes) -> Any:
 def may_hold_nul(raw: bytes) -> bool:
     """False when the JSON text ``raw`` certainly holds no U+0000 (one scan of the body, so the
     per-event fast path need not look at every string)."""
-    return NUL_ESCAPE in raw
+    return JSON_NUL in raw
 
 
 def _shown(key: str) -> str:
