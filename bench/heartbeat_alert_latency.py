@@ -48,15 +48,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import random
-import socket
 import time
 from dataclasses import dataclass, field
 
 import orjson
-from _common import PYTHON, REPO, BenchEnv, Server, banner, describe_background, log, median, percentile
+from _common import BenchEnv, Server, banner, describe_background, log, median, percentile, start_module
 
 TARGET_S = 2.0
 INTERVAL = 3600.0
@@ -103,67 +100,8 @@ class Receiver:
 # --------------------------------------------------------------------------- the services
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def start_service(env: BenchEnv, service: str, extra: dict[str, str], timeout: float = 60.0) -> Server:
-    """``python -m heron_<service>`` with the run's settings as HERON_* variables; waits for /readyz."""
-    import aiohttp
-
-    s = env.settings
-    port = _free_port()
-    environ = dict(os.environ)
-    environ.update(
-        {
-            "HERON_DATABASE_URL": s.database_url,
-            "HERON_REDIS_URL": s.redis_url,
-            "HERON_AMQP_URL": s.amqp_url,
-            "HERON_REDIS_PREFIX": s.redis_prefix,
-            "HERON_AMQP_PREFIX": s.amqp_prefix,
-            "HERON_SHARDS": str(s.shards),
-            "HERON_ADMIN_TOKEN": s.admin_token or "",
-            "HERON_HTTP_HOST": "127.0.0.1",
-            f"HERON_{service.upper()}_PORT": str(port),
-            "HERON_LOG_LEVEL": s.log_level,
-            "HERON_LOG_JSON": "true",
-            **extra,
-        }
-    )
-    log_path = env.workdir / f"{service}-{len(env.servers)}.log"
-    logf = open(log_path, "wb")  # noqa: ASYNC230 - tiny, and the child owns it
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            PYTHON,
-            "-m",
-            f"heron_{service}",
-            env=environ,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=logf,
-            cwd=str(REPO),
-            start_new_session=True,
-        )
-    finally:
-        logf.close()
-    server = Server(service, proc, log_path, port=port)
-    env.servers.append(server)  # BenchEnv's teardown stops it
-    give_up = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if proc.returncode is not None:
-                raise RuntimeError(f"{service} exited with {proc.returncode}:\n{server.tail()}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{server.url}/readyz") as r:
-                    if r.status == 200:
-                        break
-            if time.monotonic() > give_up:
-                raise RuntimeError(f"{service} was not ready within {timeout} s:\n{server.tail()}")
-            await asyncio.sleep(0.1)  # polled: another process, nothing to await
-    server.ready_at = time.time()
-    log(f"{service} ready on port {port} (pid {server.pid})")
-    return server
+    return await start_module(env, service, extra, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- the heartbeats

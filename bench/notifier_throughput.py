@@ -53,18 +53,14 @@ import asyncio
 import contextlib
 import itertools
 import math
-import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from _common import (
     PYTHON,
-    REPO,
     BenchEnv,
     CpuWindow,
     Profiler,
@@ -73,6 +69,7 @@ from _common import (
     find_py_spy,
     log,
     process_cpu_seconds,
+    start_module,
 )
 
 FAST_TARGET = 2_000
@@ -241,16 +238,6 @@ main()
 """
 
 
-def _open_log(path: Path) -> BinaryIO:
-    return open(path, "wb")  # closed by the caller once the child has its copy
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def start_notifier(
     env: BenchEnv,
     concurrency: int,
@@ -262,67 +249,27 @@ async def start_notifier(
     delivery_timeout: float | None = None,
     timeout: float = 60.0,
 ) -> Server:
-    import aiohttp
-
-    s = env.settings
-    port = _free_port()
-    environ = dict(os.environ)
-    environ.update(
-        {
-            "HERON_DATABASE_URL": s.database_url,
-            "HERON_REDIS_URL": s.redis_url,
-            "HERON_AMQP_URL": s.amqp_url,
-            "HERON_REDIS_PREFIX": s.redis_prefix,
-            "HERON_AMQP_PREFIX": s.amqp_prefix,
-            "HERON_SHARDS": str(s.shards),
-            "HERON_ADMIN_TOKEN": s.admin_token or "",
-            "HERON_HTTP_HOST": "127.0.0.1",
-            "HERON_NOTIFIER_PORT": str(port),
-            "HERON_LOG_LEVEL": s.log_level,
-            "HERON_LOG_JSON": "true",
-            "HERON_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
-            "HERON_DELIVERY_CONCURRENCY": str(concurrency),
-            "HERON_ENDPOINT_CONCURRENCY": str(endpoint_cap),
-        }
-    )
+    """The notifier as a process, with the bench's concurrency and, on request, a bench-local wrapper."""
+    extra = {
+        "HERON_OUTBOUND_ALLOW_CIDRS": "127.0.0.0/8",
+        "HERON_DELIVERY_CONCURRENCY": str(concurrency),
+        "HERON_ENDPOINT_CONCURRENCY": str(endpoint_cap),
+    }
     if delivery_timeout is not None:
-        environ["HERON_DELIVERY_TIMEOUT"] = str(delivery_timeout)
-    args = [PYTHON, "-m", "heron_notifier"]
+        extra["HERON_DELIVERY_TIMEOUT"] = str(delivery_timeout)
+    argv = None
     if connector_limit is not None or instrument or pipelined_flush:
-        args = [PYTHON, "-c", _WRAPPED_MAIN]
+        argv = [PYTHON, "-c", _WRAPPED_MAIN]
     if pipelined_flush:
-        environ["HERON_BENCH_PIPELINED_FLUSH"] = "1"
+        extra["HERON_BENCH_PIPELINED_FLUSH"] = "1"
         log("notifier: bench-local prototype, ledger.finish off the claim loop (NOT the committed code)")
     if connector_limit is not None:
-        environ["HERON_BENCH_CONNECTOR_LIMIT"] = str(connector_limit)
+        extra["HERON_BENCH_CONNECTOR_LIMIT"] = str(connector_limit)
         log(f"notifier: bench-local patch, GuardedSession(limit={connector_limit}) (NOT the committed code)")
     if instrument:
-        environ["HERON_BENCH_INSTRUMENT"] = "1"
+        extra["HERON_BENCH_INSTRUMENT"] = "1"
         log("notifier: timing ledger.claim / ledger.finish (bench-local wrapper)")
-    log_path = env.workdir / f"notifier-{len(env.servers)}.log"
-    logf = _open_log(log_path)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=environ, stdout=asyncio.subprocess.DEVNULL, stderr=logf, cwd=str(REPO), start_new_session=True
-        )
-    finally:
-        logf.close()  # the child has its own copy
-    server = Server("notifier", proc, log_path, port=port)
-    env.servers.append(server)  # BenchEnv's teardown stops it
-    give_up = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if proc.returncode is not None:
-                raise RuntimeError(f"the notifier exited with {proc.returncode}:\n{server.tail()}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{server.url}/readyz") as r:
-                    if r.status == 200:
-                        break
-            if time.monotonic() > give_up:
-                raise RuntimeError(f"the notifier was not ready within {timeout} s:\n{server.tail()}")
-            await asyncio.sleep(0.1)
-    log(f"notifier ready on port {port} (pid {server.pid})")
-    return server
+    return await start_module(env, "notifier", extra, argv=argv, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- data
