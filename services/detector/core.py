@@ -29,6 +29,9 @@ from heron_detector.index import DeadlineIndex
 
 EVENTS = Counter("heron_detector_events_total", "Events committed to Postgres")
 DUPLICATES = Counter("heron_detector_duplicate_messages_total", "Redelivered messages recognised and skipped")
+REPEATED_EVENTS = Counter(
+    "heron_detector_repeated_events_total", "Events whose idempotency key was seen before (client retries), skipped"
+)
 OPENED = Counter("heron_detector_incidents_opened_total", "Incidents opened")
 WATERMARK = Gauge("heron_detector_watermark_seconds", "Newest tick time scanned, per shard", ["shard"])
 POISON_MESSAGES = Counter("heron_detector_poison_messages_total", "Messages that could not be applied, dead-lettered")
@@ -284,6 +287,7 @@ class Detector:
             return
         DUPLICATES.inc(applied.duplicates)
         handled.duplicates += applied.duplicates
+        REPEATED_EVENTS.inc(applied.repeated_events)
         committed = applied.events - applied.dropped
         EVENTS.inc(committed)
         handled.events += committed

@@ -96,7 +96,8 @@ def screen_rows(rows: Any) -> tuple[list[TrackedEvent], list[RejectedRow]]:
     bad: list[RejectedRow] = []
     for index, row in enumerate(rows):
         # The common row, checked inline on the raw values and built directly: cheaper than
-        # ``from_wire`` alone (a call per row costs as much as these comparisons).
+        # ``from_wire`` alone (a call per row costs as much as these comparisons). A row with an
+        # idempotency key (eighth element) takes ``from_wire``, which checks the key is a UUID.
         if not deep and type(row) is list and len(row) == 7:
             p, n, svc, env, t, r, m = row
             if (

@@ -37,6 +37,7 @@ class Applied:
     outbox_ids: list[int] = field(default_factory=list)
     dropped: int = 0  # events of projects that no longer exist
     rejected: list[str] = field(default_factory=list)  # messages whose refused rows were dead-lettered now
+    repeated_events: int = 0  # events whose idempotency key was seen before, skipped
 
 
 def _stream_key(e: TrackedEvent) -> StreamKey:
@@ -79,11 +80,16 @@ async def apply_events_messages(
             await deadletter_store.insert(conn, list(letters.values()))
             applied.rejected = list(letters)
         streams: dict[StreamKey, list[tuple[TrackedEvent, uuid.UUID]]] = defaultdict(list)
+        keyed: list[str] = []
         for message_uuid, (_, events) in zip(ids, batch, strict=True):
             if message_uuid in fresh:
                 fresh.discard(message_uuid)  # the same message twice in one batch counts once
                 for e in events:
                     streams[_stream_key(e)].append((e, message_uuid))
+                    if e.key is not None:
+                        keyed.append(e.key)
+        if keyed:
+            await _drop_seen_keys(conn, streams, keyed, applied)
         if not streams:
             return applied
         applied.events = sum(len(v) for v in streams.values())
@@ -278,6 +284,38 @@ async def due_from_postgres(pool: asyncpg.Pool, shard: int) -> list[tuple[int, f
     return [(r["id"], to_ts(r["deadline"]) or 0.0) for r in rows]
 
 
+async def _drop_seen_keys(
+    conn: asyncpg.Connection,
+    streams: dict[StreamKey, list[tuple[TrackedEvent, uuid.UUID]]],
+    keys: list[str],
+    applied: Applied,
+) -> None:
+    """Record the events' idempotency keys and drop every event whose key was recorded before
+    (a client's retry of a request the broker had already stored), or twice in this run."""
+    new = {
+        str(r["key"])
+        for r in await conn.fetch(
+            "INSERT INTO event_keys (key) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING RETURNING key", keys
+        )
+    }
+    if len(new) == len(keys):
+        return
+    for stream, pairs in list(streams.items()):
+        kept = []
+        for pair in pairs:
+            k = pair[0].key
+            if k is None:
+                kept.append(pair)
+            elif k in new:
+                new.discard(k)  # its first occurrence is kept, any other is a repeat
+                kept.append(pair)
+        applied.repeated_events += len(pairs) - len(kept)
+        if kept:
+            streams[stream] = kept
+        else:
+            del streams[stream]
+
+
 async def maintain(conn: asyncpg.Connection, retention_days: int) -> list[str]:
     """Partitions for yesterday to three days ahead; drop whole days past retention (cheap,
     unlike DELETE); prune what has no partition to drop. Returns the partitions dropped."""
@@ -294,5 +332,6 @@ async def maintain(conn: asyncpg.Connection, retention_days: int) -> list[str]:
     cutoff = "now() - make_interval(days => $1)"
     await conn.execute(f"DELETE FROM events_default WHERE received_at < {cutoff}", retention_days)
     await conn.execute(f"DELETE FROM processed_messages WHERE processed_at < {cutoff}", retention_days)
+    await conn.execute(f"DELETE FROM event_keys WHERE seen_at < {cutoff}", retention_days)
     await conn.execute(f"DELETE FROM pings WHERE received_at < {cutoff}", retention_days)
     return [row["relname"] for row in old]

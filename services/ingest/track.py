@@ -10,7 +10,15 @@ from heron_common.service import CLOCK, SETTINGS, error_response, json_response
 from heron_ingest.context import PUBLISHER
 from heron_ingest.publisher import UnencodableEvents
 from heron_ingest.requests import caller_project, is_test
-from heron_ingest.validation import InputError, batch_items, may_hold_nul, parse_json, parse_rows
+from heron_ingest.validation import (
+    InputError,
+    add_event_keys,
+    batch_items,
+    idempotency_key,
+    may_hold_nul,
+    parse_json,
+    parse_rows,
+)
 
 REQUESTS = Counter("heron_ingest_requests_total", "Ingest requests by endpoint and outcome", ["endpoint", "status"])
 # Bound once: labels() takes a lock and hashes the label tuple, on the hottest path there is.
@@ -43,6 +51,10 @@ async def _ingest(request: web.Request, endpoint: str, batch: bool) -> web.Respo
             batch=batch,
             nul_free=not may_hold_nul(raw),
         )
+        # A retry of a request whose first try the broker stored (its answer lost) is counted once.
+        key = idempotency_key(request.headers.get("Idempotency-Key"))
+        if key is not None:
+            add_event_keys(rows, project_id, key)
     except InputError as exc:
         REQUESTS.labels(endpoint, str(exc.status)).inc()
         return error_response(exc.status, exc.code, exc.message)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from heron_common.db import JSON_NUL
-from heron_common.messages import TrackedEvent
+from heron_common.messages import TrackedEvent, event_key
 
 # The clamp rule belongs to the cadence model (docs/detection.md); ingest applies it on receipt.
 from heron_common.monitors.cadence import event_time
@@ -215,6 +215,28 @@ def parse_rows(
             ).to_wire()
         rows.append(row)
     return rows
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The request's ``Idempotency-Key`` header: 1–255 visible ASCII characters, or absent."""
+    if value is None:
+        return None
+    if not 0 < len(value) <= MAX_IDEMPOTENCY_KEY or not all(" " < c <= "~" for c in value):
+        raise InputError(
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (a UUID is ideal)",
+        )
+    return value
+
+
+def add_event_keys(rows: list[list[Any]], project_id: int, key: str) -> None:
+    """Give each row the key of its position in the request (see ``messages.event_key``)."""
+    for index, row in enumerate(rows):
+        row.append(event_key(project_id, key, index))
 
 
 def batch_items(body: Any, max_events: int) -> list[Any]:

@@ -173,6 +173,45 @@ async def test_accepted_events_are_all_stored_in_every_accepted_shape(system: Sy
     assert abs(pay["expected_interval"] - 3600) < 5
 
 
+async def test_a_retry_with_the_same_idempotency_key_counts_once(system: System, pg) -> None:
+    # A client whose first try was stored but whose answer was lost retries with the same key.
+    project_id, key = await system.create_project()
+    other_id, other_key = await system.create_project()
+    batch = {"events": [{"event_name": "charge", "metadata": {"n": i}} for i in range(3)]}
+    once = {**bearer(key), "Idempotency-Key": "batch-1"}
+    for _ in range(3):
+        status, body, _ = await post(system, "/v1/events", batch, headers=once)
+        assert (status, body) == (200, {"status": "stored", "count": 3})
+    # The retry may carry more events after the first try's: those are new, and counted.
+    longer = {"events": batch["events"] + [{"event_name": "charge", "metadata": {"n": 3}}]}
+    assert (await post(system, "/v1/events", longer, headers=once))[0] == 200
+    # Another key, no key, or the same key in another project: distinct requests, counted.
+    assert (await post(system, "/v1/events", batch, headers={**bearer(key), "Idempotency-Key": "batch-2"}))[0] == 200
+    assert (await post(system, "/v1/track", {"event_name": "charge"}, headers=bearer(key)))[0] == 202
+    assert (await post(system, "/v1/events", batch, headers={**bearer(other_key), "Idempotency-Key": "batch-1"}))[
+        0
+    ] == 200
+
+    async def counts() -> dict[int, int]:
+        rows = await pg.fetch(
+            "SELECT project_id, event_count FROM monitors WHERE project_id = ANY($1::bigint[])", [project_id, other_id]
+        )
+        return {r["project_id"]: r["event_count"] for r in rows}
+
+    # Events are applied in order within a stream's shard: once the last request's event is
+    # counted, every earlier one has been applied (or skipped as a repeat).
+    assert await eventually(counts, lambda c: c.get(project_id, 0) >= 8 and c.get(other_id, 0) >= 3) == {
+        project_id: 8,
+        other_id: 3,
+    }
+    # A malformed key is refused before anything is stored.
+    for bad in ("", "x" * 256, "ünïcode", "with space"):
+        status, body, _ = await post(
+            system, "/v1/track", {"event_name": "charge"}, headers={**bearer(key), "Idempotency-Key": bad}
+        )
+        assert (status, body["error"]["code"]) == (400, "invalid_idempotency_key"), bad
+
+
 async def test_projects_cannot_see_each_other(system: System, slack) -> None:
     a_id, a_key = await system.create_project("a")
     b_id, b_key = await system.create_project("b")

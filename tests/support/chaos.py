@@ -1,16 +1,18 @@
 """What every chaos test does around its fault: a steady load through ingest, then the checks.
 
 ``Load`` posts one event per stream every ``interval`` seconds and, like the SDK, retries a
-request that got a 5xx or a connection error until it is accepted; it remembers each accepted
-event's sequence number. ``verify`` then checks, after the fault, that every accepted event was
-counted exactly once, that no stream fed all along had an incident, that the stream stopped after
-the fault did, and that its alert reached the webhook receiver once.
+request that got a 5xx or a connection error, with the same Idempotency-Key, until it is
+accepted; it remembers each accepted event's sequence number. ``verify`` then checks, after the
+fault, that every accepted event was counted exactly once, that no stream fed all along had an
+incident, that the stream stopped after the fault did, and that its alert reached the webhook
+receiver once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,7 @@ class Load:
     drop: dict[str, float] = field(default_factory=dict)
     accepted: dict[str, list[int]] = field(default_factory=dict)
     retries: int = 0
+    _run: str = field(default_factory=lambda: uuid.uuid4().hex)
     _stop: dict[str, asyncio.Event] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -64,7 +67,9 @@ class Load:
 
     async def _send(self, stream: str, seq: int) -> None:
         body = {"event_name": stream, "metadata": {"seq": seq}}
-        headers = {"Authorization": f"Bearer {self.key}"}
+        # Like the SDK, a retry carries the first try's Idempotency-Key: a try the broker stored
+        # but whose answer was lost to the fault is then counted once, not twice.
+        headers = {"Authorization": f"Bearer {self.key}", "Idempotency-Key": f"{stream}-{seq}-{self._run}"}
         while True:
             try:
                 async with self.http.post(f"{self.url}/v1/track", json=body, headers=headers) as r:

@@ -32,6 +32,15 @@ def test_ordinary_rows_pass_untouched() -> None:
     assert [e.to_wire() for e in good] == [GOOD, variant(2, None), variant(6, None)]
 
 
+def test_a_row_with_an_idempotency_key_keeps_it_and_a_malformed_key_is_refused() -> None:
+    key = messages.event_key(7, "batch-1", 0)
+    assert key == messages.event_key(7, "batch-1", 0) != messages.event_key(8, "batch-1", 0)
+    assert key != messages.event_key(7, "batch-1", 1) != messages.event_key(7, "batch-2", 1)
+    good, bad = screen.screen_rows([[*GOOD, key], [*GOOD, "not a uuid"], [*GOOD, 5]])
+    assert [e.key for e in good] == [key] and good[0].to_wire() == [*GOOD, key]
+    assert [r.index for r in bad] == [1, 2]
+
+
 def test_each_kind_of_bad_row_is_refused_with_a_reason_and_the_rest_kept() -> None:
     cases = {
         "NUL": variant(6, {"k": "a\x00"}),

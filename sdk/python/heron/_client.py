@@ -262,6 +262,10 @@ class Client:
         self._events_path = "/v1/events"
         # Sender-owned state (counters are written by the sender under _lock, read by stats()).
         self._carry: list[_Event] = []
+        # The Idempotency-Key of the last batch that failed retryably, and its events: a retry
+        # that starts with exactly those events sends the same key, so that if the first try was
+        # stored after all (its answer lost), the server counts each event once.
+        self._retry_key: tuple[str, list[_Event]] | None = None
         self._taken = 0
         self._inflight = 0
         self._drained_epoch = 0
@@ -677,8 +681,10 @@ class Client:
             self._dropped_invalid += 1
         self._log_once(("invalid", message[:60]), logging.WARNING, "Heron: dropped an event: %s", message)
 
-    def _request(self, path: str, body: bytes, timeout: float) -> Response:
+    def _request(self, path: str, body: bytes, timeout: float, idempotency_key: str | None = None) -> Response:
         headers = self._headers
+        if idempotency_key is not None:
+            headers = {**headers, "Idempotency-Key": idempotency_key}
         threshold = self.gzip_threshold
         if threshold is not None and len(body) > threshold:
             body = gzip.compress(body, compresslevel=6)
@@ -701,10 +707,12 @@ class Client:
         if not items:
             return _OK
         n = len(items)
+        key = self._idempotency_key(items)
         try:
-            resp = self._request(self._events_path, body, self._timeout())
+            resp = self._request(self._events_path, body, self._timeout(), key)
         except Exception as exc:  # OSError, http.client.HTTPException, ...
-            return self._retry_events(items, self._network_error(exc))
+            return self._retry_events(items, self._network_error(exc), key)
+        self._retry_key = None
         if 200 <= resp.status < 300:
             with self._lock:
                 self._sent += n
@@ -715,7 +723,7 @@ class Client:
             return _OK
         reason = describe_error(resp)
         if resp.status == 429 or resp.status == 408 or resp.status >= 500:
-            return self._retry_events(items, self._retryable_status(resp, reason))
+            return self._retry_events(items, self._retryable_status(resp, reason), key)
         self._record_failure(f"HTTP {resp.status}: {reason}", retryable=False)
         if resp.status == 413 and n > 1:
             # Too large for this server: split the batch and try again at once.
@@ -739,7 +747,17 @@ class Client:
         self._log_rejection("events", resp.status, reason, f"dropping a batch of {n} events")
         return _DROPPED
 
-    def _retry_events(self, items: list[_Event], outcome: _Outcome) -> _Outcome:
+    def _idempotency_key(self, items: list[_Event]) -> str:
+        """The key of a request for ``items``: the failed batch's key when ``items`` begins with
+        its events in the same order (the server keys each event by its position), else a new one."""
+        if self._retry_key is not None:
+            key, previous = self._retry_key
+            if len(items) >= len(previous) and items[: len(previous)] == previous:
+                return key
+        return uuid.uuid4().hex
+
+    def _retry_events(self, items: list[_Event], outcome: _Outcome, key: str | None = None) -> _Outcome:
+        self._retry_key = (key, items) if key is not None else None
         with self._lock:
             self._carry = items + self._carry
             self._trim_carry_locked()

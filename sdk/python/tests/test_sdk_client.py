@@ -238,6 +238,33 @@ def test_retries_on_500(server: FakeHeron, make_client: Any) -> None:
     assert client.stats().failed_requests == 2
 
 
+def test_a_retry_sends_the_first_tries_idempotency_key(server: FakeHeron, make_client: Any) -> None:
+    # If the first try was stored but its answer lost, the server counts the retry's events once.
+    server.then(Reply(503, {"Retry-After": "0"}), Reply(drop=True))
+    client = make_client(flush_interval=60)
+    client.track("a")
+    client.track("b")
+    assert client.flush(timeout=15)
+    client.track("c")
+    assert client.flush(timeout=15)
+    requests = server.event_requests()
+    keys = [r.headers.get("idempotency-key") for r in requests]
+    assert [r.status for r in requests] == [503, 0, 200, 200]
+    assert keys[0] and keys[0] == keys[1] == keys[2]  # the same batch, retried
+    assert keys[3] and keys[3] != keys[0]  # a new batch, a new key
+
+
+def test_a_split_batch_gets_new_keys(server: FakeHeron, make_client: Any) -> None:
+    # A 413 stored nothing: the halves are new requests, and must not reuse the positions' keys.
+    server.then(Reply(413, error=("too_large", "body too large")))
+    client = make_client(flush_interval=60)
+    for i in range(4):
+        client.track("e", {"i": i})
+    assert client.flush(timeout=10)
+    keys = [r.headers.get("idempotency-key") for r in server.event_requests()]
+    assert len(keys) == 3 and len(set(keys)) == 3
+
+
 def test_429_honours_retry_after(server: FakeHeron, make_client: Any, caplog: Any) -> None:
     server.then(Reply(429, {"Retry-After": "1"}, ("rate_limited", "slow down")))
     client = make_client(backoff_base=0.001, backoff_max=0.001)
