@@ -158,6 +158,10 @@ class BenchEnv:
             "admin_token": ADMIN_TOKEN,
             "http_host": "127.0.0.1",
             "log_level": "WARNING",
+            # One client address and one key drive the whole load: the rate limits (a protection
+            # against clients, not a capacity) would measure themselves instead of ingest.
+            "rate_limit_per_key": 0.0,
+            "rate_limit_per_address": 0.0,
             **self.overrides,
         }
         self.servers: list[Server] = []
@@ -310,6 +314,8 @@ async def start_module(
             f"HERON_{service.upper()}_PORT": str(port),
             "HERON_LOG_LEVEL": s.log_level,
             "HERON_LOG_JSON": "true",
+            "HERON_RATE_LIMIT_PER_KEY": str(s.rate_limit_per_key),
+            "HERON_RATE_LIMIT_PER_ADDRESS": str(s.rate_limit_per_address),
             **extra,
         }
     )

@@ -116,6 +116,14 @@ class Settings:
     max_metadata_bytes: int = 8192
     key_cache_seconds: float = 10.0
     body_read_timeout: float = 10.0
+    # Rate limits (requests/s and burst; 0 turns one off), shared by every replica through Redis.
+    rate_limit_per_key: float = 1000.0
+    rate_limit_per_key_burst: int = 2000
+    rate_limit_per_address: float = 1000.0
+    rate_limit_per_address_burst: int = 2000
+    # Proxies in front of ingest that append the client's address to X-Forwarded-For (0: none,
+    # the peer address is the client's).
+    trusted_proxy_hops: int = 0
 
     # Detection timing: production defaults; tests and demos shrink them to seconds.
     learning_threshold: int = 3
@@ -167,6 +175,13 @@ class Settings:
             max_metadata_bytes=_int(env, "HERON_MAX_METADATA_BYTES", d.max_metadata_bytes, minimum=2),
             key_cache_seconds=_float(env, "HERON_KEY_CACHE_SECONDS", d.key_cache_seconds),
             body_read_timeout=_float(env, "HERON_BODY_READ_TIMEOUT", d.body_read_timeout, minimum=0.01),
+            rate_limit_per_key=_float(env, "HERON_RATE_LIMIT_PER_KEY", d.rate_limit_per_key),
+            rate_limit_per_key_burst=_int(env, "HERON_RATE_LIMIT_PER_KEY_BURST", d.rate_limit_per_key_burst, minimum=1),
+            rate_limit_per_address=_float(env, "HERON_RATE_LIMIT_PER_ADDRESS", d.rate_limit_per_address),
+            rate_limit_per_address_burst=_int(
+                env, "HERON_RATE_LIMIT_PER_ADDRESS_BURST", d.rate_limit_per_address_burst, minimum=1
+            ),
+            trusted_proxy_hops=_int(env, "HERON_TRUSTED_PROXY_HOPS", d.trusted_proxy_hops, maximum=10),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
             min_interval=_float(env, "HERON_MIN_INTERVAL", d.min_interval, minimum=0.01),

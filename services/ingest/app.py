@@ -15,6 +15,7 @@ from heron_common.service import (
     CLOCK,
     NAMES,
     PG,
+    REDIS,
     SETTINGS,
     background,
     base_app,
@@ -38,8 +39,9 @@ from heron_ingest import (
     webhooks_api,
 )
 from heron_ingest.auth import KeyAuthenticator
-from heron_ingest.context import AUTH, PUBLISHER, REVOCATIONS
+from heron_ingest.context import ADDRESS_LIMIT, AUTH, KEY_LIMIT, PUBLISHER, REVOCATIONS
 from heron_ingest.publisher import GroupPublisher
+from heron_ingest.ratelimit import Limiter, client_address, retry_after
 from heron_ingest.revocations import RevocationListener
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,6 +87,40 @@ async def body_deadline(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+# Operators' endpoints: a load balancer's probes and Prometheus must never be rate limited.
+_UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+@web.middleware
+async def address_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Per client address, before the body is read: a flood is turned away at the door."""
+    limiter = request.app[ADDRESS_LIMIT]
+    if limiter.enabled and request.path not in _UNLIMITED_PATHS:
+        settings = request.app[SETTINGS]
+        address = client_address(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_hops)
+        wait = await limiter.check(address)
+        if wait is not None:
+            response = error_response(
+                429,
+                "rate_limited",
+                f"more than {limiter.rate:g} requests a second from this address (burst {limiter.burst}); retry later",
+                {"Retry-After": retry_after(wait)},
+            )
+            return response
+    return await handler(request)
+
+
+async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = app[REDIS]
+    prefix = settings.redis_prefix
+    app[KEY_LIMIT] = Limiter(redis, prefix, "key", settings.rate_limit_per_key, settings.rate_limit_per_key_burst)
+    app[ADDRESS_LIMIT] = Limiter(
+        redis, prefix, "address", settings.rate_limit_per_address, settings.rate_limit_per_address_burst
+    )
+    yield
+
+
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     channel = await app[AMQP].channel(publisher_confirms=True, on_return_raises=True)
@@ -117,12 +153,18 @@ async def _revocations_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = base_app(settings, clock, client_max_size=settings.max_body_bytes, middlewares=[json_errors, body_deadline])
+    app = base_app(
+        settings,
+        clock,
+        client_max_size=settings.max_body_bytes,
+        middlewares=[json_errors, address_limit, body_deadline],
+    )
     use_postgres(app, max_size=20)
     use_rabbitmq(app, "heron-ingest")
     # Redis only speeds up revocation (and carries the readiness beat): ingest starts, accepts
     # events and stays ready without it.
     use_redis(app, required=False)
+    app.cleanup_ctx.append(_limits_ctx)
     app.cleanup_ctx.append(_auth_ctx)
     app.cleanup_ctx.append(_revocations_ctx)
     app.cleanup_ctx.append(_publisher_ctx)

@@ -4,8 +4,12 @@ from aiohttp import web
 
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.publisher import GroupPublisher
+from heron_ingest.ratelimit import Limiter
 from heron_ingest.revocations import RevocationListener
 
 AUTH = web.AppKey("auth", KeyAuthenticator)
 PUBLISHER = web.AppKey("publisher", GroupPublisher)
 REVOCATIONS = web.AppKey("revocations", RevocationListener)
+# Rate limits per API key and per client address (see ratelimit.py).
+KEY_LIMIT = web.AppKey("key_limit", Limiter)
+ADDRESS_LIMIT = web.AppKey("address_limit", Limiter)

@@ -84,7 +84,7 @@ async def _ping(request: web.Request, kind: str, exit_code: int | None = None) -
     try:
         await send_observation(request, monitor_id, project_id, shard, payload, "the ping")
     except InputError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
     return web.Response(text="OK")
 
 

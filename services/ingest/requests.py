@@ -11,7 +11,8 @@ from heron_common.keys import constant_time_equal
 from heron_common.service import SETTINGS, error_response
 from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
-from heron_ingest.context import AUTH
+from heron_ingest.context import AUTH, KEY_LIMIT
+from heron_ingest.ratelimit import retry_after
 from heron_ingest.validation import InputError, parse_json
 
 # Set on a request authenticated by a test key: it answers as a real call would, changes nothing.
@@ -32,6 +33,15 @@ async def caller_project(
     if found is None:
         raise InputError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
     project_id, test = found
+    wait = await request.app[KEY_LIMIT].check(key)
+    if wait is not None:
+        limit = request.app[KEY_LIMIT]
+        raise InputError(
+            429,
+            "rate_limited",
+            f"this API key sent more than {limit.rate:g} requests a second (burst {limit.burst}); retry later",
+            {"Retry-After": retry_after(wait)},
+        )
     if test:
         request[TEST_KEY] = True
         if not test_ok and request.method not in READS:
@@ -89,7 +99,7 @@ def handles_errors(handler: Any) -> Any:
         try:
             return await handler(request)
         except InputError as exc:
-            return error_response(exc.status, exc.code, exc.message)
+            return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     wrapped.__name__ = handler.__name__
     return wrapped

@@ -57,7 +57,7 @@ async def _ingest(request: web.Request, endpoint: str, batch: bool) -> web.Respo
             add_event_keys(rows, project_id, key)
     except InputError as exc:
         REQUESTS.labels(endpoint, str(exc.status)).inc()
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
     try:
         if not is_test(request):  # a test key: validated and answered as usual, nothing published
             await request.app[PUBLISHER].publish(rows)

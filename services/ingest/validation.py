@@ -35,6 +35,7 @@ class InputError(Exception):
     status: int
     code: str
     message: str
+    headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
 
 
 def parse_json(raw: bytes) -> Any:
