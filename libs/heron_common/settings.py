@@ -124,6 +124,10 @@ class Settings:
     # Proxies in front of ingest that append the client's address to X-Forwarded-For (0: none,
     # the peer address is the client's).
     trusted_proxy_hops: int = 0
+    # What one project may declare (exceeding one answers 422 limit_reached naming the setting).
+    max_webhooks_per_project: int = 50
+    max_heartbeats_per_project: int = 1000
+    max_triggers_per_project: int = 1000
 
     # Detection timing: production defaults; tests and demos shrink them to seconds.
     learning_threshold: int = 3
@@ -182,6 +186,9 @@ class Settings:
                 env, "HERON_RATE_LIMIT_PER_ADDRESS_BURST", d.rate_limit_per_address_burst, minimum=1
             ),
             trusted_proxy_hops=_int(env, "HERON_TRUSTED_PROXY_HOPS", d.trusted_proxy_hops, maximum=10),
+            max_webhooks_per_project=_int(env, "HERON_MAX_WEBHOOKS_PER_PROJECT", d.max_webhooks_per_project),
+            max_heartbeats_per_project=_int(env, "HERON_MAX_HEARTBEATS_PER_PROJECT", d.max_heartbeats_per_project),
+            max_triggers_per_project=_int(env, "HERON_MAX_TRIGGERS_PER_PROJECT", d.max_triggers_per_project),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
             min_interval=_float(env, "HERON_MIN_INTERVAL", d.min_interval, minimum=0.01),

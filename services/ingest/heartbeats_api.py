@@ -29,6 +29,7 @@ from heron_ingest.requests import (
     owned_monitor,
     page_args,
     path_id,
+    within_quota,
 )
 from heron_ingest.validation import InputError
 
@@ -86,6 +87,8 @@ async def create(request: web.Request) -> web.Response:
     params.known_fields(body, FIELDS)
     labels = _labels(body, name_required=True)
     config = _config(request, body)
+    limit = request.app[SETTINGS].max_heartbeats_per_project
+    await within_quota(request.app[PG], project_id, limit, "heartbeats", "HERON_MAX_HEARTBEATS_PER_PROJECT", hb.KIND)
     shard = stream_shard(project_id, f"{hb.KIND}:{labels['name']}", None, None, request.app[SETTINGS].shards)
     row = await request.app[PG].fetchrow(
         "INSERT INTO monitors (project_id, kind, name, service, environment, shard, state, config, ping_token)"

@@ -131,3 +131,27 @@ def next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, st
     query["limit"] = str(limit)
     url = request.url.with_query(query)
     return {"Link": f'<{url.path_qs}>; rel="next"'}
+
+
+# The tables a quota counts rows of (constants of ours, never input).
+_QUOTA_SQL = {
+    "webhooks": "SELECT count(*) FROM webhook_endpoints WHERE project_id = $1",
+    "monitors": "SELECT count(*) FROM monitors WHERE project_id = $1 AND kind = $2",
+}
+
+
+async def within_quota(
+    pool: asyncpg.Pool, project_id: int, limit: int, noun: str, setting: str, kind: str | None = None
+) -> None:
+    """422 ``limit_reached`` when the project already has ``limit`` of what it is creating.
+
+    Checked before the insert, so two racing creations may both pass at the limit's edge: a
+    quota against runaway scripts and abuse, not an exact count."""
+    sql = _QUOTA_SQL["monitors" if kind else "webhooks"]
+    count = await pool.fetchval(sql, project_id, *([kind] if kind else []))
+    if count >= limit:
+        raise InputError(
+            422,
+            "limit_reached",
+            f"this project already has {count} {noun}, the most allowed ({setting}={limit}); delete one first",
+        )

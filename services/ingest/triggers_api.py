@@ -26,7 +26,15 @@ from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.commands import applied, delete_monitor, send_command, send_observation, who
-from heron_ingest.requests import caller_project, handles_errors, is_test, json_object, owned_monitor, path_id
+from heron_ingest.requests import (
+    caller_project,
+    handles_errors,
+    is_test,
+    json_object,
+    owned_monitor,
+    path_id,
+    within_quota,
+)
 from heron_ingest.validation import InputError
 
 MAX_NAME = 200
@@ -104,6 +112,8 @@ async def create(request: web.Request) -> web.Response:
     config = settings_from(body, {}, settings.min_interval)
     name = (params.text_field(body, "name", max_len=MAX_NAME, required=True) or "").strip()
     pool = request.app[PG]
+    limit = settings.max_triggers_per_project
+    await within_quota(pool, project_id, limit, "triggers", "HERON_MAX_TRIGGERS_PER_PROJECT", tr.KIND)
     service_id, service = await _service(pool, body, project_id)
     config["service_id"] = service_id
     shard = messages.stream_shard(project_id, f"{tr.KIND}:{name}", service, None, settings.shards)

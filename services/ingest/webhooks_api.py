@@ -14,7 +14,16 @@ from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
 from heron_ingest import params
-from heron_ingest.requests import caller_project, handles_errors, json_object, next_link, owned_row, page_args, path_id
+from heron_ingest.requests import (
+    caller_project,
+    handles_errors,
+    json_object,
+    next_link,
+    owned_row,
+    page_args,
+    path_id,
+    within_quota,
+)
 from heron_ingest.validation import InputError
 
 MAX_URL = 2000
@@ -94,6 +103,8 @@ async def create_webhook(request: web.Request) -> web.Response:
     body = await json_object(request)
     project_id = await caller_project(request, body)
     fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=False)
+    limit = request.app[SETTINGS].max_webhooks_per_project
+    await within_quota(request.app[PG], project_id, limit, "webhook endpoints", "HERON_MAX_WEBHOOKS_PER_PROJECT")
     secret = new_secret()
     row = await request.app[PG].fetchrow(
         "INSERT INTO webhook_endpoints (project_id, url, topics, description, format, enabled, secret)"

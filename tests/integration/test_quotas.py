@@ -1,0 +1,53 @@
+"""What one project may declare is bounded by settings: exceeding one is a clear 422."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from heron_common.settings import Settings
+from tests.support.system import System, running_system
+
+
+async def call(system: System, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with system.http.request(method, f"{system.ingest.url}{path}", json=body, headers=headers) as r:
+        return r.status, (await r.json() if r.content_type == "application/json" else None)
+
+
+async def test_each_quota_is_enforced_per_project(settings: Settings) -> None:
+    small = replace(settings, max_heartbeats_per_project=2, max_triggers_per_project=2, max_webhooks_per_project=2)
+    async with running_system(small, services=()) as system:
+        _, key = await system.create_project()
+        _, other = await system.create_project()
+        _, service = await call(system, "POST", "/v1/services", key, {"name": "API"})
+        cases = [
+            (
+                "/v1/heartbeats",
+                lambda i: {"name": f"job {i}", "interval": 60, "grace": 60},
+                "HERON_MAX_HEARTBEATS_PER_PROJECT",
+            ),
+            (
+                "/v1/triggers",
+                lambda i: {"name": f"t {i}", "service_id": service["id"]},
+                "HERON_MAX_TRIGGERS_PER_PROJECT",
+            ),
+            ("/v1/webhooks", lambda i: {"url": f"http://127.0.0.1:9/{i}"}, "HERON_MAX_WEBHOOKS_PER_PROJECT"),
+        ]
+        for path, body, setting in cases:
+            made = []
+            for i in range(2):
+                status, row = await call(system, "POST", path, key, body(i))
+                assert status == 201, row
+                made.append(row)
+            status, error = await call(system, "POST", path, key, body(2))
+            assert status == 422 and error["error"]["code"] == "limit_reached", error
+            assert setting in error["error"]["message"] and "2" in error["error"]["message"]
+            # Another project has its own allowance.
+            if path != "/v1/triggers":  # a trigger needs a service of its own project
+                assert (await call(system, "POST", path, other, body(0)))[0] == 201
+        # Deleting a webhook endpoint (synchronous) frees its place.
+        _, hooks = await call(system, "GET", "/v1/webhooks", key)
+        hooks = hooks["data"] if isinstance(hooks, dict) else hooks
+        assert (await call(system, "DELETE", f"/v1/webhooks/{hooks[0]['id']}", key))[0] == 204
+        assert (await call(system, "POST", "/v1/webhooks", key, {"url": "http://127.0.0.1:9/again"}))[0] == 201
