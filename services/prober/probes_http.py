@@ -108,9 +108,7 @@ class PhasedConnector(aiohttp.TCPConnector):
         sslcontext = kwargs.get("ssl")
         if marks is None or not isinstance(sslcontext, ssl.SSLContext):
             return await super()._wrap_create_connection(*args, **kwargs)
-        transport, _ = await super()._wrap_create_connection(
-            *args, **{**kwargs, "ssl": None, "server_hostname": None}
-        )
+        transport, _ = await super()._wrap_create_connection(*args, **{**kwargs, "ssl": None, "server_hostname": None})
         marks.tcp_end, marks.phase = time.monotonic(), "tls"
         req = kwargs["req"]
         protocol = args[0]()  # a fresh protocol for the TLS transport (the plain one is left behind)

@@ -248,6 +248,7 @@ async def test_latency_timeouts_and_failures_are_named_by_phase(
         closed_port = s.getsockname()[1]
     # TLS with a certificate no CA signed.
     tls_app = web.Application()
+
     async def hello(_: web.Request) -> web.Response:
         return web.Response(text="hi")
 
