@@ -81,7 +81,8 @@ WITH due AS (
 )
 UPDATE probe_schedule s
 SET next_at = greatest(
-        CASE WHEN due.jittered > $1 THEN due.jittered ELSE $1 + due.step * random() END,
+        CASE WHEN due.jittered > $1 THEN due.jittered
+             ELSE $1 + due.request_timeout + (due.step - due.request_timeout) * random() END,
         $1 + due.request_timeout),
     claimed_by = $3,
     claimed_at = $1,
