@@ -17,11 +17,12 @@ all firing at once.
 claims as many probes as it has free slots, so a claimed probe starts at once (and its deadline,
 counted from the claim, is its own). With 200 ms answers, 500 slots are ~2,500 probes/s.
 
-**Results** go to the detector as ``observation`` messages on the probe's shard (with the broker's
-confirm), through the prober's supervised link; the detector decides the probe's state. While the
-broker is unreachable nothing is claimed (a result that cannot be reported is a probe wasted); a
-result whose publish fails is counted (``heron_prober_results_unreported_total``) and dropped: the
-next run reports again.
+**Results** go to the detector as observations on the probe's shard, gathered per shard into
+``observations`` messages while the previous one awaits the broker's confirm (``probes_report``),
+through the prober's supervised link; the detector decides the probe's state. While the broker is
+unreachable nothing is claimed (a result that cannot be reported is a probe wasted); a result
+whose publish fails is counted (``heron_prober_results_unreported_total``) and dropped: the next
+run reports again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
-from heron_common import bus, messages
+from heron_common import bus
 from heron_common.backoff import delay
 from heron_common.clock import Clock
 from heron_common.db import is_transient, to_dt
@@ -49,17 +50,23 @@ from heron_common.outbound import GuardedSession
 from heron_common.service import CLOCK, LINK, NAMES, PG, SETTINGS, STOPPING, background, instance_id, sleep_or_stop
 from heron_common.settings import Settings
 from heron_prober import probes_http
+from heron_prober.probes_report import Reporter
 
 log = get_logger("prober")
 
 PROBES = Counter("heron_prober_probes_total", "Probe runs finished, by verdict", ["result"])
-UNREPORTED = Counter("heron_prober_results_unreported_total", "Probe results whose publish failed (dropped)")
 CLAIM_FAILURES = Counter("heron_prober_claim_failures_total", "Claims that failed (Postgres unreachable…)")
 IN_FLIGHT = Gauge("heron_prober_in_flight", "Probe requests in flight")
 LATENESS = Histogram(
     "heron_prober_start_lateness_seconds",
     "How long after its scheduled time a probe was claimed",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+)
+
+REQUEST = Histogram(
+    "heron_prober_request_seconds",
+    "A probe's request, start to verdict",
+    buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
 
 # Most probes claimed by one statement.
@@ -103,7 +110,7 @@ class Prober:
         self,
         pool: asyncpg.Pool,
         link: Link,
-        publisher: AbstractExchange,
+        reporter: Reporter,
         http: GuardedSession,
         settings: Settings,
         clock: Clock,
@@ -111,14 +118,13 @@ class Prober:
     ) -> None:
         self.pool = pool
         self.link = link
-        self.publisher = publisher
+        self.reporter = reporter
         self.http = http
         self.settings = settings
         self.clock = clock
         self.instance = instance
         self.in_flight: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
-        self._warned_at = 0.0
 
     async def run(self, app: web.Application) -> None:
         """Claim and start probes until shutdown, then let the ones in flight finish (each is
@@ -153,6 +159,7 @@ class Prober:
                 await sleep_or_stop(app, poll)
         if self.in_flight:
             await asyncio.wait(self.in_flight)
+        await self.reporter.drain()
 
     def start(self, row: asyncpg.Record, now: float, claimed_at: float) -> None:
         task = asyncio.create_task(self.probe(row, now, claimed_at))
@@ -176,6 +183,7 @@ class Prober:
             config = pr.Config.from_dict(row["config"])
             started = self.clock.now()
             outcome = await probes_http.run(self.http, config, claimed_at + config.request_timeout)
+            REQUEST.observe(outcome.timings.get("total") or 0.0)
             PROBES.labels("up" if outcome.up else "down").inc()
             payload: dict[str, Any] = {
                 "up": outcome.up,
@@ -184,20 +192,9 @@ class Prober:
                 "timings": outcome.timings,
                 "prober": self.instance,
             }
-            message = messages.observation_message(monitor_id, row["project_id"], started, payload)
-            await self.report(row["shard"], message)
+            self.reporter.add(row["shard"], monitor_id, row["project_id"], started, payload)
         except Exception as exc:  # a bug: never let it take the loop down
             log.error("probe run failed", monitor_id=monitor_id, error=f"{type(exc).__name__}: {str(exc)[:300]}")
-
-    async def report(self, shard: int, message: dict[str, Any]) -> None:
-        try:
-            await bus.publish(self.publisher, bus.Names.shard_key(shard), message)
-        except Exception as exc:
-            UNREPORTED.inc()
-            loop_now = time.monotonic()
-            if loop_now - self._warned_at > 10.0:  # one line per 10 s, not one per probe
-                self._warned_at = loop_now
-                log.warning("probe results not reported (dropped)", error=str(exc)[:300])
 
 
 PROBER = web.AppKey("prober", Prober)
@@ -216,8 +213,8 @@ def setup(app: web.Application) -> None:
 
         publisher = Publisher(app[LINK], declare)
         http = probes_http.session(settings.outbound_allow_cidrs, settings.probe_concurrency)
-        exchange = cast(AbstractExchange, publisher)
-        app[PROBER] = Prober(app[PG], app[LINK], exchange, http, settings, app[CLOCK], instance_id())
+        reporter = Reporter(cast(AbstractExchange, publisher), app[CLOCK])
+        app[PROBER] = Prober(app[PG], app[LINK], reporter, http, settings, app[CLOCK], instance_id())
         yield
         await publisher.close()
         await http.close()
