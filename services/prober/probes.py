@@ -69,6 +69,9 @@ REQUEST = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
 )
 
+# Seconds the runs in flight, then the unreported results, get at shutdown (aiohttp's whole
+# shutdown allows the background loop 10 s).
+SHUTDOWN_GRACE = 4.0
 # Most probes claimed by one statement.
 CLAIM_BATCH = 200
 
@@ -127,8 +130,7 @@ class Prober:
         self._freed = asyncio.Event()
 
     async def run(self, app: web.Application) -> None:
-        """Claim and start probes until shutdown, then let the ones in flight finish (each is
-        bounded by its request timeout)."""
+        """Claim and start probes until shutdown, then let the ones in flight finish briefly."""
         stopping = app[STOPPING]
         poll = self.settings.probe_poll_interval
         failures = 0
@@ -157,9 +159,13 @@ class Prober:
                 self.start(row, now, claimed_at)
             if len(rows) < asked:
                 await sleep_or_stop(app, poll)
+        # Shutting down: the runs in flight get a few seconds (their results are worth reporting),
+        # then are cut; their next runs were scheduled when they were claimed.
         if self.in_flight:
-            await asyncio.wait(self.in_flight)
-        await self.reporter.drain()
+            _, cut = await asyncio.wait(self.in_flight, timeout=SHUTDOWN_GRACE)
+            for task in cut:
+                task.cancel()
+        await self.reporter.drain(timeout=SHUTDOWN_GRACE)
 
     def start(self, row: asyncpg.Record, now: float, claimed_at: float) -> None:
         task = asyncio.create_task(self.probe(row, now, claimed_at))

@@ -198,9 +198,14 @@ def failure(exc: BaseException, marks: Marks) -> str:
         return f"body broken: {_short(str(exc), 200)}"
     if isinstance(exc, aiohttp.ClientResponseError):  # its str() would show the URL
         return f"invalid HTTP response: {_short(exc.message, 200)}"
+    if isinstance(exc, aiohttp.InvalidURL):  # its str() is the URL, query and all
+        return "invalid URL"
     if isinstance(exc, aiohttp.ClientOSError | OSError):
         return f"{marks.phase} failed: {_os_reason(exc)}"
-    return f"request failed: {type(exc).__name__}: {_short(str(exc), 200)}"
+    if isinstance(exc, aiohttp.ClientError):
+        return f"request failed: {type(exc).__name__}"
+    # Anything else (a ValueError building the request) may quote what was sent: its name only.
+    return f"request could not be made: {type(exc).__name__}"
 
 
 async def _read(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:

@@ -269,3 +269,33 @@ def test_resume_is_new_or_down_with_its_incident() -> None:
 def test_state_round_trips_through_data() -> None:
     probe, _ = run(pr.Probe(), (0, False))
     assert pr.Probe.load(probe.state, probe.data()) == probe
+
+
+# --- the prober's words for failures, and the batched results' envelope -----------------------
+
+
+def test_failures_are_named_without_the_url() -> None:
+    import aiohttp
+
+    from heron_prober.probes_http import Marks, failure
+
+    waiting = Marks(start=0.0, phase="wait")
+    secret = "https://example.com/x?token=s3cret"
+    assert failure(aiohttp.InvalidURL(secret), waiting) == "invalid URL"
+    assert failure(aiohttp.ServerDisconnectedError(), waiting) == "connection closed before a response"
+    assert failure(ValueError(secret), waiting) == "request could not be made: ValueError"
+    marks = Marks(start=0.0, dns_start=1.0, dns_end=1.5, connect_start=1.5, tcp_end=2.0, connect_end=3.0)
+    marks.headers_at, marks.end = 4.0, 4.5
+    assert marks.timings(9.0) == {"dns": 0.5, "connect": 0.5, "tls": 1.0, "first_byte": 1.0, "total": 4.5}
+
+
+def test_batched_observations_expand_with_stable_ids() -> None:
+    from heron_common import messages
+
+    rows = [{"monitor_id": 1, "project_id": 2, "at": 10.0, "payload": {"up": True}}] * 2
+    batch = messages.observations_message(rows, 11.0)
+    first, again = messages.expand_observations(batch), messages.expand_observations(batch)
+    assert [m["id"] for m in first] == [m["id"] for m in again] and first[0]["id"] != first[1]["id"]
+    assert first[0]["type"] == messages.OBSERVATION and first[0]["at"] == 10.0
+    with pytest.raises(messages.MessageError):
+        messages.expand_observations({**batch, "observations": "nope"})
