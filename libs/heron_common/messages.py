@@ -20,6 +20,7 @@ EVENTS = "events"  # ingest -> detector: a batch of tracked events for one shard
 TICK = "tick"  # ticker -> detector: "time has reached T"; the shard's watermark and scan trigger
 COMMAND = "command"  # ingest -> detector: a person acted on a monitor (acknowledge, pause, configure…)
 OBSERVATION = "observation"  # ingest/prober -> detector: something happened to a declared monitor (a ping…)
+OBSERVATIONS = "observations"  # prober -> detector: many observations of one shard's monitors in one message
 
 
 class MessageError(ValueError):
@@ -143,6 +144,36 @@ def observation_message(monitor_id: int, project_id: int, now: float, payload: d
         "project_id": project_id,
         "payload": payload,
     }
+
+
+def observations_message(rows: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """Many observations for one shard in one message (``rows`` of ``{monitor_id, project_id,
+    at, payload}``): the prober's results, gathered while the previous message awaits its confirm."""
+    return {"type": OBSERVATIONS, "v": SCHEMA_VERSION, "id": new_id(), "at": now, "observations": rows}
+
+
+def expand_observations(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The observation messages an ``observations`` message carries, each with its own id derived
+    from the message's (uuid5), so each is applied once however often the message is delivered."""
+    rows = message.get("observations")
+    try:
+        batch = uuid.UUID(str(message["id"]))
+    except (KeyError, ValueError) as exc:
+        raise MessageError(f"malformed observations message: {exc}") from exc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise MessageError("malformed observations message: observations is not a list of objects")
+    return [
+        {
+            "type": OBSERVATION,
+            "v": SCHEMA_VERSION,
+            "id": str(uuid.uuid5(batch, str(i))),
+            "at": row.get("at"),
+            "monitor_id": row.get("monitor_id"),
+            "project_id": row.get("project_id"),
+            "payload": row.get("payload"),
+        }
+        for i, row in enumerate(rows)
+    ]
 
 
 def alert_message(alert_type: str, alert_id: str, now: float, data: dict[str, Any]) -> dict[str, Any]:

@@ -202,13 +202,27 @@ class GuardedResolver(AbstractResolver):
 class GuardedSession:
     """An aiohttp session whose requests are refused before connecting when the target is forbidden."""
 
-    def __init__(self, allow: tuple[IPNetwork, ...], *, timeout: float, limit: int = 100) -> None:
+    def __init__(
+        self,
+        allow: tuple[IPNetwork, ...],
+        *,
+        timeout: float | None,
+        limit: int = 100,
+        connector: type[aiohttp.TCPConnector] = aiohttp.TCPConnector,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
+        user_agent: str = "Heron/0.1 (+notifications)",
+        **connector_options: Any,
+    ) -> None:
+        """``timeout`` None: the caller bounds each request. The prober passes its own connector
+        class (TLS timed apart from TCP), trace configs and connector options (a fresh connection
+        per probe); the resolver is always the guarded one."""
         self._allow = allow
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow), limit=limit, ttl_dns_cache=60)
+        options: dict[str, Any] = {"limit": limit, "ttl_dns_cache": 60, **connector_options}
         self.session = aiohttp.ClientSession(
-            connector=connector,
+            connector=connector(resolver=GuardedResolver(allow), **options),
             timeout=aiohttp.ClientTimeout(total=timeout),
-            headers={"User-Agent": "Heron/0.1 (+notifications)"},
+            headers={"User-Agent": user_agent},
+            trace_configs=trace_configs,
         )
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:

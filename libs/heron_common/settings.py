@@ -152,6 +152,14 @@ class Settings:
     delivery_retention_days: int = 30
     outbound_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
+    # HTTP probes (the prober). The minimums bound what the API accepts; tests shrink them to
+    # fractions of a second. Jitter is the fraction of the interval each step moves by at random.
+    probe_min_interval: float = 60.0
+    probe_min_timeout: float = 180.0
+    probe_concurrency: int = 500
+    probe_poll_interval: float = 0.5
+    probe_jitter: float = 0.05
+
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
@@ -206,9 +214,16 @@ class Settings:
             delivery_retention_days=_int(env, "HERON_DELIVERY_RETENTION_DAYS", d.delivery_retention_days, minimum=1),
             delivery_poll_interval=_float(env, "HERON_DELIVERY_POLL_INTERVAL", d.delivery_poll_interval, minimum=0.01),
             outbound_allow_cidrs=_networks(env, "HERON_OUTBOUND_ALLOW_CIDRS"),
+            probe_min_interval=_float(env, "HERON_PROBE_MIN_INTERVAL", d.probe_min_interval, minimum=0.01),
+            probe_min_timeout=_float(env, "HERON_PROBE_MIN_TIMEOUT", d.probe_min_timeout, minimum=0.01),
+            probe_concurrency=_int(env, "HERON_PROBE_CONCURRENCY", d.probe_concurrency, minimum=1, maximum=20_000),
+            probe_poll_interval=_float(env, "HERON_PROBE_POLL_INTERVAL", d.probe_poll_interval, minimum=0.01),
+            probe_jitter=_float(env, "HERON_PROBE_JITTER", d.probe_jitter),
             log_level=env.get("HERON_LOG_LEVEL", d.log_level).upper(),
             log_json=log_json,
         )
+        if settings.probe_jitter >= 0.5:
+            raise SettingsError("HERON_PROBE_JITTER must be below 0.5 (a fraction of the interval, e.g. 0.05)")
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("HERON_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
         return replace(settings, **overrides) if overrides else settings

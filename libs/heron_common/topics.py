@@ -67,6 +67,32 @@ _HEARTBEAT = {
     "project": {"id": 1, "name": "MyApp"},
 }
 
+_PROBE_INCIDENT = {
+    "incident": {
+        **_INCIDENT["incident"],
+        "kind": "probe",
+        "title": "API health is down",
+        "name": "API health",
+        "event_name": None,
+        "service": "API",
+        "environment": None,
+        "started_at": "2026-11-01T14:26:00Z",
+        "expected_interval": None,
+        "details": {
+            "url": "https://api.example.com/health",
+            "method": "HEAD",
+            "reason": "TLS handshake timed out after 10 s",
+            "status": None,
+            "timings": {"dns": 0.004, "connect": 0.012, "total": 10.0},
+            "down_since": "2026-11-01T14:26:00Z",
+            "failures": 6,
+            "summary": "TLS handshake timed out after 10 s; 6 failed checks over 5 min;"
+            " total 10 s (DNS 4 ms, connect 12 ms)",
+        },
+    },
+    "project": {"id": 1, "name": "MyApp"},
+}
+
 TOPICS: dict[str, dict[str, Any]] = {
     "incident.opened": {
         "description": "A monitor went silent past its deadline: an incident is open.",
@@ -134,6 +160,20 @@ TOPICS: dict[str, dict[str, Any]] = {
                 "last_ping_at": "2026-11-02T03:01:00Z",
                 "deadline": "2026-11-03T02:00:00Z",
             },
+        },
+    },
+    "probe.down": {
+        "description": "An HTTP probe was down continuously for its timeout: an incident is open. details"
+        " say why (the last result's reason, e.g. 'status 503 (expected 200 or 204)') and how long each phase"
+        " took. Sent beside incident.opened.",
+        "data": _PROBE_INCIDENT,
+    },
+    "probe.up": {
+        "description": "A probe that was down answered as expected again: its incident is resolved."
+        " Sent beside incident.resolved.",
+        "data": {
+            **_PROBE_INCIDENT,
+            "incident": {**_PROBE_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 840},
         },
     },
     "notice.endpoint_disabled": {

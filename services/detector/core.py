@@ -129,6 +129,9 @@ class Detector:
                 if kind == messages.OBSERVATION:
                     observed.append((index, message))
                     continue
+                if kind == messages.OBSERVATIONS:  # a prober's results, many per message
+                    observed.extend((index, m) for m in messages.expand_observations(message))
+                    continue
                 if kind not in (messages.TICK, messages.COMMAND):
                     raise MessageError(f"unknown message type {kind!r}")
                 at = float(message["at"])

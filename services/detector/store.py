@@ -334,4 +334,5 @@ async def maintain(conn: asyncpg.Connection, retention_days: int) -> list[str]:
     await conn.execute(f"DELETE FROM processed_messages WHERE processed_at < {cutoff}", retention_days)
     await conn.execute(f"DELETE FROM event_keys WHERE seen_at < {cutoff}", retention_days)
     await conn.execute(f"DELETE FROM pings WHERE received_at < {cutoff}", retention_days)
+    await conn.execute(f"DELETE FROM probe_results WHERE started_at < {cutoff}", retention_days)
     return [row["relname"] for row in old]

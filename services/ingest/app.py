@@ -32,6 +32,7 @@ from heron_ingest import (
     monitors_api,
     pings,
     presence,
+    probes_api,
     read,
     services_api,
     track,
@@ -177,6 +178,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     triggers_api.add_routes(app)
     pings.add_routes(app)
     heartbeats_api.add_routes(app)
+    probes_api.add_routes(app)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
     return app

@@ -71,7 +71,9 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
         if kind != "event":
             # A declared monitor: what it said (a trigger's body, a heartbeat's last ping) beats a cadence.
             pairs = [(subject, event), ("What happened", incident.get("title") or "—")]
-            body = (incident.get("details") or {}).get("body")
+            # A trigger's body, or a probe's reason and timings.
+            details = incident.get("details") or {}
+            body = details.get("body") or details.get("summary")
             if body:
                 pairs.append(("Details", str(body)[:1000]))
             pairs += [("Service", service), ("Environment", environment)]
@@ -173,6 +175,9 @@ def heartbeat_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_PROBE_TOPICS = {"probe.down": "incident.opened", "probe.up": "incident.resolved"}
+
+
 def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     """The Slack message for any topic Heron emits."""
     if topic.startswith("trigger.") or (
@@ -181,6 +186,8 @@ def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
         return trigger_message(topic, data)
     if topic.startswith("incident."):
         return incident_message(topic, data)
+    if topic in _PROBE_TOPICS:  # the probe's incident, as its incident.* alert shows it
+        return incident_message(_PROBE_TOPICS[topic], data)
     if topic.startswith("heartbeat."):
         return heartbeat_message(topic, data)
     return notice_message(topic, data)
