@@ -27,12 +27,14 @@ from heron_common.settings import Settings
 from heron_ingest import (
     admin,
     heartbeats_api,
+    heroku_api,
     manage,
     monitors_api,
     pings,
     presence,
     read,
     services_api,
+    slack_commands,
     track,
     triggers_api,
     webhooks_api,
@@ -135,6 +137,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     triggers_api.add_routes(app)
     pings.add_routes(app)
     heartbeats_api.add_routes(app)
+    heroku_api.add_routes(app)
+    slack_commands.add_routes(app)
+    background(app, "heroku-seed", heroku_api.seed)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
     return app
