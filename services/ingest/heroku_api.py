@@ -209,7 +209,8 @@ async def _form_or_json(request: web.Request) -> dict[str, Any]:
 @handles_errors
 async def update_config(request: web.Request) -> web.Response:
     """Set the Heroku monitor's ``app_name``, ``slack_channel`` and ``check_interval`` (1–60
-    minutes), as the PRD's dashboard form does; ``422`` names the field that is wrong.
+    minutes), all three required as in the PRD's dashboard form; ``422`` names the field that is
+    missing or wrong.
 
     Which monitor: ``monitor_id`` if given, else the project's only one; a project with none gets
     one (``201``); a project with several must say which."""
@@ -233,11 +234,14 @@ async def update_config(request: web.Request) -> web.Response:
         if len(rows) > 1:
             raise InputError(422, "missing_field", "monitor_id is required: this project monitors several Heroku apps")
         row = rows[0] if rows else None
-    fields = {k: body[k] for k in hk.CONFIG_FIELDS if k in body}
+    # The form's fields are all required (a partial change is PATCH /v1/heroku-apps/{id}).
+    for name in hk.CONFIG_FIELDS:
+        if body.get(name) is None:
+            raise InputError(422, "missing_field", f"{name} is required")
+    config = _config({k: body[k] for k in hk.CONFIG_FIELDS})
     if row is None:
-        return await _create(request, project_id, _config(fields))
-    # Like the form: every field as sent; a field left out keeps its value.
-    return await _change(request, row, _config(fields, row["config"]))
+        return await _create(request, project_id, config)
+    return await _change(request, row, config)
 
 
 # -- the first monitor, from the environment ---------------------------------------------------

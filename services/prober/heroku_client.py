@@ -79,6 +79,17 @@ def retry_after(raw: str | None, now: float) -> float | None:
         return None
 
 
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, refusing one larger than MAX_BODY (no app's lists come near it)."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise CheckFailed(hk.UNAVAILABLE, f"Heroku answered more than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _api_message(body: bytes) -> str:
     """Heroku's own explanation of an error (``{"id", "message"}``), short; never anything else."""
     try:
@@ -107,7 +118,7 @@ class PlatformAPI:
         try:
             async with self._http.request("GET", url, headers=headers) as response:
                 budget.note(response.headers)
-                body = await response.content.read(MAX_BODY)
+                body = await _read(response)
                 status = response.status
                 if status == 429:
                     raise RateLimited(retry_after(response.headers.get("Retry-After"), self._now()))
