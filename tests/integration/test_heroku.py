@@ -485,6 +485,7 @@ async def test_the_heroku_apps_api(settings: Settings) -> None:
         _, key = await system.create_project("api")
         _, other_key = await system.create_project("someone else")
         monitor = await watch(system, key, interval=10)
+        await app_view(system, key, monitor, lambda v: v["state"] == "up")
         status, answer = await call(system, "POST", "/v1/heroku-apps", key, {"app_name": APP, "slack_channel": "#x"})
         assert status == 409
         status, answer = await call(
@@ -502,6 +503,17 @@ async def test_the_heroku_apps_api(settings: Settings) -> None:
         assert status == 422 and answer["error"]["message"].startswith("slack_channel")
         status, paused = await call(system, "POST", f"/v1/monitors/{monitor['id']}/pause", key)
         assert status == 200 and paused["state"] == "paused"
+        got = await app_view(system, key, monitor, lambda v: True)
+        assert got["paused"] and got["status"] == "INACTIVE"
+        status, resumed = await call(system, "POST", f"/v1/monitors/{monitor['id']}/resume", key)
+        assert status == 200 and resumed["state"] == "up"  # what its last check said
+        # The kind's topics can be subscribed to like any other.
+        status, endpoint = await call(
+            system, "POST", "/v1/webhooks", key, {"url": "https://example.com/hook", "topics": ["heroku.*"]}
+        )
+        assert status == 201, endpoint
+        status, topics = await call(system, "GET", "/v1/topics", None)
+        assert {"heroku.dyno_crashed", "heroku.deploy", "heroku.config_changed"} <= {t["topic"] for t in topics}
         status, _ = await call(system, "DELETE", f"/v1/heroku-apps/{monitor['id']}", key)
         assert status == 204
         assert (await call(system, "GET", f"/v1/heroku-apps/{monitor['id']}", key))[0] == 404
