@@ -192,7 +192,11 @@ async def _form_or_json(request: web.Request) -> dict[str, Any]:
         assert body is not None
         return body
     if request.content_type == "multipart/form-data":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, AssertionError, RuntimeError, web.HTTPException):
+            # aiohttp's multipart reader refuses a broken body with any of these.
+            raise InputError(400, "invalid_form", "the form is not valid multipart/form-data") from None
         return {k: v for k, v in form.items() if isinstance(v, str)}
     raw = await request.read()
     try:

@@ -544,3 +544,37 @@ async def test_no_heroku_key_shows_the_error(settings: Settings) -> None:
         got = await app_view(system, key, monitor, lambda v: v["state"] == "error")
         assert got["error"]["code"] == "no_key" and "HEROKU_API_KEY" in got["error"]["message"]
         assert heroku.requests == []
+
+
+async def test_malformed_forms_and_commands_answer_json_errors_never_500(settings: Settings) -> None:
+    async with heroku_system(settings) as (system, _heroku, _slack_api):
+        _, key = await system.create_project("bad input")
+        auth = {"Authorization": f"Bearer {key}"}
+        cases = [
+            (b"--x\r\nbroken", {"Content-Type": "multipart/form-data; boundary=y"}),
+            (b"--x\r\nbroken", {"Content-Type": "multipart/form-data"}),
+            (b"app_name=\xff\xfe", {"Content-Type": "application/x-www-form-urlencoded"}),
+            (b"[1, 2]", {"Content-Type": "application/json"}),
+            (b"{not json", {"Content-Type": "application/json"}),
+            (
+                b"app_name=my-app&slack_channel=%23ops%00&check_interval=5",
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            (
+                b"monitor_id=99999999999999999999999&app_name=my-app&slack_channel=%23ops&check_interval=5",
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+            (b"monitor_id=" + b"9" * 5000, {"Content-Type": "application/x-www-form-urlencoded"}),
+        ]
+        for body, headers in cases:
+            async with system.http.post(
+                f"{system.ingest.url}/update-config", data=body, headers={**auth, **headers}
+            ) as r:
+                answer = await r.json()
+                assert 400 <= r.status < 500 and set(answer["error"]) == {"code", "message"}, (body, r.status, answer)
+        raw = b"command=%2Fheroku-status&text=\xff"
+        status, answer = await slash(system, raw, signed(raw))
+        assert status == 400 and answer["error"]["code"] == "invalid_form"
+        other = b"command=%2Fdeploy&text=now"
+        status, answer = await slash(system, other, signed(other))
+        assert status == 200 and answer["response_type"] == "ephemeral"

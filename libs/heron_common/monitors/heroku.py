@@ -159,7 +159,8 @@ def config_hash(config_vars: Mapping[str, Any], salt: str) -> str:
 
 
 def _s(value: Any, limit: int = 200) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    """A string from the API, cut to ``limit`` and without NUL (which Postgres cannot store)."""
+    return value.replace("\x00", "")[:limit] if isinstance(value, str) else None
 
 
 def _obj(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -406,15 +407,12 @@ def observe(before: Heroku, obs: Observation) -> Step:
         return Step(before)  # paused, or an older check overtaken by a newer one
     at = obs.checked_at
     if obs.error is not None:
+        # The snapshot and open problems stay as they were: nothing is known about the app now.
         same = before.error is not None and before.error.get("code") == obs.error["code"]
         error = {**obs.error, "since": before.error["since"] if same and before.error else at}
-        after = replace(before, error=error, checked_at=at)
-        step = Step(after)
-        if before.state != ERROR:
-            step.flips.append(Flip(before.state, ERROR, at, f"cannot check: {obs.error['code']}"))
-        if not same:
-            step.notices.append(Notice(ERRORED, {"error": error}))
-        return replace(step, heroku=replace(after, state=ERROR))
+        flips = [] if before.state == ERROR else [Flip(before.state, ERROR, at, f"cannot check: {obs.error['code']}")]
+        notices = [] if same else [Notice(ERRORED, {"error": error})]
+        return Step(replace(before, state=ERROR, error=error, checked_at=at), flips, notices)
     assert obs.snapshot is not None
     snap = obs.snapshot
     dynos, addons, notices = assess(before, snap)
