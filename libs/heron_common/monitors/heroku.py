@@ -401,18 +401,23 @@ def _problem_details(dynos: Mapping[str, Any], addons: Mapping[str, Any]) -> dic
     }
 
 
+def _failed(before: Heroku, failure: dict[str, str], at: float) -> Step:
+    """A check that could not read the app: the monitor shows why; the snapshot and the open
+    problems stay as they were (nothing is known about the app now). Told once per kind of error."""
+    same = before.error is not None and before.error.get("code") == failure["code"]
+    error = {**failure, "since": before.error["since"] if same and before.error else at}
+    flips = [] if before.state == ERROR else [Flip(before.state, ERROR, at, f"cannot check: {failure['code']}")]
+    notices = [] if same else [Notice(ERRORED, {"error": error})]
+    return Step(replace(before, state=ERROR, error=error, checked_at=at), flips, notices)
+
+
 def observe(before: Heroku, obs: Observation) -> Step:
     """Fold one check into the monitor (a paused monitor takes none: the detector skips it)."""
     if before.state == PAUSED or (before.checked_at is not None and obs.checked_at <= before.checked_at):
         return Step(before)  # paused, or an older check overtaken by a newer one
     at = obs.checked_at
     if obs.error is not None:
-        # The snapshot and open problems stay as they were: nothing is known about the app now.
-        same = before.error is not None and before.error.get("code") == obs.error["code"]
-        error = {**obs.error, "since": before.error["since"] if same and before.error else at}
-        flips = [] if before.state == ERROR else [Flip(before.state, ERROR, at, f"cannot check: {obs.error['code']}")]
-        notices = [] if same else [Notice(ERRORED, {"error": error})]
-        return Step(replace(before, state=ERROR, error=error, checked_at=at), flips, notices)
+        return _failed(before, obs.error, at)
     assert obs.snapshot is not None
     snap = obs.snapshot
     dynos, addons, notices = assess(before, snap)
