@@ -36,6 +36,20 @@ log = get_logger("notifier")
 BOT_ANSWER = 64 * 1024  # chat.postMessage echoes the message: read enough to parse the answer
 
 
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body's first ``limit`` bytes, however many chunks they arrive in (``read(n)`` returns
+    only what is buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _slack_answer(raw: bytes) -> tuple[bool | None, str | None]:
     """``ok`` and ``error`` of a Slack Web API answer (None, None if it is not one)."""
     try:
@@ -188,7 +202,10 @@ class DeliveryWorker:
                 status_code = response.status
                 response_headers = dict(response.headers)
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    raw = await response.content.read(BOT_ANSWER if bot else RESPONSE_EXCERPT)
+                    if bot:  # the whole answer (up to BOT_ANSWER): its "ok" decides
+                        raw = await _read_up_to(response, BOT_ANSWER)
+                    else:
+                        raw = await response.content.read(RESPONSE_EXCERPT)
                     excerpt = raw[:RESPONSE_EXCERPT].decode("utf-8", "replace")
         except TimeoutError:
             error = f"no response within {self.settings.delivery_timeout:g} s"

@@ -4,6 +4,7 @@ routing, the Slack Web API policy, the prober's backoff, the settings."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -377,3 +378,22 @@ def test_the_prds_variables_seed_and_secrets_are_masked(tmp_path: Any) -> None:
 def test_bad_heroku_settings_stop_the_start(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+async def test_a_slack_answer_arriving_in_pieces_is_read_whole() -> None:
+    from types import SimpleNamespace
+    from unittest import mock
+
+    import aiohttp
+
+    from heron_notifier.worker import _read_up_to, _slack_answer
+
+    content = aiohttp.StreamReader(mock.Mock(_reading_paused=False), 2**16)
+    response = SimpleNamespace(content=content)
+    content.feed_data(b'{"ok": false, "err')
+    reading = asyncio.ensure_future(_read_up_to(response, 1024))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # one turn of the loop: the first piece is read, the rest not here yet
+    assert not reading.done()
+    content.feed_data(b'or": "channel_not_found"}')
+    content.feed_eof()
+    assert _slack_answer(await reading) == (False, "channel_not_found")

@@ -463,12 +463,15 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+ACTIVE_SLACK = 60.0  # seconds a busy prober may lag before its app counts as unwatched
+
+
 def active(state: str, checked_at: float | None, config: Mapping[str, Any], now: float, minute: float) -> bool:
     """ACTIVE: being checked and answered — not paused, not in error, and a check within two
     intervals (plus a minute's slack for a busy prober)."""
     if state in (PAUSED, ERROR) or checked_at is None:
         return False
-    return now - checked_at <= 2 * interval_seconds(config, minute) + minute
+    return now - checked_at <= 2 * interval_seconds(config, minute) + ACTIVE_SLACK
 
 
 def _ago(seconds: float) -> str:
