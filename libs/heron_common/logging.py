@@ -42,6 +42,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![A-Za-z0-9_])heron_[A-Za-z0-9_-]{40,}"), "heron_" + REDACTED),
     (re.compile(r"(?<![A-Za-z0-9_])whsec_" + _B64), "whsec_" + REDACTED),
     (re.compile(r"(?<![A-Za-z0-9_])sec_" + _B64), "sec_" + REDACTED),
+    # Slack tokens (a bot's xoxb-…) and Heroku API keys (HRKU-…).
+    (re.compile(r"(?<![A-Za-z0-9_])xox[abpors]-[A-Za-z0-9-]+"), "xox-" + REDACTED),
+    (re.compile(r"(?<![A-Za-z0-9_])HRKU-[A-Za-z0-9_-]+"), "HRKU-" + REDACTED),
     (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token)\s+)?" + _TOKEN), r"\1***"),
     (re.compile(r"(?i)\b(bearer)\s+" + _TOKEN), r"\1 ***"),
     (
@@ -60,7 +63,7 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 # Every rule's match contains one of these: one search rules out most strings at once.
-_TRIGGER = re.compile(r"(?i)heron(?:adm)?_|sec_|bearer|authori|key|token|secret|passw|pwd|://")
+_TRIGGER = re.compile(r"(?i)heron(?:adm)?_|sec_|bearer|authori|key|token|secret|passw|pwd|://|xox|hrku-")
 
 
 def redact_text(text: str) -> str:

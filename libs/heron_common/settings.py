@@ -92,6 +92,28 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network 
     return tuple(nets)
 
 
+# Settings that are credentials: never logged, shown as *** by Settings.public().
+SECRET_FIELDS = frozenset({"admin_token", "heroku_api_key", "slack_bot_token", "slack_signing_secret"})
+
+
+def _check_heroku_seed(settings: Settings) -> None:
+    """MONITORED_APP_NAME and SLACK_CHANNEL seed a monitor together, checked as the API checks one."""
+    from heron_common.monitors import heroku
+
+    app, channel = settings.heroku_seed_app, settings.heroku_seed_channel
+    if app is None and channel is None:
+        return
+    if app is None or channel is None:
+        raise SettingsError("MONITORED_APP_NAME and SLACK_CHANNEL seed the first Heroku monitor together: set both")
+    try:
+        heroku.parse_config(
+            {"app_name": app, "slack_channel": channel, "check_interval": settings.heroku_seed_interval}
+        )
+    except heroku.ConfigError as exc:
+        name = {"app_name": "MONITORED_APP_NAME", "slack_channel": "SLACK_CHANNEL"}.get(exc.field, exc.field)
+        raise SettingsError(f"{name}: {exc.message}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://postgres@127.0.0.1:5432/heron"
@@ -159,6 +181,28 @@ class Settings:
     probe_concurrency: int = 500
     probe_poll_interval: float = 0.5
     probe_jitter: float = 0.05
+    # Heroku app monitoring and the Slack bot (docs/architecture.md, "Heroku apps"). The PRD's own
+    # variables keep their names (HEROKU_API_KEY, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, each with
+    # a _FILE variant; MONITORED_APP_NAME, SLACK_CHANNEL, CHECK_INTERVAL_MINUTES seed the first
+    # monitor once); Heron's own are HERON_HEROKU_* / HERON_SLACK_*.
+    heroku_api_key: str | None = field(default=None, repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    heroku_api_url: str = "https://api.heroku.com"
+    slack_api_url: str = "https://slack.com/api"
+    heroku_seed_app: str | None = None
+    heroku_seed_channel: str | None = None
+    heroku_seed_interval: int = 5  # minutes
+    # The project the seeded monitor belongs to and /heroku-status answers for: an id or a name
+    # (None: the first project).
+    heroku_project: str | None = None
+    # How long one check_interval minute is: 60 s; tests and demos shrink it.
+    heroku_minute: float = 60.0
+    heroku_poll_interval: float = 1.0  # how often a prober looks for apps due a check
+    heroku_timeout: float = 10.0  # per Heroku API request
+    heroku_concurrency: int = 4  # apps one prober checks at once
+    heroku_rate_reserve: int = 50  # RateLimit-Remaining below this: pause every check for a while
+    heroku_backoff: float = 60.0  # first wait after a 429 without Retry-After (doubles, ≤ 15 min)
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
@@ -219,6 +263,21 @@ class Settings:
             probe_concurrency=_int(env, "HERON_PROBE_CONCURRENCY", d.probe_concurrency, minimum=1, maximum=20_000),
             probe_poll_interval=_float(env, "HERON_PROBE_POLL_INTERVAL", d.probe_poll_interval, minimum=0.01),
             probe_jitter=_float(env, "HERON_PROBE_JITTER", d.probe_jitter),
+            heroku_api_key=_secret(env, "HEROKU_API_KEY") or None,
+            slack_bot_token=_secret(env, "SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=_secret(env, "SLACK_SIGNING_SECRET") or None,
+            heroku_api_url=_url(env, "HERON_HEROKU_API_URL", d.heroku_api_url, ("https", "http")).rstrip("/"),
+            slack_api_url=_url(env, "HERON_SLACK_API_URL", d.slack_api_url, ("https", "http")).rstrip("/"),
+            heroku_seed_app=env.get("MONITORED_APP_NAME") or None,
+            heroku_seed_channel=env.get("SLACK_CHANNEL") or None,
+            heroku_seed_interval=_int(env, "CHECK_INTERVAL_MINUTES", d.heroku_seed_interval, minimum=1, maximum=60),
+            heroku_project=env.get("HERON_HEROKU_PROJECT") or None,
+            heroku_minute=_float(env, "HERON_HEROKU_MINUTE", d.heroku_minute, minimum=0.01),
+            heroku_poll_interval=_float(env, "HERON_HEROKU_POLL_INTERVAL", d.heroku_poll_interval, minimum=0.01),
+            heroku_timeout=_float(env, "HERON_HEROKU_TIMEOUT", d.heroku_timeout, minimum=0.1),
+            heroku_concurrency=_int(env, "HERON_HEROKU_CONCURRENCY", d.heroku_concurrency, minimum=1),
+            heroku_rate_reserve=_int(env, "HERON_HEROKU_RATE_RESERVE", d.heroku_rate_reserve),
+            heroku_backoff=_float(env, "HERON_HEROKU_BACKOFF", d.heroku_backoff, minimum=0.01),
             log_level=env.get("HERON_LOG_LEVEL", d.log_level).upper(),
             log_json=log_json,
         )
@@ -226,6 +285,7 @@ class Settings:
             raise SettingsError("HERON_PROBE_JITTER must be below 0.5 (a fraction of the interval, e.g. 0.05)")
         if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("HERON_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
+        _check_heroku_seed(settings)
         return replace(settings, **overrides) if overrides else settings
 
     def public(self) -> dict[str, Any]:
@@ -233,7 +293,7 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "admin_token":
+            if f.name in SECRET_FIELDS:
                 value = "***" if value else None
             elif f.name.endswith("_url") and isinstance(value, str) and "@" in value:
                 scheme, rest = value.split("://", 1)

@@ -93,6 +93,19 @@ _PROBE_INCIDENT = {
     "project": {"id": 1, "name": "MyApp"},
 }
 
+_HEROKU: dict[str, Any] = {
+    "heroku": {
+        "id": 21,
+        "name": "my-app",
+        "app_name": "my-app",
+        "slack_channel": "#ops",
+        "check_interval": 5,
+        "state": "down",
+    },
+    "project": {"id": 1, "name": "MyApp"},
+    "checked_at": "2026-11-01T14:31:00Z",
+}
+
 TOPICS: dict[str, dict[str, Any]] = {
     "incident.opened": {
         "description": "A monitor went silent past its deadline: an incident is open.",
@@ -174,6 +187,73 @@ TOPICS: dict[str, dict[str, Any]] = {
         "data": {
             **_PROBE_INCIDENT,
             "incident": {**_PROBE_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 840},
+        },
+    },
+    "heroku.dyno_crashed": {
+        "description": "Dynos of a Heroku app crashed (new since the last check): 🚨 ALERT: Dyno Crash Detected."
+        " The app's incident opens with its first problem (incident.opened, kind heroku).",
+        "data": {**_HEROKU, "dynos": [{"name": "web.1", "type": "web", "state": "crashed"}]},
+    },
+    "heroku.dynos_down": {
+        "description": "Dynos of a Heroku app are down (new since the last check): ⚠️ WARNING: Dynos Down.",
+        "data": {**_HEROKU, "dynos": [{"name": "worker.1", "type": "worker", "state": "down"}]},
+    },
+    "heroku.addon_changed": {
+        "description": "Add-ons of a Heroku app left the provisioned state.",
+        "data": {
+            **_HEROKU,
+            "addons": [
+                {
+                    "name": "postgresql-rigid-12345",
+                    "service": "heroku-postgresql",
+                    "plan": "heroku-postgresql:essential-0",
+                    "state": "deprovisioning",
+                }
+            ],
+        },
+    },
+    "heroku.recovered": {
+        "description": "Dynos are back up (or add-ons provisioned again); all_clear says whether the app's"
+        " incident resolved with it.",
+        "data": {
+            **_HEROKU,
+            "heroku": {**_HEROKU["heroku"], "state": "up"},
+            "dynos": [{"name": "web.1", "type": "web", "state": "up"}],
+            "addons": [],
+            "all_clear": True,
+        },
+    },
+    "heroku.deploy": {
+        "description": "A new release of a Heroku app with new code (another slug): 🚀 New Deploy Detected.",
+        "data": {
+            **_HEROKU,
+            "heroku": {**_HEROKU["heroku"], "state": "up"},
+            "release": {
+                "version": 42,
+                "user": "user@example.com",
+                "slug": "b6a8ec82-0d5b-4f0c-9d4e-1d7c3c8d2c11",
+                "status": "succeeded",
+                "description": "Deploy 3e1f9a2",
+                "created_at": "2026-11-01T14:30:12Z",
+            },
+        },
+    },
+    "heroku.config_changed": {
+        "description": "A Heroku app's config vars changed (only a keyed hash is kept, never the values):"
+        " ⚙️ Config Vars Changed.",
+        "data": {**_HEROKU, "heroku": {**_HEROKU["heroku"], "state": "up"}},
+    },
+    "heroku.error": {
+        "description": "A Heroku app cannot be checked (the API key was refused, no such app, Heroku unreachable):"
+        " told once per kind of error; no alert is raised about the app meanwhile.",
+        "data": {
+            **_HEROKU,
+            "heroku": {**_HEROKU["heroku"], "state": "error"},
+            "error": {
+                "code": "not_found",
+                "message": "Heroku has no app named my-app (404), or the API key cannot see it",
+                "since": 1793543460.0,
+            },
         },
     },
     "notice.endpoint_disabled": {

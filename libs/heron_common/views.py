@@ -17,6 +17,8 @@ def incident_title(kind: str, name: str | None, event_name: str | None) -> str:
         return f"{event_name} went silent"
     if kind == "trigger":
         return f"{name or kind} is alerting"
+    if kind == "heroku":
+        return f"Heroku app {name or '?'} has dynos or add-ons in trouble"
     return f"{name or kind} is down"
 
 

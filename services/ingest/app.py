@@ -28,6 +28,7 @@ from heron_common.settings import Settings
 from heron_ingest import (
     admin,
     heartbeats_api,
+    heroku_api,
     manage,
     monitors_api,
     pings,
@@ -35,6 +36,7 @@ from heron_ingest import (
     probes_api,
     read,
     services_api,
+    slack_commands,
     track,
     triggers_api,
     webhooks_api,
@@ -179,6 +181,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     pings.add_routes(app)
     heartbeats_api.add_routes(app)
     probes_api.add_routes(app)
+    heroku_api.add_routes(app)
+    slack_commands.add_routes(app)
+    background(app, "heroku-seed", heroku_api.seed)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
     return app

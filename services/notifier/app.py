@@ -91,7 +91,8 @@ async def _consume_alerts(app: web.Application) -> None:
         # Every alert already delivered, in one transaction: one commit per alert capped a burst
         # (1,000 heartbeats down at once) at a few hundred alerts a second (bench/heartbeat_alert_latency.py).
         async with app[PG].acquire() as conn, conn.transaction():
-            return [await ledger.record_alert(conn, alert, now, first_delay) for alert in alerts]
+            bot = settings.slack_bot_token is not None
+            return [await ledger.record_alert(conn, alert, now, first_delay, slack_bot=bot) for alert in alerts]
 
     async def record_run(run: list[tuple[AbstractIncomingMessage, dict[str, Any]]], alive: Callable[[], bool]) -> None:
         if not run:

@@ -26,6 +26,9 @@ from heron_common.webhooks import topic_matches
 from heron_notifier.policy import Decision
 
 SLACK, WEBHOOK = "slack", "webhook"
+# A message posted by the Slack bot (chat.postMessage, SLACK_BOT_TOKEN) to a channel named by the
+# alert: a Heroku monitor's ``slack_channel``. The target is the channel.
+SLACK_BOT = "slack_bot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,31 @@ class Disabled:
     reason: str
 
 
+def slack_targets(
+    topic: str, data: dict[str, Any], project_slack_url: str | None, slack_bot: bool
+) -> list[tuple[str, str, int | None]]:
+    """Where Slack hears of an alert (pure).
+
+    The project's Slack URL gets incidents and notices; a kind's own topic (trigger.alerting…)
+    repeats the incident.* alert of the same change, so it goes only to endpoints that ask for it.
+    A Heroku app is the other way round: its ``heroku.*`` topics are the messages (one per crash,
+    deploy, config change…, in the PRD's words), posted by the bot to the app's own channel, or
+    with no bot token to the project's Slack URL; its ``incident.*`` alerts would repeat them, so
+    they go only to endpoints that ask for them.
+    """
+    family = topic.split(".", 1)[0]
+    if family == "heroku":
+        channel = (data.get("heroku") or {}).get("slack_channel")
+        if slack_bot and isinstance(channel, str) and channel:
+            return [(SLACK_BOT, channel, None)]
+        return [(SLACK, project_slack_url, None)] if project_slack_url else []
+    if family == "incident" and (data.get("incident") or {}).get("kind") == "heroku":
+        return []
+    if project_slack_url and family in ("incident", "notice"):
+        return [(SLACK, project_slack_url, None)]
+    return []
+
+
 async def record_alert(
     conn: asyncpg.Connection,
     message: dict[str, Any],
@@ -73,19 +101,17 @@ async def record_alert(
     first_delay: dict[str, float],
     *,
     exclude_endpoint: int | None = None,
+    slack_bot: bool = False,
 ) -> int:
-    """Create the deliveries for one alert inside the caller's transaction; returns how many are new."""
+    """Create the deliveries for one alert inside the caller's transaction; returns how many are new.
+    ``slack_bot``: this notifier can post as the Slack bot (SLACK_BOT_TOKEN is set)."""
     topic = message["type"]
     project_id = int(message["data"]["project"]["id"])
     alert_id = uuid.UUID(message["id"])
     project = await conn.fetchrow("SELECT slack_webhook_url FROM projects WHERE id = $1", project_id)
     if project is None:
         return 0
-    targets: list[tuple[str, str, int | None]] = []
-    # The project's Slack channel gets incidents and notices; a kind's own topic (trigger.alerting…)
-    # repeats the incident.* alert of the same change, so it goes only to endpoints that ask for it.
-    if project["slack_webhook_url"] and topic.split(".", 1)[0] in ("incident", "notice"):
-        targets.append((SLACK, project["slack_webhook_url"], None))
+    targets = slack_targets(topic, message["data"], project["slack_webhook_url"], slack_bot)
     endpoints = await conn.fetch(
         "SELECT id, topics FROM webhook_endpoints WHERE project_id = $1 AND enabled ORDER BY id", project_id
     )
@@ -105,7 +131,7 @@ async def record_alert(
             target,
             endpoint_id,
             message,
-            to_dt(now + first_delay[kind]),
+            to_dt(now + first_delay[SLACK if kind == SLACK_BOT else kind]),
         )
         created += status == "INSERT 0 1"
     return created
@@ -169,7 +195,7 @@ async def claim(
                 lease=lease,
                 endpoint_id=r["endpoint_id"],
                 url=r["url"] if webhook else target,
-                format=(r["format"] or "json") if webhook else "slack",
+                format=(r["format"] or "json") if webhook else SLACK_BOT if r["target_kind"] == SLACK_BOT else "slack",
                 secrets=(r["secret"], *r["previous_secrets"]) if webhook and r["secret"] else (),
                 endpoint_enabled=bool(r["enabled"]) if webhook else True,
             )

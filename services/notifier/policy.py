@@ -60,3 +60,33 @@ def decide(
     if status_code in (429, 503):
         wait = max(wait, retry_after(headers, now) or 0.0)
     return Decision("pending", retry_in=wait, reason=reason)
+
+
+# Slack Web API errors worth another try; any other ``"ok": false`` is final (a channel that does
+# not exist, a bot not in it, a revoked token: the same request will fail the same way).
+SLACK_API_TRANSIENT = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited", "rate_limited"}
+)
+
+
+def slack_api(
+    status_code: int | None,
+    headers: Mapping[str, str],
+    ok: bool | None,
+    error: str | None,
+    attempts_made: int,
+    schedule: Sequence[float],
+    now: float,
+) -> Decision:
+    """A Slack Web API call (``chat.postMessage``): it answers ``200`` with ``{"ok": false,
+    "error"}`` when it refuses, so the body decides as much as the status."""
+    if status_code == 200 and ok:
+        return Decision("succeeded", reason="HTTP 200 ok")
+    if status_code == 200:
+        why = error or "no ok in the answer"
+        if why not in SLACK_API_TRANSIENT:
+            return Decision("failed", reason=f"Slack refused: {why}: permanent, not retried")
+        if attempts_made >= len(schedule):
+            return Decision("failed", reason=f"Slack: {why}: gave up after {attempts_made} attempts")
+        return Decision("pending", retry_in=schedule[attempts_made], reason=f"Slack: {why}")
+    return decide(status_code, headers, attempts_made, schedule, now, SLACK_PERMANENT)

@@ -21,9 +21,18 @@ def request(
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one attempt."""
     headers = {"Content-Type": "application/json"}
+    if fmt == "slack_bot":
+        raise ValueError("a Slack bot message is built by bot_request (it needs the channel and token)")
     if fmt == "slack":
         return webhooks.body_bytes(slack.message(message["type"], message["data"])), headers
     body = webhooks.body_bytes(webhook_payload(message))
     if secrets:
         headers.update(webhooks.signing_headers(secrets, alert_id, int(attempted_at), body))
     return body, headers
+
+
+def bot_request(channel: str, message: dict[str, Any], token: str) -> tuple[bytes, dict[str, str]]:
+    """``chat.postMessage`` to ``channel`` as the Slack bot (Web API: JSON body, Bearer token)."""
+    body = {"channel": channel, **slack.message(message["type"], message["data"]), "unfurl_links": False}
+    headers = {"Content-Type": "application/json; charset=utf-8", "Authorization": f"Bearer {token}"}
+    return webhooks.body_bytes(body), headers

@@ -178,8 +178,58 @@ def heartbeat_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
 _PROBE_TOPICS = {"probe.down": "incident.opened", "probe.up": "incident.resolved"}
 
 
+def _dyno_lines(dynos: list[dict[str, Any]]) -> list[str]:
+    return [f"• {d.get('name')} ({d.get('type')})" for d in dynos]
+
+
+def _addon_lines(addons: list[dict[str, Any]]) -> list[str]:
+    return [f"• {a.get('name')} ({a.get('service') or a.get('plan') or 'add-on'}): {a.get('state')}" for a in addons]
+
+
+def heroku_text(topic: str, data: dict[str, Any]) -> str:
+    """A Heroku app's message, in the PRD's words (Slack mrkdwn): the first line is the title."""
+    app = (data.get("heroku") or {}).get("app_name") or "?"
+    if topic == "heroku.dyno_crashed":
+        lines = ["🚨 *ALERT: Dyno Crash Detected* 🚨", f"App: {app}", "Crashed dynos:", *_dyno_lines(data["dynos"])]
+    elif topic == "heroku.dynos_down":
+        lines = ["⚠️ *WARNING: Dynos Down* ⚠️", f"App: {app}", "Down dynos:", *_dyno_lines(data["dynos"])]
+    elif topic == "heroku.addon_changed":
+        lines = ["🧩 *ALERT: Add-on Not Provisioned* 🧩", f"App: {app}", "Add-ons:", *_addon_lines(data["addons"])]
+    elif topic == "heroku.recovered":
+        lines = ["✅ *RECOVERED: Dynos Back Up* ✅" if data.get("dynos") else "✅ *RECOVERED* ✅", f"App: {app}"]
+        if data.get("dynos"):
+            lines += ["Recovered dynos:", *_dyno_lines(data["dynos"])]
+        if data.get("addons"):
+            lines += ["Add-ons:", *_addon_lines(data["addons"])]
+        if not data.get("all_clear"):
+            lines.append("Other problems remain.")
+    elif topic == "heroku.deploy":
+        release = data.get("release") or {}
+        lines = [
+            "🚀 *New Deploy Detected* 🚀",
+            f"App: {app}",
+            f"Version: v{release.get('version')}",
+            f"Deployed by: {release.get('user') or 'unknown'}",
+        ]
+    elif topic == "heroku.config_changed":
+        lines = ["⚙️ *Config Vars Changed* ⚙️", f"App: {app}", "Review changes in Heroku dashboard."]
+    elif topic == "heroku.error":
+        error = data.get("error") or {}
+        lines = ["⚠️ *Heroku monitoring cannot check the app* ⚠️", f"App: {app}", str(error.get("message") or "")]
+    else:
+        lines = [f"ℹ️ *{topic}*", f"App: {app}"]
+    return "\n".join(lines)
+
+
+def heroku_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Plain mrkdwn text, as the PRD's templates are written (no blocks: the text is the message)."""
+    return {"text": heroku_text(topic, data)}
+
+
 def message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     """The Slack message for any topic Heron emits."""
+    if topic.startswith("heroku."):
+        return heroku_message(topic, data)
     if topic.startswith("trigger.") or (
         topic.startswith("incident.") and (data.get("incident") or {}).get("kind") == "trigger"
     ):

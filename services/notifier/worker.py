@@ -17,6 +17,7 @@ from collections import Counter
 
 import aiohttp
 import asyncpg
+import orjson
 import redis.asyncio as redis_asyncio
 from prometheus_client import Counter as Metric
 
@@ -32,6 +33,33 @@ RESPONSE_EXCERPT = 1024
 # Slack accepts about one message per second per webhook; pacing is shared by every notifier.
 SLACK_PACE_MS = 1000
 log = get_logger("notifier")
+BOT_ANSWER = 64 * 1024  # chat.postMessage echoes the message: read enough to parse the answer
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body's first ``limit`` bytes, however many chunks they arrive in (``read(n)`` returns
+    only what is buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _slack_answer(raw: bytes) -> tuple[bool | None, str | None]:
+    """``ok`` and ``error`` of a Slack Web API answer (None, None if it is not one)."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(parsed, dict):
+        return None, None
+    error = parsed.get("error")
+    return parsed.get("ok") is True, error[:100] if isinstance(error, str) else None
 
 
 class DeliveryWorker:
@@ -127,9 +155,11 @@ class DeliveryWorker:
             log.error("delivery attempt crashed", exc_info=task.exception())
 
     async def _paced(self, claimed: Claimed) -> bool:
-        if claimed.format != "slack" or not claimed.url:
+        if claimed.format not in ("slack", ledger.SLACK_BOT) or not claimed.url:
             return True
-        key = f"{self.settings.redis_prefix}:pace:{hashlib.sha256(claimed.url.encode()).hexdigest()[:32]}"
+        # Slack paces a webhook URL, and a bot's posts per channel, at about one a second.
+        paced = claimed.url if claimed.format == "slack" else f"bot:{claimed.target}"
+        key = f"{self.settings.redis_prefix}:pace:{hashlib.sha256(paced.encode()).hexdigest()[:32]}"
         return bool(await self.redis.set(key, "1", px=SLACK_PACE_MS, nx=True))
 
     def _schedule(self, claimed: Claimed) -> tuple[tuple[float, ...], frozenset[int]]:
@@ -146,19 +176,37 @@ class DeliveryWorker:
         if not await self._paced(claimed):
             await ledger.postpone(self.pool, claimed, attempted_at + SLACK_PACE_MS / 1000)
             return
-        body, headers = render.request(claimed.format, claimed.payload, claimed.alert_id, claimed.secrets, attempted_at)
+        bot = claimed.target_kind == ledger.SLACK_BOT
+        if bot:
+            token = self.settings.slack_bot_token
+            if not token:
+                decision = policy.never("SLACK_BOT_TOKEN is not set on this notifier")
+                self._results.append(Outcome(claimed, decision, attempted_at, None, 0.0, None, None, sent=False))
+                return
+            url = f"{self.settings.slack_api_url}/chat.postMessage"
+            body, headers = render.bot_request(claimed.target, claimed.payload, token)
+        else:
+            url = claimed.url
+            body, headers = render.request(
+                claimed.format, claimed.payload, claimed.alert_id, claimed.secrets, attempted_at
+            )
         started = time.perf_counter()
         status_code: int | None = None
         response_headers: dict[str, str] = {}
         error: str | None = None
         excerpt: str | None = None
+        raw = b""
         final = False
         try:
-            async with self.http.request("POST", claimed.url, data=body, headers=headers) as response:
+            async with self.http.request("POST", url, data=body, headers=headers) as response:
                 status_code = response.status
                 response_headers = dict(response.headers)
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    excerpt = (await response.content.read(RESPONSE_EXCERPT)).decode("utf-8", "replace")
+                    if bot:  # the whole answer (up to BOT_ANSWER): its "ok" decides
+                        raw = await _read_up_to(response, BOT_ANSWER)
+                    else:
+                        raw = await response.content.read(RESPONSE_EXCERPT)
+                    excerpt = raw[:RESPONSE_EXCERPT].decode("utf-8", "replace")
         except TimeoutError:
             error = f"no response within {self.settings.delivery_timeout:g} s"
         except ForbiddenTarget as exc:
@@ -170,6 +218,14 @@ class DeliveryWorker:
         latency_ms = (time.perf_counter() - started) * 1000
         if final:
             decision = policy.never(error or "refused")
+        elif bot:
+            ok, slack_error = _slack_answer(raw if status_code == 200 else b"")
+            schedule, _ = self._schedule(claimed)
+            decision = policy.slack_api(
+                status_code, response_headers, ok, slack_error, claimed.attempts + 1, schedule, attempted_at
+            )
+            if slack_error and decision.status != "succeeded":
+                error = error or f"Slack: {slack_error}"
         else:
             schedule, permanent = self._schedule(claimed)
             decision = policy.decide(

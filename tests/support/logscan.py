@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heron_common.logging import configure_logging
+from tests.support.fake_heroku import SECRETS as HEROKU_SECRETS
 
-# What the fixtures hand out (tests/conftest.py settings, tests/support/fakes.py receivers).
-KNOWN_SECRETS = ("test-admin-token", "/hooks/heron", "/services/T000/B000/XXXX")
+# What the fixtures hand out (tests/conftest.py settings, tests/support/fakes.py receivers, the
+# Heroku tests' key, bot token, signing secret and config-var value).
+KNOWN_SECRETS = ("test-admin-token", "/hooks/heron", "/services/T000/B000/XXXX", *HEROKU_SECRETS)
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "api key": re.compile(r"heron_[A-Za-z0-9_-]{43}"),
@@ -28,6 +30,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "webhook secret": re.compile(r"(?<![A-Za-z0-9_])(?:wh)?sec_[A-Za-z0-9+/]{16,}"),
     "bearer credential": re.compile(r"(?i)bearer\s+(?!\*\*\*)[A-Za-z0-9_\-.~+/]{8,}"),
     "slack webhook url": re.compile(r"hooks\.slack\.com/services/"),
+    "slack token": re.compile(r"xox[abpors]-[A-Za-z0-9-]{8,}"),
     "password in url": re.compile(r"://[^/\s:@\"'\\]*:(?!\*\*\*@)[^@/\s\"'\\]+@"),
     **{f"known secret {s!r}": re.compile(re.escape(s)) for s in KNOWN_SECRETS},
 }
