@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from heron_detector import (
     kind_heartbeat,  # noqa: F401  (registers the heartbeat kind)
-    kind_probe,  # noqa: F401  (registers the probe kind)
     kind_heroku,  # noqa: F401  (registers the heroku kind)
+    kind_probe,  # noqa: F401  (registers the probe kind)
     kind_trigger,  # noqa: F401  (registers the trigger kind)
 )
