@@ -6,15 +6,19 @@
 -- allowed states are extended, not restated, so a migration that added others keeps them.
 DO $$
 DECLARE
-    def text;
+    allowed text[];
 BEGIN
-    SELECT pg_get_constraintdef(oid) INTO def FROM pg_constraint
-     WHERE conrelid = 'monitors'::regclass AND conname = 'monitors_state_check';
-    IF def IS NOT NULL AND position('''error''' IN def) = 0 THEN
-        ALTER TABLE monitors DROP CONSTRAINT monitors_state_check;
-        EXECUTE 'ALTER TABLE monitors ADD CONSTRAINT monitors_state_check '
-            || replace(def, '''paused''::text', '''paused''::text, ''error''::text');
+    -- The states allowed now, whichever form Postgres prints the check in (0013 rewrote it as an
+    -- array literal), plus 'error'.
+    SELECT array_agg(DISTINCT m[1]) INTO allowed
+    FROM pg_constraint c, regexp_matches(pg_get_constraintdef(c.oid), '([a-z_]+)', 'g') AS m
+    WHERE c.conrelid = 'monitors'::regclass AND c.conname = 'monitors_state_check'
+      AND m[1] NOT IN ('state', 'text', 'any', 'array');
+    IF NOT 'error' = ANY (allowed) THEN
+        allowed := array_append(allowed, 'error');
     END IF;
+    ALTER TABLE monitors DROP CONSTRAINT monitors_state_check;
+    EXECUTE format('ALTER TABLE monitors ADD CONSTRAINT monitors_state_check CHECK (state = ANY (%L::text[]))', allowed);
 END $$;
 
 -- One monitor per app and project (monitoring an app twice would say everything twice).
