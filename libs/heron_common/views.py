@@ -76,3 +76,57 @@ def monitor_view(row: Any) -> dict[str, Any]:
         "overrides": {k: config[k] for k in ("expected_interval", "grace", "sensitivity") if k in config},
         "created_at": iso(row["created_at"]),
     }
+
+
+# -- how a person sees it (the dashboard, status badges) --------------------------------------
+
+# The states the dashboard shows, whatever the kind calls them (a trigger's ``alerting`` is down,
+# its ``resolved`` is up), in the order of concern.
+DISPLAY_STATES = ("down", "late", "acknowledged", "new", "up", "paused")
+_DISPLAY = {
+    "new": "new",
+    "up": "up",
+    "resolved": "up",
+    "late": "late",
+    "down": "down",
+    "alerting": "down",
+    "acknowledged": "acknowledged",
+    "paused": "paused",
+}
+
+
+def display_state(state: str, acknowledged: bool = False) -> str:
+    """New / Up / Late / Down / Acknowledged / Paused for a monitor in ``state`` whose open
+    incident is (or is not) ``acknowledged``. A state a newer kind adds shows as new until it
+    is mapped here."""
+    shown = _DISPLAY.get(state, "new")
+    return "acknowledged" if shown == "down" and acknowledged else shown
+
+
+def human_seconds(seconds: float | None) -> str:
+    """``42 s``, ``5 min``, ``1 h 20 min``, ``2 d 3 h``; ``—`` for None."""
+    if seconds is None:
+        return "—"
+    s = abs(float(seconds))
+    if s < 10:
+        return f"{s:.1f} s".replace(".0 s", " s")
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        minutes, rest = divmod(round(s), 60)
+        return f"{minutes} min" + (f" {rest} s" if rest and minutes < 10 else "")
+    if s < 86400:
+        hours, rest = divmod(round(s / 60), 60)
+        return f"{hours} h" + (f" {rest} min" if rest else "")
+    days, rest = divmod(round(s / 3600), 24)
+    return f"{days} d" + (f" {rest} h" if rest else "")
+
+
+def ago(at: float | None, now: float) -> str:
+    """``3 min ago`` (``in 3 min`` for a time ahead); ``never`` for None."""
+    if at is None:
+        return "never"
+    delta = now - at
+    if abs(delta) < 1:
+        return "just now"
+    return f"{human_seconds(delta)} ago" if delta > 0 else f"in {human_seconds(delta)}"
