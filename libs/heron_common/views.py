@@ -130,3 +130,40 @@ def ago(at: float | None, now: float) -> str:
     if abs(delta) < 1:
         return "just now"
     return f"{human_seconds(delta)} ago" if delta > 0 else f"in {human_seconds(delta)}"
+
+
+# Alert topics that repeat the incident.* alert of the same change (sent beside it): a live view
+# shows the incident alert and skips these.
+_REPEATS = ("trigger.", "heartbeat.down", "heartbeat.up")
+
+
+def alert_summary(message: Any) -> tuple[int, dict[str, Any]] | None:
+    """The project an alert message belongs to and what a live view shows of it, or None (not
+    an alert of a project, or one that repeats another). Pure: a decoded message in."""
+    if not isinstance(message, dict):
+        return None
+    topic, data = message.get("type"), message.get("data")
+    if not isinstance(topic, str) or not isinstance(data, dict) or topic.startswith(_REPEATS):
+        return None
+    project = data.get("project")
+    project_id = project.get("id") if isinstance(project, dict) else None
+    if type(project_id) is not int:
+        return None
+    summary: dict[str, Any] = {"topic": topic, "monitor_id": None, "incident_id": None}
+    incident, heartbeat, endpoint = data.get("incident"), data.get("heartbeat"), data.get("endpoint")
+    if isinstance(incident, dict):
+        name = incident.get("name") or incident.get("event_name") or "a monitor"
+        summary["monitor_id"], summary["incident_id"] = incident.get("monitor_id"), incident.get("id")
+        summary["text"] = {
+            "incident.opened": incident.get("title") or f"{name} is down",
+            "incident.acknowledged": f"{name}: incident acknowledged",
+            "incident.resolved": f"{name} recovered",
+        }.get(topic, f"{name}: {topic}")
+    elif isinstance(heartbeat, dict):
+        summary["monitor_id"] = heartbeat.get("id")
+        summary["text"] = f"{heartbeat.get('name') or 'a heartbeat'} is {heartbeat.get('state') or topic}"
+    elif isinstance(endpoint, dict):
+        summary["text"] = f"webhook endpoint {endpoint.get('id')} was disabled: {endpoint.get('reason')}"
+    else:
+        summary["text"] = topic
+    return project_id, summary

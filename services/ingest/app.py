@@ -26,6 +26,7 @@ from heron_common.service import (
 from heron_common.settings import Settings
 from heron_ingest import (
     admin,
+    dashboard,
     heartbeats_api,
     manage,
     monitors_api,
@@ -137,4 +138,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     heartbeats_api.add_routes(app)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
+    # Last: the dashboard's catch-all 404 page must come after every other route.
+    dashboard.setup(app)
     return app

@@ -108,7 +108,11 @@ async def create_heartbeat(request: web.Request, project_id: int, body: dict[str
 
 
 async def _own(request: web.Request) -> asyncpg.Record:
-    project_id = await caller_project(request)
+    return await own_heartbeat(request, await caller_project(request))
+
+
+async def own_heartbeat(request: web.Request, project_id: int) -> asyncpg.Record:
+    """The heartbeat in the path, of ``project_id``; 404 for anything else."""
     return await owned_monitor(request.app[PG], path_id(request, "heartbeat_id"), project_id, hb.KIND, "heartbeat")
 
 
@@ -119,11 +123,11 @@ async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyn
     return json_response(view(request, changed))
 
 
-@handles_errors
-async def listing(request: web.Request) -> web.Response:
-    project_id = await caller_project(request)
-    limit, before, environment = page_args(request)
-    rows = await request.app[PG].fetch(
+async def heartbeat_rows(
+    pool: asyncpg.Pool, project_id: int, *, before: int | None, limit: int, environment: str | None = None
+) -> list[asyncpg.Record]:
+    """A project's heartbeats, newest first, one page."""
+    return await pool.fetch(
         "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2"
         " AND ($3::bigint IS NULL OR id < $3) AND ($4::text IS NULL OR environment = $4)"
         " ORDER BY id DESC LIMIT $5",
@@ -133,6 +137,13 @@ async def listing(request: web.Request) -> web.Response:
         environment,
         limit,
     )
+
+
+@handles_errors
+async def listing(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = page_args(request)
+    rows = await heartbeat_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
     return json_response([view(request, r) for r in rows], headers=next_link(request, rows, limit))
 
 
