@@ -77,7 +77,7 @@ async def _stream(request: web.Request, project_id: int) -> web.StreamResponse:
             exchange = await bus.declare_alerts(channel, names)
             queue = await channel.declare_queue(queue_name, exclusive=True, auto_delete=True)
             await queue.bind(exchange, "#")
-            await queue.consume(on_message, no_ack=True)
+            consumer_tag = await queue.consume(on_message, no_ack=True)
     except Exception as exc:
         log.warning("live stream not started", error=str(exc) or type(exc).__name__)
         if channel is not None:
@@ -101,6 +101,7 @@ async def _stream(request: web.Request, project_id: int) -> web.StreamResponse:
         config.queues.discard(queue_name)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(SETUP_TIMEOUT):
+                await queue.cancel(consumer_tag)  # first, so the broker has no consumer to cancel
                 await queue.delete(if_unused=False, if_empty=False)
                 await channel.close()
     return response

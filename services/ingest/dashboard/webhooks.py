@@ -42,8 +42,9 @@ async def webhooks(request: web.Request) -> web.StreamResponse:
         pool, project.id, before=before, limit=limit, endpoint_id=endpoint_id, status=status, topic=topic
     )
     deliveries = await webhooks_api.with_attempts(pool, rows)
+    created = {r["id"]: to_ts(r["created_at"]) for r in rows}
     for d in deliveries:
-        d["created_ts"] = to_ts(d["created_at"])
+        d["created_ts"] = created[d["id"]]
     filters = {"endpoint_id": endpoint_id, "status": status, "topic": topic}
     older = None
     if len(rows) == limit:
