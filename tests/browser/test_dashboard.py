@@ -48,11 +48,13 @@ async def six_states(world: World, key: str) -> dict[str, int]:
     """A project with a monitor in each state the dashboard shows; their ids by state."""
     ids: dict[str, int] = {}
     # new: a heartbeat that never pinged
-    status, body = await world.api("POST", "/v1/heartbeats", key, {"name": "Nightly backup", "interval": 3600, "grace": 600})
+    backup = {"name": "Nightly backup", "interval": 3600, "grace": 600}
+    status, body = await world.api("POST", "/v1/heartbeats", key, backup)
     assert status == 201, body
     ids["new"] = body["id"]
     # late: a heartbeat whose short interval passed, inside a long grace period
-    status, body = await world.api("POST", "/v1/heartbeats", key, {"name": "Queue worker", "interval": 0.3, "grace": 3600})
+    worker = {"name": "Queue worker", "interval": 0.3, "grace": 3600}
+    status, body = await world.api("POST", "/v1/heartbeats", key, worker)
     assert status == 201, body
     ids["late"] = body["id"]
     async with world.system.http.get(body["ping_url"]) as r:
@@ -237,7 +239,8 @@ async def test_another_projects_data_is_never_visible(browser: Any, world: World
     for path in ("/", "/incidents", "/triggers", "/heartbeats", "/webhooks"):
         await page.goto(f"/dashboard/p/{mine}{path}")
         assert "Their secret alarm" not in await page.content()
-    for path in (f"/dashboard/p/{theirs}/", f"/dashboard/p/{mine}/monitors/{hidden['id']}", f"/dashboard/p/{theirs}/incidents"):
+    forbidden = (f"/dashboard/p/{theirs}/", f"/dashboard/p/{mine}/monitors/{hidden['id']}", f"/dashboard/p/{theirs}/incidents")
+    for path in forbidden:
         response = await page.goto(path)
         assert response.status == 404
         assert "Their secret alarm" not in await page.content()
@@ -290,7 +293,8 @@ async def test_forms_without_a_valid_csrf_token_are_refused(browser: Any, world:
 
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .filter(el => el.type !== 'hidden')
-  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+  .filter(el => !(el.labels && el.labels.length))
+  .filter(el => !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
   .map(el => el.outerHTML)"""
 
 BADGE_COLOURS = """() => [...document.querySelectorAll('.badge')].map(el => {
