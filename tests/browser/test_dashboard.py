@@ -39,9 +39,7 @@ async def call(world: World, key: str, trigger_id: int, action: str) -> None:
 
 
 async def monitor_state(world: World, key: str, monitor_id: int, state: str) -> None:
-    await eventually(
-        lambda: world.api("GET", f"/v1/monitors/{monitor_id}", key), lambda r: r[1]["state"] == state
-    )
+    await eventually(lambda: world.api("GET", f"/v1/monitors/{monitor_id}", key), lambda r: r[1]["state"] == state)
 
 
 async def six_states(world: World, key: str) -> dict[str, int]:
@@ -239,7 +237,11 @@ async def test_another_projects_data_is_never_visible(browser: Any, world: World
     for path in ("/", "/incidents", "/triggers", "/heartbeats", "/webhooks"):
         await page.goto(f"/dashboard/p/{mine}{path}")
         assert "Their secret alarm" not in await page.content()
-    forbidden = (f"/dashboard/p/{theirs}/", f"/dashboard/p/{mine}/monitors/{hidden['id']}", f"/dashboard/p/{theirs}/incidents")
+    forbidden = (
+        f"/dashboard/p/{theirs}/",
+        f"/dashboard/p/{mine}/monitors/{hidden['id']}",
+        f"/dashboard/p/{theirs}/incidents",
+    )
     for path in forbidden:
         response = await page.goto(path)
         assert response.status == 404
