@@ -267,7 +267,7 @@ _NEXT = re.compile(r"^/dashboard/[A-Za-z0-9/_\-.?=&%]*$")
 
 def safe_next(value: Any, default: str) -> str:
     """Where to go back to after an action: a dashboard path of this site, never elsewhere."""
-    if isinstance(value, str) and _NEXT.match(value) and "//" not in value and ".." not in value:
+    if isinstance(value, str) and _NEXT.fullmatch(value) and "//" not in value and ".." not in value:
         return value
     return default
 

@@ -12,6 +12,8 @@ from aiohttp import web
 from heron_common import charts, sessions
 from heron_common.db import to_ts
 from heron_common.monitors import RESOLVABLE_BY_HAND
+from heron_common.monitors import cadence as cadence_model
+from heron_common.monitors import event as event_kind
 from heron_common.monitors import heartbeat as hb
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS
@@ -94,6 +96,22 @@ async def overview(request: web.Request) -> web.StreamResponse:
     )
 
 
+def learned_tolerance(request: web.Request, row: Any, view: dict[str, Any]) -> float | None:
+    """An event stream's tolerance: from its deadline while it is up; while it is down or paused
+    (no deadline), what the deadline was after its last event, from the learned cadence."""
+    if view["tolerance"] is not None or view["expected_interval"] is None or row["last_seen"] is None:
+        return view["tolerance"]
+    settings = request.app[SETTINGS]
+    params = cadence_model.CadenceParams(
+        learning_threshold=settings.learning_threshold, min_tolerance=settings.min_tolerance
+    )
+    state = cadence_model.from_dict(row["cadence"] or {})
+    deadline = event_kind.learned_or_fixed_deadline(state, row["config"] or {}, params)
+    if deadline is None or state.last_seen is None:
+        return None
+    return round(deadline - state.last_seen - view["expected_interval"], 3)
+
+
 def badge_urls(request: web.Request, monitor_id: int) -> dict[str, str]:
     token = sessions.badge_token(request.app[DASHBOARD].badge_secret, monitor_id)
     base = f"{request.scheme}://{request.host}/badge/{monitor_id}/{token}"
@@ -105,7 +123,7 @@ async def _chart(request: web.Request, row: asyncpg.Record, view: dict[str, Any]
     config = row["config"] or {}
     if row["kind"] == "event":
         times = [e["event_time"].timestamp() for e in await read.recent_events(pool, row["id"], CHART_POINTS + 1)]
-        expected, tolerance = view["expected_interval"], view["tolerance"]
+        expected, tolerance = view["expected_interval"], learned_tolerance(request, row, view)
     elif row["kind"] == hb.KIND:
         times = await queries.finished_ping_times(pool, row["id"], CHART_POINTS + 1)
         expected, tolerance = config.get("interval"), config.get("grace")
@@ -122,6 +140,8 @@ async def monitor(request: web.Request) -> web.StreamResponse:
     pool = request.app[PG]
     row = await owned_row(pool, "monitors", path_id(request, "monitor_id"), project.id, "monitor")
     view = monitor_view(row)
+    if row["kind"] == "event":
+        view["tolerance"] = learned_tolerance(request, row, view)
     acknowledged = await queries.open_acknowledged(pool, project.id)
     flips = await heartbeats_api.history(pool, "flips", row["id"], before=None, limit=HISTORY)
     incidents = await read.incident_rows(pool, project.id, before=None, limit=HISTORY, monitor_id=row["id"])
