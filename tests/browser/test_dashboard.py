@@ -176,6 +176,10 @@ async def test_redeliver_a_failed_webhook(browser: Any, world: World) -> None:
         )
         await page.reload()
         assert await page.get_attribute(row, "data-status") == "succeeded"
+        await page.select_option("#f-status", "succeeded")
+        await page.click('form.filters button[type="submit"]')
+        await page.wait_for_url("**/webhooks?endpoint_id=&status=succeeded")
+        assert await page.get_attribute(row, "data-status") == "succeeded"
         await screenshot(page, "07-webhooks-redelivered")
         await page.context.close()
     finally:

@@ -32,7 +32,8 @@ async def webhooks(request: web.Request) -> web.StreamResponse:
     pool = request.app[PG]
     now = request.app[CLOCK].now()
     limit, before, _ = page_args(request)
-    endpoint_id, status, topic = webhooks_api.delivery_filters(request.query)
+    # A filter form sends "" for "any"; the API's checks take absent for that.
+    endpoint_id, status, topic = webhooks_api.delivery_filters({k: v for k, v in request.query.items() if v})
     endpoints = []
     for row in await webhooks_api.endpoint_rows(pool, project.id):
         view = webhooks_api.endpoint_view(row, now)
