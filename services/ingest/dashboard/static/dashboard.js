@@ -2,7 +2,9 @@
    - a sign-in link (#token=…) fills in the sign-in form and submits it;
    - "Copy" buttons put their text on the clipboard;
    - pages that show live data listen to /dashboard/p/{id}/events (server-sent events) and, when an
-     alert of their project arrives, fetch themselves again and swap in the fresh [data-live-region]s. */
+     alert of their project arrives, fetch themselves again and swap in the fresh [data-live-region]s;
+     they also refresh every half minute while visible ("last seen" times, and the changes that
+     publish no alert, such as a stream that finished learning). */
 (function () {
   "use strict";
 
@@ -88,6 +90,9 @@
     toastTimer = setTimeout(function () { box.textContent = ""; }, 8000);
   }
 
+  var QUIET_REFRESH = 30000;
+  var RETRY = 10000;
+
   function listen() {
     var url = document.body.getAttribute("data-live-url");
     var status = document.getElementById("live-status");
@@ -100,6 +105,8 @@
     source.onerror = function () {
       document.body.setAttribute("data-live", "reconnecting");
       if (status) { status.textContent = "Reconnecting…"; status.setAttribute("data-state", "reconnecting"); }
+      // A refused stream (503 while the broker is away) is not retried by the browser itself.
+      if (source.readyState === EventSource.CLOSED) setTimeout(listen, RETRY);
     };
     source.addEventListener("alert", function (event) {
       var alert = {};
@@ -111,4 +118,7 @@
 
   signInFromLink();
   listen();
+  if (document.body.getAttribute("data-live-url")) {
+    setInterval(function () { if (!document.hidden) refresh(); }, QUIET_REFRESH);
+  }
 })();
