@@ -41,8 +41,11 @@ async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     playwright = await async_playwright().start()
-    # --no-sandbox: CI and these machines run as root, where Chromium's sandbox refuses to start.
-    chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    # --no-sandbox: CI and these machines run as root, where Chromium's sandbox refuses to start;
+    # --disable-dev-shm-usage: a container's small /dev/shm would crash its renderers.
+    chromium = await playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+    )
     yield chromium
     await chromium.close()
     await playwright.stop()
