@@ -37,7 +37,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY libs ./libs
 COPY services ./services
 RUN pip install --no-deps . \
-    && python -c "from heron_common.db import _migration_files; assert _migration_files(), 'migrations missing from the install'"
+    && python -c "from heron_common.db import _migration_files; assert _migration_files(), 'migrations missing from the install'" \
+    && python -c "from heron_ingest.dashboard import STATIC, TEMPLATES; assert (TEMPLATES / 'base.html').exists() and (STATIC / 'dashboard.css').exists(), 'dashboard templates missing from the install'"
 
 
 FROM ${PYTHON_IMAGE}

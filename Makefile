@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-unit lint format typecheck bench servers clean
+.PHONY: install run demo test test-unit test-browser lint format typecheck bench servers browser clean
 
 $(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,26 @@ install: $(BIN)/.installed
 servers:  ## start any local Postgres/Redis/RabbitMQ that is not answering
 	bash scripts/ensure-servers.sh
 
-run: install servers  ## the whole system locally: migrations, all four services, admin token printed
+run: install servers  ## the whole system locally: migrations, all four services, the dashboard's sign-in link printed
 	$(BIN)/heron-dev
+
+demo: install servers  ## `make run` plus a demo project whose streams open and resolve an incident
+	$(BIN)/heron-dev --demo
+
+browser:  ## Debian's Chromium for the dashboard's browser tests (CI runs as root on a fresh machine)
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; \
+	else echo "chromium is missing: sudo apt-get install chromium fonts-noto-color-emoji" >&2; exit 1; fi
 
 test: install servers  ## every test, on the real local servers
 	$(BIN)/pytest
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+test-browser: install servers browser  ## the dashboard in headless Chromium; screenshots in .artifacts/screenshots
+	$(BIN)/pytest tests/browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -13,7 +13,6 @@ the run.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -23,11 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis.asyncio as redis_asyncio
 
-from heron_common import bus, db
+from heron_common import db
 from heron_common.settings import Settings
 from tests.support import logscan
 from tests.support.fakes import FakeSlack
 from tests.support.servers import ServerURLs, locate
+from tests.support.testenv import copy_database, make_settings, remove_namespace
 
 _log_capture: Path | None = None
 
@@ -71,9 +71,7 @@ async def template_database(servers: ServerURLs) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def database_url(template_database: str) -> AsyncIterator[str]:
-    template = urlsplit(template_database).path.lstrip("/")
-    url = urlunsplit(urlsplit(template_database)._replace(path=f"/heron_test_{secrets.token_hex(6)}"))
-    await db.create_database_from(url, template)
+    url = await copy_database(template_database)
     yield url
     await db.drop_database(url)
 
@@ -81,36 +79,9 @@ async def database_url(template_database: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def settings(servers: ServerURLs, database_url: str) -> AsyncIterator[Settings]:
     """Settings for one test: its own key and queue namespace, timings on a scale of seconds."""
-    tag = f"heron-test-{secrets.token_hex(5)}"
-    s = Settings(
-        database_url=database_url,
-        redis_url=servers.redis,
-        amqp_url=servers.amqp,
-        redis_prefix=tag,
-        amqp_prefix=tag,
-        shards=4,
-        admin_token="test-admin-token",
-        http_host="127.0.0.1",
-        key_cache_seconds=0.5,
-        learning_threshold=3,
-        min_tolerance=0.4,
-        min_interval=0.05,
-        scan_interval=0.05,
-        slack_retry_schedule=(0.0, 0.05, 0.1, 0.2),
-        delivery_timeout=2.0,
-        delivery_poll_interval=0.05,
-        outbound_allow_cidrs=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
-        log_json=True,
-    )
+    s = make_settings(servers, database_url)
     yield s
-    await bus.delete_topology(s.amqp_url, bus.Names(s.amqp_prefix), s.shards)
-    r = redis_asyncio.Redis.from_url(s.redis_url)
-    try:
-        keys = [k async for k in r.scan_iter(match=f"{tag}:*", count=1000)]
-        if keys:
-            await r.delete(*keys)
-    finally:
-        await r.aclose()
+    await remove_namespace(s)
 
 
 @pytest.fixture

@@ -31,6 +31,21 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name)
 
 
+# A signing secret shorter than this is guessable offline from one signed cookie.
+MIN_SECRET_LENGTH = 32
+
+
+def _min_secret(env: Mapping[str, str], name: str) -> str | None:
+    value = _secret(env, name)
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"{name} must be at least {MIN_SECRET_LENGTH} characters (e.g. the output of `openssl rand -hex 32`)"
+        )
+    return value
+
+
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -93,7 +108,9 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network 
 
 
 # Settings that are credentials: never logged, shown as *** by Settings.public().
-SECRET_FIELDS = frozenset({"admin_token", "heroku_api_key", "slack_bot_token", "slack_signing_secret"})
+SECRET_FIELDS = frozenset(
+    {"admin_token", "heroku_api_key", "slack_bot_token", "slack_signing_secret", "session_secret", "badge_secret"}
+)
 
 
 def _check_heroku_seed(settings: Settings) -> None:
@@ -124,6 +141,12 @@ class Settings:
     amqp_prefix: str = "heron"
     shards: int = 16
     admin_token: str | None = field(default=None, repr=False)
+    # Signs dashboard sessions and CSRF tokens (and, unless badge_secret is set, badge URLs).
+    # Unset: each ingest process makes its own at start (with a warning), so sessions end with it.
+    session_secret: str | None = field(default=None, repr=False)
+    # Signs the unguessable read-only status-badge URLs; set it to rotate the session secret
+    # without changing the badge URLs pasted into READMEs.
+    badge_secret: str | None = field(default=None, repr=False)
 
     # HTTP listeners (each service serves /healthz, /readyz and /metrics on its port).
     http_host: str = "0.0.0.0"
@@ -221,6 +244,8 @@ class Settings:
             amqp_prefix=env.get("HERON_AMQP_PREFIX", d.amqp_prefix),
             shards=_int(env, "HERON_SHARDS", d.shards, minimum=1, maximum=1024),
             admin_token=_secret(env, "HERON_ADMIN_TOKEN"),
+            session_secret=_min_secret(env, "HERON_SESSION_SECRET"),
+            badge_secret=_min_secret(env, "HERON_BADGE_SECRET"),
             http_host=env.get("HERON_HTTP_HOST", d.http_host),
             ingest_port=_int(env, "HERON_INGEST_PORT", d.ingest_port, maximum=65535),
             detector_port=_int(env, "HERON_DETECTOR_PORT", d.detector_port, maximum=65535),

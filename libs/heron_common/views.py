@@ -78,3 +78,94 @@ def monitor_view(row: Any) -> dict[str, Any]:
         "overrides": {k: config[k] for k in ("expected_interval", "grace", "sensitivity") if k in config},
         "created_at": iso(row["created_at"]),
     }
+
+
+# -- how a person sees it (the dashboard, status badges) --------------------------------------
+
+# The states the dashboard shows, whatever the kind calls them (a trigger's ``alerting`` is down,
+# its ``resolved`` is up), in the order of concern.
+DISPLAY_STATES = ("down", "late", "acknowledged", "new", "up", "paused")
+_DISPLAY = {
+    "new": "new",
+    "up": "up",
+    "resolved": "up",
+    "late": "late",
+    "down": "down",
+    "alerting": "down",
+    "acknowledged": "acknowledged",
+    "paused": "paused",
+}
+
+
+def display_state(state: str, acknowledged: bool = False) -> str:
+    """New / Up / Late / Down / Acknowledged / Paused for a monitor in ``state`` whose open
+    incident is (or is not) ``acknowledged``. A state a newer kind adds shows as new until it
+    is mapped here."""
+    shown = _DISPLAY.get(state, "new")
+    return "acknowledged" if shown == "down" and acknowledged else shown
+
+
+def human_seconds(seconds: float | None) -> str:
+    """``42 s``, ``5 min``, ``1 h 20 min``, ``2 d 3 h``; ``—`` for None."""
+    if seconds is None:
+        return "—"
+    s = abs(float(seconds))
+    if s < 10:
+        return f"{s:.1f} s".replace(".0 s", " s")
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        minutes, rest = divmod(round(s), 60)
+        return f"{minutes} min" + (f" {rest} s" if rest and minutes < 10 else "")
+    if s < 86400:
+        hours, rest = divmod(round(s / 60), 60)
+        return f"{hours} h" + (f" {rest} min" if rest else "")
+    days, rest = divmod(round(s / 3600), 24)
+    return f"{days} d" + (f" {rest} h" if rest else "")
+
+
+def ago(at: float | None, now: float) -> str:
+    """``3 min ago`` (``in 3 min`` for a time ahead); ``never`` for None."""
+    if at is None:
+        return "never"
+    delta = now - at
+    if abs(delta) < 1:
+        return "just now"
+    return f"{human_seconds(delta)} ago" if delta > 0 else f"in {human_seconds(delta)}"
+
+
+# Alert topics that repeat the incident.* alert of the same change (sent beside it): a live view
+# shows the incident alert and skips these.
+_REPEATS = ("trigger.", "heartbeat.down", "heartbeat.up")
+
+
+def alert_summary(message: Any) -> tuple[int, dict[str, Any]] | None:
+    """The project an alert message belongs to and what a live view shows of it, or None (not
+    an alert of a project, or one that repeats another). Pure: a decoded message in."""
+    if not isinstance(message, dict):
+        return None
+    topic, data = message.get("type"), message.get("data")
+    if not isinstance(topic, str) or not isinstance(data, dict) or topic.startswith(_REPEATS):
+        return None
+    project = data.get("project")
+    project_id = project.get("id") if isinstance(project, dict) else None
+    if type(project_id) is not int:
+        return None
+    summary: dict[str, Any] = {"topic": topic, "monitor_id": None, "incident_id": None}
+    incident, heartbeat, endpoint = data.get("incident"), data.get("heartbeat"), data.get("endpoint")
+    if isinstance(incident, dict):
+        name = incident.get("name") or incident.get("event_name") or "a monitor"
+        summary["monitor_id"], summary["incident_id"] = incident.get("monitor_id"), incident.get("id")
+        summary["text"] = {
+            "incident.opened": incident.get("title") or f"{name} is down",
+            "incident.acknowledged": f"{name}: incident acknowledged",
+            "incident.resolved": f"{name} recovered",
+        }.get(topic, f"{name}: {topic}")
+    elif isinstance(heartbeat, dict):
+        summary["monitor_id"] = heartbeat.get("id")
+        summary["text"] = f"{heartbeat.get('name') or 'a heartbeat'} is {heartbeat.get('state') or topic}"
+    elif isinstance(endpoint, dict):
+        summary["text"] = f"webhook endpoint {endpoint.get('id')} was disabled: {endpoint.get('reason')}"
+    else:
+        summary["text"] = topic
+    return project_id, summary

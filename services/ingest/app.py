@@ -27,6 +27,7 @@ from heron_common.service import (
 from heron_common.settings import Settings
 from heron_ingest import (
     admin,
+    dashboard,
     heartbeats_api,
     heroku_api,
     manage,
@@ -186,4 +187,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     background(app, "heroku-seed", heroku_api.seed)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
+    # Last: the dashboard's catch-all 404 page must come after every other route.
+    dashboard.setup(app)
     return app

@@ -38,7 +38,11 @@ class KeyAuthenticator:
         if not key.isascii():
             # Keys are ASCII; a header byte like 0xFF arrives as a surrogate that would not encode.
             return None
-        digest = hash_key(key)
+        return await self.lookup_hash(hash_key(key))
+
+    async def lookup_hash(self, digest: bytes) -> tuple[int, bool] | None:
+        """:meth:`lookup` by the key's SHA-256 (a dashboard session keeps the hash, never the key),
+        through the same cache, so a revocation ends the session as it ends API calls."""
         now = self._clock.now()
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:

@@ -23,10 +23,14 @@ from heron_ingest.validation import InputError
 
 # How long a handler waits for the detector to apply its command before answering 202.
 APPLY_WAIT = 2.0
+# Who acts, when it is not the key on the request (the dashboard sets it from its session).
+ACTOR = web.RequestKey("actor", str)
 
 
 def who(request: web.Request, key: str | None = None) -> str:
     """Who asked, as recorded with what they did (a key's hint, never the key)."""
+    if key is None and ACTOR in request:
+        return request[ACTOR]
     key = key or presented_key(request)
     return f"api key {key_hint(key)}" if key else "api"
 

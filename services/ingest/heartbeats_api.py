@@ -69,7 +69,7 @@ def _config(request: web.Request, body: dict[str, Any]) -> hb.Config:
     try:
         return hb.parse_config(body, min_interval=request.app[SETTINGS].min_interval, now=request.app[CLOCK].now())
     except hb.ConfigError as exc:
-        raise InputError(422, "invalid_field", str(exc)) from None
+        raise InputError(422, "invalid_field", str(exc), exc.field) from None
 
 
 def _labels(body: dict[str, Any], *, name_required: bool) -> dict[str, str]:
@@ -84,6 +84,11 @@ async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     project_id = await caller_project(request, body)
+    return json_response(view(request, await create_heartbeat(request, project_id, body)), status=201)
+
+
+async def create_heartbeat(request: web.Request, project_id: int, body: dict[str, Any]) -> asyncpg.Record:
+    """Check ``body`` (InputError naming the field otherwise) and insert the heartbeat."""
     params.known_fields(body, FIELDS)
     labels = _labels(body, name_required=True)
     config = _config(request, body)
@@ -102,11 +107,15 @@ async def create(request: web.Request) -> web.Response:
         config.to_dict(),
         new_token(),
     )
-    return json_response(view(request, row), status=201)
+    return row
 
 
 async def _own(request: web.Request) -> asyncpg.Record:
-    project_id = await caller_project(request)
+    return await own_heartbeat(request, await caller_project(request))
+
+
+async def own_heartbeat(request: web.Request, project_id: int) -> asyncpg.Record:
+    """The heartbeat in the path, of ``project_id``; 404 for anything else."""
     return await owned_monitor(request.app[PG], path_id(request, "heartbeat_id"), project_id, hb.KIND, "heartbeat")
 
 
@@ -117,11 +126,11 @@ async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyn
     return json_response(view(request, changed))
 
 
-@handles_errors
-async def listing(request: web.Request) -> web.Response:
-    project_id = await caller_project(request)
-    limit, before, environment = page_args(request)
-    rows = await request.app[PG].fetch(
+async def heartbeat_rows(
+    pool: asyncpg.Pool, project_id: int, *, before: int | None, limit: int, environment: str | None = None
+) -> list[asyncpg.Record]:
+    """A project's heartbeats, newest first, one page."""
+    return await pool.fetch(
         "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2"
         " AND ($3::bigint IS NULL OR id < $3) AND ($4::text IS NULL OR environment = $4)"
         " ORDER BY id DESC LIMIT $5",
@@ -131,6 +140,13 @@ async def listing(request: web.Request) -> web.Response:
         environment,
         limit,
     )
+
+
+@handles_errors
+async def listing(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = page_args(request)
+    rows = await heartbeat_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
     return json_response([view(request, r) for r in rows], headers=next_link(request, rows, limit))
 
 
@@ -144,6 +160,15 @@ async def change(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     row = await _own(request)
+    changed = await change_heartbeat(request, row, body)
+    if changed is None:
+        return json_response({"status": "accepted", "heartbeat": view(request, row)}, status=202)
+    return json_response(view(request, changed))
+
+
+async def change_heartbeat(request: web.Request, row: asyncpg.Record, body: dict[str, Any]) -> asyncpg.Record | None:
+    """Check the changes in ``body`` and have the detector apply them; the heartbeat once they
+    show, or None (queued, not lost)."""
     params.known_fields(body, FIELDS)
     if not FIELDS & set(body):
         raise InputError(422, "missing_field", f"send at least one of {', '.join(sorted(FIELDS))}")
@@ -157,8 +182,8 @@ async def change(request: web.Request) -> web.Response:
     wanted.update({k: body[k] for k in ("interval", "grace", "schedule", "tz") if body.get(k) is not None})
     config = _config(request, wanted).to_dict()
     await send_command(request, row, "configure", {"config": config, **labels})
-    return await _after(
-        request, row, lambda m: dict(m["config"]) == config and all(m[k] == v for k, v in labels.items())
+    return await monitor_after(
+        request, row["id"], lambda m: dict(m["config"]) == config and all(m[k] == v for k, v in labels.items())
     )
 
 
@@ -224,16 +249,23 @@ def flip_view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _history(request: web.Request, table: str, shape: Callable[[Any], dict[str, Any]]) -> web.Response:
-    """A heartbeat's pings or flips (``table``: a constant of ours), newest first, paginated."""
-    row = await _own(request)
-    limit, before, _ = page_args(request)
-    rows = await request.app[PG].fetch(
+async def history(
+    pool: asyncpg.Pool, table: str, monitor_id: int, *, before: int | None, limit: int
+) -> list[asyncpg.Record]:
+    """A monitor's ``pings`` or ``flips`` (``table``: a constant of ours), newest first, one page."""
+    return await pool.fetch(
         f"SELECT * FROM {table} WHERE monitor_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-        row["id"],
+        monitor_id,
         before,
         limit,
     )
+
+
+async def _history(request: web.Request, table: str, shape: Callable[[Any], dict[str, Any]]) -> web.Response:
+    """A heartbeat's pings or flips, newest first, paginated."""
+    row = await _own(request)
+    limit, before, _ = page_args(request)
+    rows = await history(request.app[PG], table, row["id"], before=before, limit=limit)
     return json_response([shape(r) for r in rows], headers=next_link(request, rows, limit))
 
 

@@ -24,36 +24,53 @@ from heron_ingest.requests import caller_project, handles_errors, json_object, o
 from heron_ingest.validation import InputError
 
 
-async def _own_incident(request: web.Request) -> tuple[asyncpg.Record, asyncpg.Record]:
-    project_id = await caller_project(request)
+async def own_incident(request: web.Request, project_id: int) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """The incident in the path and its monitor, both of ``project_id``; 404 otherwise."""
     pool = request.app[PG]
     incident = await owned_row(pool, "incidents", path_id(request, "incident_id"), project_id, "incident")
     monitor = await owned_row(pool, "monitors", incident["monitor_id"], project_id, "monitor")
     return incident, monitor
 
 
-@handles_errors
-async def acknowledge(request: web.Request) -> web.Response:
-    incident, monitor = await _own_incident(request)
-    if incident["resolved_at"] is not None:
-        raise InputError(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
-    if incident["acknowledged_at"] is None:
-        await send_command(request, monitor, "acknowledge", {"incident_id": incident["id"]})
-    pool = request.app[PG]
-    row = await applied(
-        lambda: pool.fetchrow(
-            "SELECT * FROM incidents WHERE id = $1 AND (acknowledged_at IS NOT NULL OR resolved_at IS NOT NULL)",
-            incident["id"],
-        )
-    )
+def _answer(row: asyncpg.Record | None, incident: asyncpg.Record) -> web.Response:
     if row is None:
         return json_response({"status": "accepted", "incident": incident_view(incident)}, status=202)
     return json_response(incident_view(row))
 
 
 @handles_errors
+async def acknowledge(request: web.Request) -> web.Response:
+    incident, monitor = await own_incident(request, await caller_project(request))
+    return _answer(await acknowledge_incident(request, incident, monitor), incident)
+
+
+async def acknowledge_incident(
+    request: web.Request, incident: asyncpg.Record, monitor: asyncpg.Record
+) -> asyncpg.Record | None:
+    """Acknowledge through the detector; the incident once it shows, or None (queued, not lost)."""
+    if incident["resolved_at"] is not None:
+        raise InputError(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
+    if incident["acknowledged_at"] is None:
+        await send_command(request, monitor, "acknowledge", {"incident_id": incident["id"]})
+    pool = request.app[PG]
+    return await applied(
+        lambda: pool.fetchrow(
+            "SELECT * FROM incidents WHERE id = $1 AND (acknowledged_at IS NOT NULL OR resolved_at IS NOT NULL)",
+            incident["id"],
+        )
+    )
+
+
+@handles_errors
 async def resolve(request: web.Request) -> web.Response:
-    incident, monitor = await _own_incident(request)
+    incident, monitor = await own_incident(request, await caller_project(request))
+    return _answer(await resolve_incident(request, incident, monitor), incident)
+
+
+async def resolve_incident(
+    request: web.Request, incident: asyncpg.Record, monitor: asyncpg.Record
+) -> asyncpg.Record | None:
+    """Resolve by hand through the detector (kinds that allow it); the incident once resolved, or None."""
     if monitor["kind"] not in RESOLVABLE_BY_HAND:
         # An event stream's incident resolves when its events come back: resolving it by hand
         # would only hide a silence that is still going on.
@@ -63,12 +80,9 @@ async def resolve(request: web.Request) -> web.Response:
     if incident["resolved_at"] is None:
         await send_command(request, monitor, "resolve", {"incident_id": incident["id"]})
     pool = request.app[PG]
-    row = await applied(
+    return await applied(
         lambda: pool.fetchrow("SELECT * FROM incidents WHERE id = $1 AND resolved_at IS NOT NULL", incident["id"])
     )
-    if row is None:
-        return json_response({"status": "accepted", "incident": incident_view(incident)}, status=202)
-    return json_response(incident_view(row))
 
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
@@ -76,11 +90,24 @@ async def _own_monitor(request: web.Request) -> asyncpg.Record:
     return await owned_row(request.app[PG], "monitors", path_id(request, "monitor_id"), project_id, "monitor")
 
 
-async def _state_change(request: web.Request, action: str, done: Callable[[asyncpg.Record], bool]) -> web.Response:
-    monitor = await _own_monitor(request)
+# What each state change is asked as, and how to tell it was applied.
+STATE_CHANGES: dict[str, Callable[[asyncpg.Record], bool]] = {
+    "pause": lambda m: m["state"] == "paused",
+    "resume": lambda m: m["state"] != "paused",
+}
+
+
+async def change_state(request: web.Request, monitor: asyncpg.Record, action: str) -> asyncpg.Record | None:
+    """Pause or resume (``action``) through the detector; the monitor once changed, or None (queued)."""
+    done = STATE_CHANGES[action]
     if not done(monitor):
         await send_command(request, monitor, action)
-    row = await monitor_after(request, monitor["id"], done)
+    return await monitor_after(request, monitor["id"], done)
+
+
+async def _state_change(request: web.Request, action: str) -> web.Response:
+    monitor = await _own_monitor(request)
+    row = await change_state(request, monitor, action)
     if row is None:
         return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
     return json_response(monitor_view(row))
@@ -88,12 +115,12 @@ async def _state_change(request: web.Request, action: str, done: Callable[[async
 
 @handles_errors
 async def pause(request: web.Request) -> web.Response:
-    return await _state_change(request, "pause", lambda m: m["state"] == "paused")
+    return await _state_change(request, "pause")
 
 
 @handles_errors
 async def resume(request: web.Request) -> web.Response:
-    return await _state_change(request, "resume", lambda m: m["state"] != "paused")
+    return await _state_change(request, "resume")
 
 
 @handles_errors

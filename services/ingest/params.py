@@ -90,15 +90,15 @@ def text_field(body: Mapping[str, Any], name: str, *, max_len: int, required: bo
     value = body.get(name)
     if value is None:
         if required:
-            raise InputError(422, "missing_field", f"{name} is required")
+            raise InputError(422, "missing_field", f"{name} is required", name)
         return None
     if not isinstance(value, str):
-        raise InputError(422, "invalid_field", f"{name} must be a string")
+        raise InputError(422, "invalid_field", f"{name} must be a string", name)
     if required and not value.strip():
-        raise InputError(422, "missing_field", f"{name} is required")
+        raise InputError(422, "missing_field", f"{name} is required", name)
     problem = text_problem(value) or (f"is longer than {max_len} characters" if len(value) > max_len else None)
     if problem:
-        raise InputError(422, "invalid_field", f"{name} {problem}")
+        raise InputError(422, "invalid_field", f"{name} {problem}", name)
     return value
 
 
@@ -119,9 +119,9 @@ def seconds_field(body: Mapping[str, Any], name: str, *, minimum: float, maximum
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(422, "invalid_field", f"{name} must be a number of seconds")
+        raise InputError(422, "invalid_field", f"{name} must be a number of seconds", name)
     if not minimum <= value <= maximum:
-        raise InputError(422, "invalid_field", f"{name} must be between {minimum:g} and {maximum:g} seconds")
+        raise InputError(422, "invalid_field", f"{name} must be between {minimum:g} and {maximum:g} seconds", name)
     return float(value)
 
 
@@ -130,7 +130,7 @@ def id_field(body: Mapping[str, Any], name: str, what: str) -> int | None:
     if value is None:
         return None
     if type(value) is not int or not 0 < value <= BIGINT_MAX:
-        raise InputError(422, "invalid_field", f"{name} must be {what}")
+        raise InputError(422, "invalid_field", f"{name} must be {what}", name)
     return value
 
 

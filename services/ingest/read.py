@@ -10,19 +10,66 @@ from heron_common.service import PG, json_response
 from heron_common.views import incident_view, monitor_view
 from heron_ingest.requests import caller_project, handles_errors, next_link, owned_row, page_args, path_id
 
+OPEN, RESOLVED = "open", "resolved"
 
-async def _incidents(request: web.Request, active_only: bool) -> web.Response:
-    project_id = await caller_project(request)
-    limit, before, environment = page_args(request)
-    rows = await request.app[PG].fetch(
+
+async def incident_rows(
+    pool: asyncpg.Pool,
+    project_id: int,
+    *,
+    before: int | None,
+    limit: int,
+    environment: str | None = None,
+    service: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    monitor_id: int | None = None,
+) -> list[asyncpg.Record]:
+    """A project's incidents, newest first, one page (``before`` an id), filtered by any of
+    environment, service, kind, status (``open`` or ``resolved``) and monitor."""
+    return await pool.fetch(
         "SELECT * FROM incidents WHERE project_id = $1"
         " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
-        + (" AND resolved_at IS NULL" if active_only else "")
-        + " ORDER BY id DESC LIMIT $4",
+        " AND ($4::text IS NULL OR service = $4) AND ($5::text IS NULL OR kind = $5)"
+        " AND ($6::text IS NULL OR (resolved_at IS NULL) = ($6 = 'open'))"
+        " AND ($7::bigint IS NULL OR monitor_id = $7)"
+        " ORDER BY id DESC LIMIT $8",
+        project_id,
+        before,
+        environment,
+        service,
+        kind,
+        status,
+        monitor_id,
+        limit,
+    )
+
+
+async def monitor_rows(
+    pool: asyncpg.Pool, project_id: int, *, before: int | None, limit: int, environment: str | None = None
+) -> list[asyncpg.Record]:
+    """A project's monitors of every kind, newest first, one page."""
+    return await pool.fetch(
+        "SELECT * FROM monitors WHERE project_id = $1"
+        " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
+        " ORDER BY id DESC LIMIT $4",
         project_id,
         before,
         environment,
         limit,
+    )
+
+
+async def _incidents(request: web.Request, active_only: bool) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = page_args(request)
+    rows = await incident_rows(
+        request.app[PG],
+        project_id,
+        before=before,
+        limit=limit,
+        environment=environment,
+        status=OPEN if active_only else None,
     )
     return json_response([incident_view(r) for r in rows], headers=next_link(request, rows, limit))
 
@@ -41,15 +88,7 @@ async def active_incidents(request: web.Request) -> web.Response:
 async def monitors(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = page_args(request)
-    rows = await request.app[PG].fetch(
-        "SELECT * FROM monitors WHERE project_id = $1"
-        " AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR environment = $3)"
-        " ORDER BY id DESC LIMIT $4",
-        project_id,
-        before,
-        environment,
-        limit,
-    )
+    rows = await monitor_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
     return json_response([monitor_view(r) for r in rows], headers=next_link(request, rows, limit))
 
 
@@ -63,15 +102,20 @@ async def monitor(request: web.Request) -> web.Response:
     return json_response(monitor_view(await _own_monitor(request)))
 
 
+async def recent_events(pool: asyncpg.Pool, monitor_id: int, limit: int) -> list[asyncpg.Record]:
+    """An event stream's newest ``limit`` events (newest first)."""
+    return await pool.fetch(
+        "SELECT event_time, received_at, metadata FROM events WHERE monitor_id = $1 ORDER BY event_time DESC LIMIT $2",
+        monitor_id,
+        limit,
+    )
+
+
 @handles_errors
 async def monitor_events(request: web.Request) -> web.Response:
     row = await _own_monitor(request)
     limit, _, _ = page_args(request)
-    events = await request.app[PG].fetch(
-        "SELECT event_time, received_at, metadata FROM events WHERE monitor_id = $1 ORDER BY event_time DESC LIMIT $2",
-        row["id"],
-        limit,
-    )
+    events = await recent_events(request.app[PG], row["id"], limit)
     return json_response(
         [
             {"timestamp": iso(e["event_time"]), "received_at": iso(e["received_at"]), "metadata": e["metadata"]}

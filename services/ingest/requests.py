@@ -40,7 +40,7 @@ async def caller_project(
             429,
             "rate_limited",
             f"this API key sent more than {limit.rate:g} requests a second (burst {limit.burst}); retry later",
-            {"Retry-After": retry_after(wait)},
+            headers={"Retry-After": retry_after(wait)},
         )
     if test:
         request[TEST_KEY] = True

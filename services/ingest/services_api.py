@@ -29,22 +29,28 @@ async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     project_id = await caller_project(request, body)
     assert body is not None
+    return json_response(service_view(await create_service(request.app[PG], project_id, body)), status=201)
+
+
+async def create_service(pool: asyncpg.Pool, project_id: int, body: dict[str, Any]) -> asyncpg.Record:
     name = params.text_field(body, "name", max_len=MAX_NAME, required=True)
     assert name is not None
     try:
-        row = await request.app[PG].fetchrow(
+        return await pool.fetchrow(
             "INSERT INTO services (project_id, name) VALUES ($1, $2) RETURNING *", project_id, name.strip()
         )
     except asyncpg.UniqueViolationError:
-        raise InputError(409, "name_taken", f"a service named {name.strip()!r} exists already") from None
-    return json_response(service_view(row), status=201)
+        raise InputError(409, "name_taken", f"a service named {name.strip()!r} exists already", "name") from None
+
+
+async def service_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM services WHERE project_id = $1 ORDER BY id", project_id)
 
 
 @handles_errors
 async def list_all(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    rows = await request.app[PG].fetch("SELECT * FROM services WHERE project_id = $1 ORDER BY id", project_id)
-    return json_response([service_view(r) for r in rows])
+    return json_response([service_view(r) for r in await service_rows(request.app[PG], project_id)])
 
 
 @handles_errors

@@ -70,19 +70,19 @@ def settings_from(body: dict[str, Any], current: dict[str, Any], min_timeout: fl
     config = dict(current)
     if "kind" in body:
         if body["kind"] not in tr.TRIGGER_KINDS:
-            raise InputError(422, "invalid_field", "kind must be 'manual' or 'liveness'")
+            raise InputError(422, "invalid_field", "kind must be 'manual' or 'liveness'", "kind")
         config["trigger_kind"] = body["kind"]
     config.setdefault("trigger_kind", tr.MANUAL)
     if "timeout" in body:
         config["timeout"] = params.seconds_field(body, "timeout", minimum=min_timeout)
     if config["trigger_kind"] == tr.LIVENESS and config.get("timeout") is None:
-        raise InputError(422, "missing_field", "timeout (seconds) is required for a liveness trigger")
+        raise InputError(422, "missing_field", "timeout (seconds) is required for a liveness trigger", "timeout")
     if config["trigger_kind"] == tr.MANUAL:
         config["timeout"] = None
     for flag in ("critical", "escalate"):
         if flag in body:
             if not isinstance(body[flag], bool):
-                raise InputError(422, "invalid_field", f"{flag} must be true or false")
+                raise InputError(422, "invalid_field", f"{flag} must be true or false", flag)
             config[flag] = body[flag]
         config.setdefault(flag, True)
     return config
@@ -94,11 +94,11 @@ async def _service(pool: asyncpg.Pool, body: dict[str, Any], project_id: int) ->
         return None, ""
     name = await pool.fetchval("SELECT name FROM services WHERE id = $1 AND project_id = $2", service_id, project_id)
     if name is None:
-        raise InputError(422, "invalid_field", "service_id names no service of this project")
+        raise InputError(422, "invalid_field", "service_id names no service of this project", "service_id")
     return service_id, name
 
 
-async def _own_trigger(request: web.Request, project_id: int) -> asyncpg.Record:
+async def own_trigger(request: web.Request, project_id: int) -> asyncpg.Record:
     """The caller's trigger; 404 for anything else, another project's trigger included."""
     return await owned_monitor(request.app[PG], path_id(request, "trigger_id"), project_id, tr.KIND, "trigger")
 
@@ -108,6 +108,12 @@ async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     project_id = await caller_project(request, body)
+    return json_response(trigger_view(await create_trigger(request, project_id, body)), status=201)
+
+
+async def create_trigger(request: web.Request, project_id: int, body: dict[str, Any]) -> asyncpg.Record:
+    """Check ``body`` (InputError naming the field otherwise), insert the trigger and, for a
+    liveness trigger, have the detector arm its timer."""
     settings = request.app[SETTINGS]
     config = settings_from(body, {}, settings.min_interval)
     name = (params.text_field(body, "name", max_len=MAX_NAME, required=True) or "").strip()
@@ -132,7 +138,9 @@ async def create(request: web.Request) -> web.Response:
             {"since": now, "last_checkin": None},
         )
     except asyncpg.UniqueViolationError:
-        raise InputError(409, "name_taken", f"a trigger named {name!r} exists already in this service") from None
+        raise InputError(
+            409, "name_taken", f"a trigger named {name!r} exists already in this service", "name"
+        ) from None
     if config["trigger_kind"] == tr.LIVENESS:
         # The detector (the only writer of monitor state) arms the timer: that is how the first
         # deadline reaches its index. Not queued means never timing out, so undo and say so.
@@ -141,21 +149,24 @@ async def create(request: web.Request) -> web.Response:
         except InputError:
             await pool.execute("DELETE FROM monitors WHERE id = $1", row["id"])
             raise
-    return json_response(trigger_view(row), status=201)
+    return row
+
+
+async def trigger_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2 ORDER BY id", project_id, tr.KIND
+    )
 
 
 @handles_errors
 async def list_all(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    rows = await request.app[PG].fetch(
-        "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2 ORDER BY id", project_id, tr.KIND
-    )
-    return json_response([trigger_view(r) for r in rows])
+    return json_response([trigger_view(r) for r in await trigger_rows(request.app[PG], project_id)])
 
 
 @handles_errors
 async def show(request: web.Request) -> web.Response:
-    return json_response(trigger_view(await _own_trigger(request, await caller_project(request))))
+    return json_response(trigger_view(await own_trigger(request, await caller_project(request))))
 
 
 @handles_errors
@@ -163,7 +174,18 @@ async def update(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     project_id = await caller_project(request, body)
-    row = await _own_trigger(request, project_id)
+    row = await own_trigger(request, project_id)
+    done = await update_trigger(request, project_id, row, body)
+    if done is None:
+        return json_response({"status": "accepted", "trigger": trigger_view(row)}, status=202)
+    return json_response(trigger_view(done))
+
+
+async def update_trigger(
+    request: web.Request, project_id: int, row: asyncpg.Record, body: dict[str, Any]
+) -> asyncpg.Record | None:
+    """Check the changes in ``body`` and have the detector apply them; the trigger once they
+    show, or None (queued, not lost)."""
     config = settings_from(body, dict(row["config"] or {}), request.app[SETTINGS].min_interval)
     args: dict[str, Any] = {k: config.get(k) for k in ("trigger_kind", "timeout", "critical", "escalate")}
     if "name" in body:
@@ -180,11 +202,11 @@ async def update(request: web.Request) -> web.Response:
         row["id"],
     )
     if clash:
-        raise InputError(409, "name_taken", "a trigger of that name exists already in that service")
+        raise InputError(409, "name_taken", "a trigger of that name exists already in that service", "name")
     await send_command(request, row, "configure", args)
     pool = request.app[PG]
     name, service = args.get("name", row["name"]), args.get("service", row["service"])
-    done = await applied(
+    return await applied(
         lambda: pool.fetchrow(
             "SELECT * FROM monitors WHERE id = $1 AND config = $2 AND name = $3 AND service = $4",
             row["id"],
@@ -193,14 +215,11 @@ async def update(request: web.Request) -> web.Response:
             service,
         )
     )
-    if done is None:
-        return json_response({"status": "accepted", "trigger": trigger_view(row)}, status=202)
-    return json_response(trigger_view(done))
 
 
 @handles_errors
 async def delete(request: web.Request) -> web.Response:
-    return await delete_monitor(request, await _own_trigger(request, await caller_project(request)))
+    return await delete_monitor(request, await own_trigger(request, await caller_project(request)))
 
 
 def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
@@ -230,7 +249,7 @@ def _action(name: str) -> Any:
         # Heii's ?token= for integrations that cannot set a header (discouraged: URLs get logged).
         key = bearer_token(request) or request.query.get("token") or presented_key(request)
         project_id = await caller_project(request, key=key or None, test_ok=True)
-        row = await _own_trigger(request, project_id)
+        row = await own_trigger(request, project_id)
         config = row["config"] or {}
         if name == "checkin" and config.get("trigger_kind") != tr.LIVENESS:
             raise InputError(409, "not_liveness", "only a liveness trigger takes check-ins")

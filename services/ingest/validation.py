@@ -35,6 +35,8 @@ class InputError(Exception):
     status: int
     code: str
     message: str
+    # The body field the error is about, when there is one (a form shows the message beside it).
+    field: str | None = None
     headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
 
 

@@ -33,7 +33,7 @@ SLACK_HOSTS = ("hooks.slack.com",)
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 
 
-def _endpoint(r: asyncpg.Record, now: float, secret: str | None = None) -> dict[str, Any]:
+def endpoint_view(r: asyncpg.Record, now: float, secret: str | None = None) -> dict[str, Any]:
     rotating = r["previous_secret_expires_at"]
     out = {
         "id": r["id"],
@@ -117,25 +117,29 @@ async def create_webhook(request: web.Request) -> web.Response:
         fields.get("enabled", True),
         secret,
     )
-    return json_response(_endpoint(row, request.app[CLOCK].now(), secret), status=201)
+    return json_response(endpoint_view(row, request.app[CLOCK].now(), secret), status=201)
 
 
 async def _own_endpoint(request: web.Request, project_id: int) -> asyncpg.Record:
     return await owned_row(request.app[PG], "webhook_endpoints", path_id(request, "webhook_id"), project_id, "webhook")
 
 
+async def endpoint_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM webhook_endpoints WHERE project_id = $1 ORDER BY id", project_id)
+
+
 @handles_errors
 async def list_webhooks(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    rows = await request.app[PG].fetch("SELECT * FROM webhook_endpoints WHERE project_id = $1 ORDER BY id", project_id)
+    rows = await endpoint_rows(request.app[PG], project_id)
     now = request.app[CLOCK].now()
-    return json_response([_endpoint(r, now) for r in rows])
+    return json_response([endpoint_view(r, now) for r in rows])
 
 
 @handles_errors
 async def get_webhook(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    return json_response(_endpoint(await _own_endpoint(request, project_id), request.app[CLOCK].now()))
+    return json_response(endpoint_view(await _own_endpoint(request, project_id), request.app[CLOCK].now()))
 
 
 @handles_errors
@@ -157,7 +161,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         project_id,
         *fields.values(),
     )
-    return json_response(_endpoint(row, request.app[CLOCK].now()))
+    return json_response(endpoint_view(row, request.app[CLOCK].now()))
 
 
 @handles_errors
@@ -208,7 +212,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
             expires,
             secret,
         )
-    return json_response(_endpoint(row, now, secret))
+    return json_response(endpoint_view(row, now, secret))
 
 
 async def topics(_: web.Request) -> web.Response:
@@ -248,7 +252,7 @@ def _delivery(r: asyncpg.Record, attempts: list[asyncpg.Record]) -> dict[str, An
     }
 
 
-async def _with_attempts(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+async def with_attempts(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     attempts: dict[int, list[asyncpg.Record]] = {r["id"]: [] for r in rows}
     if rows:
         for a in await pool.fetch(
@@ -258,16 +262,27 @@ async def _with_attempts(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list
     return [_delivery(r, attempts[r["id"]]) for r in rows]
 
 
-@handles_errors
-async def list_deliveries(request: web.Request) -> web.Response:
-    project_id = await caller_project(request)
-    limit, before, _ = page_args(request)
-    q = request.query
-    endpoint_id = params.query_id(q, "endpoint_id", "a webhook id")
-    status = q.get("status")
+def delivery_filters(query: Any) -> tuple[int | None, str | None, str | None]:
+    """``endpoint_id``, ``status`` and ``topic`` of a delivery-log request, checked."""
+    endpoint_id = params.query_id(query, "endpoint_id", "a webhook id")
+    status = query.get("status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise InputError(422, "invalid_parameter", f"status must be one of {', '.join(DELIVERY_STATUSES)}")
-    rows = await request.app[PG].fetch(
+    return endpoint_id, status, params.query_text(query, "topic")
+
+
+async def delivery_rows(
+    pool: asyncpg.Pool,
+    project_id: int,
+    *,
+    before: int | None,
+    limit: int,
+    endpoint_id: int | None = None,
+    status: str | None = None,
+    topic: str | None = None,
+) -> list[asyncpg.Record]:
+    """A project's delivery log, newest first, one page."""
+    return await pool.fetch(
         "SELECT * FROM deliveries WHERE project_id = $1 AND ($2::bigint IS NULL OR id < $2)"
         " AND ($3::bigint IS NULL OR endpoint_id = $3) AND ($4::text IS NULL OR status = $4)"
         " AND ($5::text IS NULL OR topic = $5) ORDER BY id DESC LIMIT $6",
@@ -275,17 +290,27 @@ async def list_deliveries(request: web.Request) -> web.Response:
         before,
         endpoint_id,
         status,
-        params.query_text(q, "topic"),
+        topic,
         limit,
     )
-    return json_response(await _with_attempts(request.app[PG], rows), headers=next_link(request, rows, limit))
+
+
+@handles_errors
+async def list_deliveries(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, _ = page_args(request)
+    endpoint_id, status, topic = delivery_filters(request.query)
+    rows = await delivery_rows(
+        request.app[PG], project_id, before=before, limit=limit, endpoint_id=endpoint_id, status=status, topic=topic
+    )
+    return json_response(await with_attempts(request.app[PG], rows), headers=next_link(request, rows, limit))
 
 
 @handles_errors
 async def get_delivery(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await owned_row(request.app[PG], "deliveries", path_id(request, "delivery_id"), project_id, "delivery")
-    [delivery] = await _with_attempts(request.app[PG], [row])
+    [delivery] = await with_attempts(request.app[PG], [row])
     return json_response(delivery)
 
 
@@ -298,7 +323,13 @@ _REDELIVER = (
 @handles_errors
 async def redeliver(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    delivery_id = path_id(request, "delivery_id")
+    row = await redeliver_one(request, project_id, path_id(request, "delivery_id"))
+    [delivery] = await with_attempts(request.app[PG], [row])
+    return json_response(delivery, status=202)
+
+
+async def redeliver_one(request: web.Request, project_id: int, delivery_id: int) -> asyncpg.Record:
+    """Put a finished delivery of ``project_id`` back in the queue, attempts reset; 404 or 409."""
     row = await request.app[PG].fetchrow(
         _REDELIVER + " AND id = $3 RETURNING *", to_dt(request.app[CLOCK].now()), project_id, delivery_id
     )
@@ -309,8 +340,7 @@ async def redeliver(request: web.Request) -> web.Response:
         if exists is None:
             raise InputError(404, "not_found", "no such delivery")
         raise InputError(409, "already_pending", "the delivery is already pending; it will be attempted")
-    [delivery] = await _with_attempts(request.app[PG], [row])
-    return json_response(delivery, status=202)
+    return row
 
 
 @handles_errors

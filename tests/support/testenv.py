@@ -1,0 +1,62 @@
+"""A test's own database and namespace on the shared local servers (used by conftest.py's
+fixtures, and by module-scoped fixtures that serve several tests at once)."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as redis_asyncio
+
+from heron_common import bus, db
+from heron_common.settings import Settings
+from tests.support.servers import ServerURLs
+
+
+async def copy_database(template_database: str) -> str:
+    """A fresh database, copied from the migrated template (drop it with ``db.drop_database``)."""
+    template = urlsplit(template_database).path.lstrip("/")
+    url = urlunsplit(urlsplit(template_database)._replace(path=f"/heron_test_{secrets.token_hex(6)}"))
+    await db.create_database_from(url, template)
+    return url
+
+
+def make_settings(servers: ServerURLs, database_url: str, **overrides: object) -> Settings:
+    """Settings for one test (or one module): its own key and queue namespace, timings on a
+    scale of seconds. Clean up with :func:`remove_namespace`."""
+    tag = f"heron-test-{secrets.token_hex(5)}"
+    s = Settings(
+        database_url=database_url,
+        redis_url=servers.redis,
+        amqp_url=servers.amqp,
+        redis_prefix=tag,
+        amqp_prefix=tag,
+        shards=4,
+        admin_token="test-admin-token",
+        http_host="127.0.0.1",
+        key_cache_seconds=0.5,
+        learning_threshold=3,
+        min_tolerance=0.4,
+        min_interval=0.05,
+        scan_interval=0.05,
+        slack_retry_schedule=(0.0, 0.05, 0.1, 0.2),
+        delivery_timeout=2.0,
+        delivery_poll_interval=0.05,
+        outbound_allow_cidrs=(ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
+        log_json=True,
+    )
+    return replace(s, **overrides) if overrides else s  # type: ignore[arg-type]
+
+
+async def remove_namespace(s: Settings) -> None:
+    """Delete the queues, exchanges and Redis keys of a test's namespace."""
+    await bus.delete_topology(s.amqp_url, bus.Names(s.amqp_prefix), s.shards)
+    r = redis_asyncio.Redis.from_url(s.redis_url)
+    try:
+        keys = [k async for k in r.scan_iter(match=f"{s.redis_prefix}:*", count=1000)]
+        if keys:
+            await r.delete(*keys)
+    finally:
+        await r.aclose()
