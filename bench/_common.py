@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 PYTHON = sys.executable
 
+# Seals the benchmark's webhook secrets (a throwaway key: benchmark data only).
+BENCH_SECRETS_KEY = "YmVuY2gtc2VjcmV0cy1rZXktbm90LWEtc2VjcmV0LTA="
+
 # The local servers (overridable like the tests': HERON_BENCH_*_URL).
 PG_URL = os.environ.get("HERON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("HERON_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -156,6 +159,7 @@ class BenchEnv:
             "amqp_prefix": self.prefix,
             "shards": self.shards,
             "admin_token": ADMIN_TOKEN,
+            "secrets_keys": (BENCH_SECRETS_KEY,),
             "http_host": "127.0.0.1",
             "log_level": "WARNING",
             # One client address and one key drive the whole load: the rate limits (a protection
@@ -310,6 +314,7 @@ async def start_module(
             "HERON_AMQP_PREFIX": s.amqp_prefix,
             "HERON_SHARDS": str(s.shards),
             "HERON_ADMIN_TOKEN": s.admin_token or "",
+            "HERON_SECRETS_KEY": ",".join(s.secrets_keys),
             "HERON_HTTP_HOST": "127.0.0.1",
             f"HERON_{service.upper()}_PORT": str(port),
             "HERON_LOG_LEVEL": s.log_level,

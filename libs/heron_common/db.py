@@ -189,5 +189,16 @@ def migrate_main() -> None:
             print("created database")
         applied = await migrate(settings.database_url)
         print("applied: " + (", ".join(applied) if applied else "nothing (schema is current)"))
+        if settings.secrets_keys:
+            from heron_common.secretbox import SecretBox, reseal_all
+
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                resealed = await reseal_all(conn, SecretBox(settings.secrets_keys))
+            finally:
+                await conn.close()
+            print(f"secrets sealed with the first HERON_SECRETS_KEY: {resealed} changed")
+        else:
+            print("HERON_SECRETS_KEY is not set: stored secrets were not (re)sealed")
 
     asyncio.run(run())

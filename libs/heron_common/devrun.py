@@ -57,6 +57,13 @@ def _session_secret(env: dict[str, str]) -> str:
     return _kept(env, "HERON_SESSION_SECRET", "session_secret", lambda: secrets.token_urlsafe(32))
 
 
+def _secrets_key(env: dict[str, str]) -> str:
+    # Kept like the admin token: the webhook secrets stored with it must still open after a restart.
+    from cryptography.fernet import Fernet
+
+    return _kept(env, "HERON_SECRETS_KEY", "secrets_key", lambda: Fernet.generate_key().decode())
+
+
 def _ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         env["HERON_ADMIN_TOKEN"] = _admin_token(env)
         env["HERON_SESSION_SECRET"] = _session_secret(env)
+        env["HERON_SECRETS_KEY"] = _secrets_key(env)
         settings = Settings.from_env(env)
     except SettingsError as exc:
         sys.exit(f"heron-dev: configuration error: {exc}")

@@ -46,6 +46,15 @@ def _min_secret(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _secrets_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    from heron_common.secretbox import SecretsKeyError, parse_keys
+
+    try:
+        return parse_keys(_secret(env, "HERON_SECRETS_KEY"))
+    except SecretsKeyError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -109,7 +118,15 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network 
 
 # Settings that are credentials: never logged, shown as *** by Settings.public().
 SECRET_FIELDS = frozenset(
-    {"admin_token", "heroku_api_key", "slack_bot_token", "slack_signing_secret", "session_secret", "badge_secret"}
+    {
+        "admin_token",
+        "heroku_api_key",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "session_secret",
+        "badge_secret",
+        "secrets_keys",
+    }
 )
 
 
@@ -141,6 +158,9 @@ class Settings:
     amqp_prefix: str = "heron"
     shards: int = 16
     admin_token: str | None = field(default=None, repr=False)
+    # Fernet keys sealing secrets at rest (secretbox.py): newest first; required by ingest and the
+    # notifier, which store and use webhook signing secrets.
+    secrets_keys: tuple[str, ...] = field(default=(), repr=False)
     # Signs dashboard sessions and CSRF tokens (and, unless badge_secret is set, badge URLs).
     # Unset: each ingest process makes its own at start (with a warning), so sessions end with it.
     session_secret: str | None = field(default=None, repr=False)
@@ -244,6 +264,7 @@ class Settings:
             amqp_prefix=env.get("HERON_AMQP_PREFIX", d.amqp_prefix),
             shards=_int(env, "HERON_SHARDS", d.shards, minimum=1, maximum=1024),
             admin_token=_secret(env, "HERON_ADMIN_TOKEN"),
+            secrets_keys=_secrets_keys(env),
             session_secret=_min_secret(env, "HERON_SESSION_SECRET"),
             badge_secret=_min_secret(env, "HERON_BADGE_SECRET"),
             http_host=env.get("HERON_HTTP_HOST", d.http_host),

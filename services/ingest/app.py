@@ -10,6 +10,7 @@ from aiohttp import web
 
 from heron_common import bus
 from heron_common.clock import Clock
+from heron_common.secretbox import SecretBox
 from heron_common.service import (
     AMQP,
     CLOCK,
@@ -43,7 +44,7 @@ from heron_ingest import (
     webhooks_api,
 )
 from heron_ingest.auth import KeyAuthenticator
-from heron_ingest.context import ADDRESS_LIMIT, AUTH, KEY_LIMIT, PUBLISHER, REVOCATIONS
+from heron_ingest.context import ADDRESS_LIMIT, AUTH, KEY_LIMIT, PUBLISHER, REVOCATIONS, SECRETS
 from heron_ingest.publisher import GroupPublisher
 from heron_ingest.ratelimit import Limiter, client_address, retry_after
 from heron_ingest.revocations import RevocationListener
@@ -168,6 +169,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     # Redis only speeds up revocation (and carries the readiness beat): ingest starts, accepts
     # events and stays ready without it.
     use_redis(app, required=False)
+    # Built here, not at start-up: a missing or malformed HERON_SECRETS_KEY stops the process
+    # before it listens, with the message saying how to make one.
+    app[SECRETS] = SecretBox(settings.secrets_keys)
     app.cleanup_ctx.append(_limits_ctx)
     app.cleanup_ctx.append(_auth_ctx)
     app.cleanup_ctx.append(_revocations_ctx)

@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from heron_common.secretbox import SecretBox
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.publisher import GroupPublisher
 from heron_ingest.ratelimit import Limiter
@@ -13,3 +14,5 @@ REVOCATIONS = web.AppKey("revocations", RevocationListener)
 # Rate limits per API key and per client address (see ratelimit.py).
 KEY_LIMIT = web.AppKey("key_limit", Limiter)
 ADDRESS_LIMIT = web.AppKey("address_limit", Limiter)
+# Seals webhook signing secrets before they are stored (secretbox.py).
+SECRETS = web.AppKey("secrets", SecretBox)

@@ -14,6 +14,7 @@ from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
 from heron_ingest import params
+from heron_ingest.context import SECRETS
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -115,7 +116,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         fields.get("description", ""),
         fields["format"],
         fields.get("enabled", True),
-        secret,
+        request.app[SECRETS].seal(secret),
     )
     return json_response(endpoint_view(row, request.app[CLOCK].now(), secret), status=201)
 
@@ -210,7 +211,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
             " updated_at = now() WHERE id = $1 RETURNING *",
             endpoint["id"],
             expires,
-            secret,
+            request.app[SECRETS].seal(secret),
         )
     return json_response(endpoint_view(row, now, secret))
 

@@ -24,6 +24,7 @@ from prometheus_client import Counter as Metric
 from heron_common.clock import Clock
 from heron_common.logging import get_logger
 from heron_common.outbound import ForbiddenTarget, GuardedSession
+from heron_common.secretbox import SecretBox
 from heron_common.settings import Settings
 from heron_notifier import ledger, policy, render
 from heron_notifier.ledger import Claimed, Outcome
@@ -72,6 +73,7 @@ class DeliveryWorker:
         self.settings = settings
         self.clock = clock
         self.lease = settings.delivery_timeout + settings.delivery_lease_margin
+        self.box = SecretBox(settings.secrets_keys)  # a missing key stops start-up, with how to make one
         self._inflight: set[asyncio.Task[None]] = set()
         self._per_target: Counter[str] = Counter()
         self._results: list[Outcome] = []
@@ -187,9 +189,9 @@ class DeliveryWorker:
             body, headers = render.bot_request(claimed.target, claimed.payload, token)
         else:
             url = claimed.url
-            body, headers = render.request(
-                claimed.format, claimed.payload, claimed.alert_id, claimed.secrets, attempted_at
-            )
+            # Stored sealed (secretbox.py); opened only here, for the signature.
+            keys = tuple(k for k in (self.box.open(s) for s in claimed.secrets) if k)
+            body, headers = render.request(claimed.format, claimed.payload, claimed.alert_id, keys, attempted_at)
         started = time.perf_counter()
         status_code: int | None = None
         response_headers: dict[str, str] = {}

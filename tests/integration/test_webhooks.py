@@ -653,3 +653,69 @@ async def test_old_attempts_are_pruned(pg, project, receiver, worker) -> None:
     await ledger.prune(pg, retention_days=30)
     assert await pg.fetchval("SELECT count(*) FROM delivery_attempts") == 0
     assert await pg.fetchval("SELECT count(*) FROM deliveries") == 0
+
+
+async def test_signing_secrets_are_sealed_at_rest_and_a_key_rotation_reseals_them(
+    settings: Settings, pg, redis, receiver: FakeReceiver
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from heron_common.secretbox import PREFIX, SecretBox, SecretsKeyError, reseal_all
+
+    async with running_system(settings, services=()) as system:
+        project_id, key = await system.create_project()
+        _, created = await call(system, "POST", "/v1/webhooks", key, {"url": receiver.url})
+        wid = created["id"]  # type: ignore[index]
+        _, rotated = await call(system, "POST", f"/v1/webhooks/{wid}/rotate-secret", key)
+        shown = {created["secret"], rotated["secret"]}  # type: ignore[index]
+    # A legacy endpoint stored before encryption existed.
+    legacy_id, legacy = await add_endpoint(pg, project_id, receiver.url)
+
+    async def stored() -> list[str]:
+        rows = await pg.fetch(
+            "SELECT secret AS v FROM webhook_endpoints UNION ALL SELECT previous_secret FROM webhook_endpoints"
+            " WHERE previous_secret IS NOT NULL UNION ALL SELECT secret FROM webhook_secrets"
+        )
+        return [r["v"] for r in rows]
+
+    values = await stored()
+    assert legacy in values  # the legacy one, in the clear until re-sealed
+    sealed = [v for v in values if v != legacy]
+    assert len(sealed) == 3 and all(v.startswith(PREFIX) for v in sealed)
+    assert not any(secret in v for v in sealed for secret in shown)
+
+    # Rotation: a new key first, the old one kept; heron-migrate's re-seal moves everything to it.
+    new_key = Fernet.generate_key().decode()
+    rotated_keys = (new_key, *settings.secrets_keys)
+    async with pg.acquire() as conn:
+        assert await reseal_all(conn, SecretBox(rotated_keys)) == 4
+        assert await reseal_all(conn, SecretBox(rotated_keys)) == 0  # nothing left to do
+    only_new = SecretBox((new_key,))
+    assert all(v.startswith(PREFIX) for v in await stored())
+    assert {only_new.open(v) for v in await stored()} >= shown | {legacy}
+    with pytest.raises(SecretsKeyError):
+        SecretBox(settings.secrets_keys).open((await stored())[0])  # the old key alone no longer opens it
+
+    # The notifier, holding only the new key, signs with the secrets it opens.
+    await pg.execute("DELETE FROM webhook_endpoints WHERE id = $1", legacy_id)
+    await record(pg, incident_alert(project_id), time.time())
+    http = GuardedSession(settings.outbound_allow_cidrs, timeout=5)
+    try:
+        assert await DeliveryWorker(pg, redis, http, replace(settings, secrets_keys=(new_key,)), SystemClock()).step()
+    finally:
+        await http.close()
+    [got] = await receiver.wait_for(1)
+    headers = {k: v for k, v in got.headers.items() if k != "Heron-Signature"}
+    assert sdk_webhooks.verify(rotated["secret"], got.body, headers)  # type: ignore[index]
+
+
+def test_a_missing_or_malformed_secrets_key_stops_start_up_with_how_to_make_one() -> None:
+    from heron_common.secretbox import SecretBox, SecretsKeyError
+    from heron_common.settings import SettingsError
+
+    with pytest.raises(SecretsKeyError, match=r"HERON_SECRETS_KEY is required.*Fernet\.generate_key"):
+        SecretBox(())
+    with pytest.raises(SettingsError, match="key 2 is not a Fernet key"):
+        Settings.from_env({"HERON_SECRETS_KEY": "dGVzdC1zZWNyZXRzLWtleS1ub3QtYS1zZWNyZXQtMDA=,nope"})
+    s = Settings.from_env({"HERON_SECRETS_KEY": "dGVzdC1zZWNyZXRzLWtleS1ub3QtYS1zZWNyZXQtMDA="})
+    assert s.public()["secrets_keys"] == "***" and "dGVz" not in repr(s)

@@ -29,6 +29,7 @@ def settings_env(s: Settings, **extra: str) -> dict[str, str]:
             "HERON_AMQP_PREFIX": s.amqp_prefix,
             "HERON_SHARDS": str(s.shards),
             "HERON_ADMIN_TOKEN": s.admin_token or "",
+            "HERON_SECRETS_KEY": ",".join(s.secrets_keys),
             "HERON_HTTP_HOST": "127.0.0.1",
             "HERON_MIN_TOLERANCE": str(s.min_tolerance),
             "HERON_MIN_INTERVAL": str(s.min_interval),

@@ -23,6 +23,10 @@ async def copy_database(template_database: str) -> str:
     return url
 
 
+# A fixed Fernet key for sealing webhook secrets in tests (not a secret: test data only).
+TEST_SECRETS_KEY = "dGVzdC1zZWNyZXRzLWtleS1ub3QtYS1zZWNyZXQtMDA="
+
+
 def make_settings(servers: ServerURLs, database_url: str, **overrides: object) -> Settings:
     """Settings for one test (or one module): its own key and queue namespace, timings on a
     scale of seconds. Clean up with :func:`remove_namespace`."""
@@ -35,6 +39,7 @@ def make_settings(servers: ServerURLs, database_url: str, **overrides: object) -
         amqp_prefix=tag,
         shards=4,
         admin_token="test-admin-token",
+        secrets_keys=(TEST_SECRETS_KEY,),
         http_host="127.0.0.1",
         key_cache_seconds=0.5,
         learning_threshold=3,
