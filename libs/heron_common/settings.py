@@ -58,6 +58,16 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, m
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    values = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if raw not in values:
+        raise SettingsError(f"{name} must be true or false")
+    return values[raw]
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = _secret(env, name) or default
     scheme = value.split("://", 1)[0] if "://" in value else ""
@@ -90,6 +100,10 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network 
         except ValueError:
             raise SettingsError(f"{name}: {part!r} is not a CIDR block (e.g. 127.0.0.0/8,::1/128)") from None
     return tuple(nets)
+
+
+# Shown as *** by Settings.public().
+_SECRET_FIELDS = frozenset({"admin_token", "smtp_password", "slack_bot_token", "slack_signing_secret"})
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,27 @@ class Settings:
     delivery_retention_days: int = 30
     outbound_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
+    # On-call (issue #11, docs/oncall.md): pages, acknowledge links, shifts.
+    # Where people reach ingest: acknowledge links in pages start with it.
+    public_url: str = "http://localhost:8080"
+    smtp_host: str | None = None  # None: email channels fail (and say so) until it is set
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "heron@localhost"
+    smtp_starttls: bool = True
+    slack_bot_token: str | None = field(default=None, repr=False)  # SLACK_BOT_TOKEN: pages to Slack user ids
+    slack_api_url: str = "https://slack.com/api"
+    slack_signing_secret: str | None = field(default=None, repr=False)  # SLACK_SIGNING_SECRET: the button
+    oncall_min_repeat: float = 60.0  # the shortest repeat interval a rotation accepts
+    shift_horizon_days: int = 14  # shifts are generated at least this far ahead
+    shift_topup_interval: float = 3600.0
+    paging_interval: float = 1.0  # how often the notifier looks for pages due and steps to plan
+    paging_horizon: float = 60.0  # how far ahead steps are written to the ledger
+    paging_concurrency: int = 64
+    page_retry_schedule: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0)
+    ack_link_ttl: float = 86400.0
+
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
@@ -199,6 +234,24 @@ class Settings:
             delivery_retention_days=_int(env, "HERON_DELIVERY_RETENTION_DAYS", d.delivery_retention_days, minimum=1),
             delivery_poll_interval=_float(env, "HERON_DELIVERY_POLL_INTERVAL", d.delivery_poll_interval, minimum=0.01),
             outbound_allow_cidrs=_networks(env, "HERON_OUTBOUND_ALLOW_CIDRS"),
+            public_url=_url(env, "HERON_PUBLIC_URL", d.public_url, ("http", "https")).rstrip("/"),
+            smtp_host=env.get("HERON_SMTP_HOST") or None,
+            smtp_port=_int(env, "HERON_SMTP_PORT", d.smtp_port, minimum=1, maximum=65535),
+            smtp_username=env.get("HERON_SMTP_USERNAME") or None,
+            smtp_password=_secret(env, "HERON_SMTP_PASSWORD"),
+            smtp_from=env.get("HERON_SMTP_FROM") or d.smtp_from,
+            smtp_starttls=_bool(env, "HERON_SMTP_STARTTLS", d.smtp_starttls),
+            slack_bot_token=_secret(env, "SLACK_BOT_TOKEN"),
+            slack_api_url=_url(env, "HERON_SLACK_API_URL", d.slack_api_url, ("http", "https")).rstrip("/"),
+            slack_signing_secret=_secret(env, "SLACK_SIGNING_SECRET"),
+            oncall_min_repeat=_float(env, "HERON_ONCALL_MIN_REPEAT", d.oncall_min_repeat, minimum=0.01),
+            shift_horizon_days=_int(env, "HERON_SHIFT_HORIZON_DAYS", d.shift_horizon_days, minimum=14, maximum=366),
+            shift_topup_interval=_float(env, "HERON_SHIFT_TOPUP_INTERVAL", d.shift_topup_interval, minimum=0.01),
+            paging_interval=_float(env, "HERON_PAGING_INTERVAL", d.paging_interval, minimum=0.01),
+            paging_horizon=_float(env, "HERON_PAGING_HORIZON", d.paging_horizon, minimum=1.0),
+            paging_concurrency=_int(env, "HERON_PAGING_CONCURRENCY", d.paging_concurrency, minimum=1),
+            page_retry_schedule=_schedule(env, "HERON_PAGE_RETRY_SCHEDULE", d.page_retry_schedule),
+            ack_link_ttl=_float(env, "HERON_ACK_LINK_TTL", d.ack_link_ttl, minimum=1.0),
             log_level=env.get("HERON_LOG_LEVEL", d.log_level).upper(),
             log_json=log_json,
         )
@@ -211,7 +264,7 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "admin_token":
+            if f.name in _SECRET_FIELDS:
                 value = "***" if value else None
             elif f.name.endswith("_url") and isinstance(value, str) and "@" in value:
                 scheme, rest = value.split("://", 1)

@@ -30,6 +30,8 @@ from heron_ingest import (
     heartbeats_api,
     manage,
     monitors_api,
+    oncall_ack,
+    oncall_api,
     pings,
     presence,
     read,
@@ -179,4 +181,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     heartbeats_api.add_routes(app)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
+    # On-call (issue #11): people, rotations, shifts, escalations; acknowledging from a page.
+    oncall_api.add_routes(app)
+    oncall_ack.add_routes(app)
     return app
