@@ -176,7 +176,8 @@ async def acknowledge_link(request: web.Request) -> web.Response:
 
 
 def _slack_user(payload: dict[str, Any]) -> str:
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    found = payload.get("user")
+    user: dict[str, Any] = found if isinstance(found, dict) else {}
     name = next((str(user[k]) for k in ("username", "name", "id") if isinstance(user.get(k), str)), "someone")
     return f"Slack ({name[:100]})"
 
