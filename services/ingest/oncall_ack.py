@@ -76,6 +76,8 @@ async def acknowledge(request: web.Request, token: str, via: str) -> tuple[int, 
     claims = await _claims(request, token)
     by = f"{claims.email} via {via}"
     pool = request.app[PG]
+    if await pool.fetchval("SELECT 1 FROM ack_links_used WHERE link_id = $1", claims.link_id):
+        raise AckProblem(410, "link_used", "this acknowledge link has been used already")
     incident = await _incident(pool, claims)
     if incident["resolved_at"] is not None:
         raise AckProblem(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
