@@ -118,14 +118,45 @@ class PageSender:
             if claimed and len(self._inflight) < self.settings.paging_concurrency:
                 continue
             self._finished.clear()
+            # Steps fall due by the clock, not by an event: sleep until the next one is due (the
+            # poll interval at most, so a page planned meanwhile by another notifier waits no longer).
+            timeout = poll_interval
+            if not claimed:
+                wait = await self._next_due() - self.clock.now()
+                if wait <= 0 and await self._cancel_stopped():
+                    continue
+                timeout = min(poll_interval, max(0.005, wait))
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._finished, wake, stopping)]
-            await asyncio.wait(waiters, timeout=poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for w in waiters:
                 w.cancel()
             wake.clear()
         if recording is not None:
             await asyncio.gather(recording, return_exceptions=True)
         await self.drain()
+
+    async def _next_due(self) -> float:
+        """When the next pending page falls due (or a lease lapses); infinity if none is pending."""
+        at = await self.pool.fetchval(
+            "SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at)))"
+            " FROM (SELECT next_attempt_at, locked_until FROM pages WHERE status = 'pending'"
+            " ORDER BY next_attempt_at LIMIT 100) soon"
+        )
+        return at.timestamp() if at is not None else float("inf")
+
+    async def _cancel_stopped(self) -> int:
+        """Cancel due pages the claim skips because their incident is acknowledged or resolved
+        (the stop message that cancels them is on its way, or a send in flight at the stop was
+        lost): they must not keep the loop awake."""
+        status = await self.pool.execute(
+            "UPDATE pages p SET status = 'cancelled', locked_until = NULL FROM paging g, incidents i"
+            " WHERE p.status = 'pending' AND p.next_attempt_at <= $1"
+            " AND (p.locked_until IS NULL OR p.locked_until < $1)"
+            " AND g.incident_id = p.incident_id AND i.id = p.incident_id"
+            " AND (g.stopped_at IS NOT NULL OR i.acknowledged_at IS NOT NULL OR i.resolved_at IS NOT NULL)",
+            to_dt(self.clock.now()),
+        )
+        return int(status.split()[-1])
 
     async def drain(self) -> None:
         if self._inflight:
