@@ -94,8 +94,7 @@ async def _consume_alerts(app: web.Application) -> None:
             created = [await ledger.record_alert(conn, alert, now, first_delay) for alert in alerts]
             # On-call: an opened incident starts paging its service's rotation; acknowledged or
             # resolved stops it (cancelling pending pages) — in this same transaction.
-            for alert in alerts:
-                await paging.on_alert(conn, alert, settings, now)
+            await paging.on_alerts(conn, alerts, settings, now)
             return created
 
     async def record_run(run: list[tuple[AbstractIncomingMessage, dict[str, Any]]], alive: Callable[[], bool]) -> None:

@@ -199,50 +199,70 @@ async def plan(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], now: da
 _SELECT = "SELECT g.*, i.acknowledged_at, i.resolved_at FROM paging g JOIN incidents i ON i.id = g.incident_id"
 
 
-async def start(conn: asyncpg.Connection, incident_id: int, now: datetime, horizon: float) -> bool:
-    """Begin paging for a newly opened incident whose service has a rotation; False if it has none
-    (or it was begun before: a redelivered alert)."""
-    row = await conn.fetchrow(
+async def start(conn: asyncpg.Connection, incident_ids: list[int], now: datetime, horizon: float) -> int:
+    """Begin paging newly opened incidents whose service has a rotation, and plan their first
+    steps; how many began (an incident without a rotation, or begun before — a redelivered alert —
+    does not)."""
+    rows = await conn.fetch(
         "INSERT INTO paging (incident_id, project_id, rotation_id, opened_at, escalate)"
-        " SELECT i.id, i.project_id, s.rotation_id, i.opened_at, coalesce(i.details->'escalate' <> 'false', true)"
+        " SELECT DISTINCT ON (i.id) i.id, i.project_id, s.rotation_id, i.opened_at,"
+        "  coalesce(i.details->'escalate' <> 'false', true)"
         " FROM incidents i JOIN monitors m ON m.id = i.monitor_id"
         " JOIN services s ON s.project_id = i.project_id AND s.rotation_id IS NOT NULL"
         "  AND CASE WHEN m.config ? 'service_id' THEN s.id = (m.config->>'service_id')::bigint"
         "   ELSE s.name = m.service END"
-        " WHERE i.id = $1 AND i.resolved_at IS NULL"
-        " ORDER BY s.id LIMIT 1"
+        " WHERE i.id = ANY($1::bigint[]) AND i.resolved_at IS NULL"
+        " ORDER BY i.id, s.id"
         " ON CONFLICT (incident_id) DO NOTHING RETURNING incident_id",
-        incident_id,
+        incident_ids,
     )
-    if row is None:
-        return False
-    rows = await conn.fetch(_SELECT + " WHERE g.incident_id = $1 FOR UPDATE OF g", incident_id)
-    await plan(conn, rows, now, horizon)
-    return True
+    if not rows:
+        return 0
+    began = [r["incident_id"] for r in rows]
+    locked = await conn.fetch(_SELECT + " WHERE g.incident_id = ANY($1::bigint[]) FOR UPDATE OF g", began)
+    await plan(conn, locked, now, horizon)
+    return len(began)
 
 
-async def on_alert(conn: asyncpg.Connection, alert: dict[str, Any], settings: Settings, now: float) -> None:
-    """The paging side of an alert, inside the transaction that records it (app._consume_alerts)."""
-    topic = alert.get("type")
-    if topic not in ("incident.opened", "incident.acknowledged", "incident.resolved"):
-        return
+def _incident_id(alert: dict[str, Any]) -> int | None:
     incident = (alert.get("data") or {}).get("incident") or {}
     try:
-        incident_id = int(incident["id"])
+        return int(incident["id"])
     except (KeyError, TypeError, ValueError):
-        return  # not an incident Heron's detector made (a hand-made alert): nothing to page
-    at = oncall_store.utc(now)
-    if topic == "incident.opened":
-        await start(conn, incident_id, at, settings.paging_horizon)
-        return
-    when = incident.get("acknowledged_at") if topic == "incident.acknowledged" else incident.get("resolved_at")
+        return None  # not an incident Heron's detector made (a hand-made alert): nothing to page
+
+
+def _stopped_at(alert: dict[str, Any], default: datetime) -> datetime:
+    incident = (alert.get("data") or {}).get("incident") or {}
+    when = (
+        incident.get("acknowledged_at") if alert.get("type") == "incident.acknowledged" else incident.get("resolved_at")
+    )
     try:
-        stopped = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else at
+        stopped = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else default
     except ValueError:
-        stopped = at
-    if stopped.tzinfo is None:
-        stopped = at
-    await stop(conn, [incident_id], stopped, at)
+        return default
+    return stopped if stopped.tzinfo is not None else default
+
+
+async def on_alerts(conn: asyncpg.Connection, alerts: Sequence[dict[str, Any]], settings: Settings, now: float) -> None:
+    """The paging side of a run of alerts, inside the transaction that records them
+    (app._consume_alerts): openings start paging, acknowledgements and resolutions stop it."""
+    at = oncall_store.utc(now)
+    opened = []
+    for alert in alerts:
+        topic = alert.get("type")
+        incident_id = _incident_id(alert)
+        if incident_id is None:
+            continue
+        if topic == "incident.opened":
+            opened.append(incident_id)
+        elif topic in ("incident.acknowledged", "incident.resolved"):
+            if opened:  # keep the order of a run that opens and stops the same incident
+                await start(conn, opened, at, settings.paging_horizon)
+                opened = []
+            await stop(conn, [incident_id], _stopped_at(alert, at), at)
+    if opened:
+        await start(conn, opened, at, settings.paging_horizon)
 
 
 async def plan_due(pool: asyncpg.Pool, now: float, horizon: float) -> int:
