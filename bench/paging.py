@@ -210,7 +210,20 @@ async def main_async(args: argparse.Namespace) -> int:
                 " (SELECT extract(epoch FROM min(sent_at)) FROM pages) AS s0,"
                 " (SELECT extract(epoch FROM max(sent_at)) FROM pages) AS s1 FROM incidents"
             )
-            log(", ".join(f"{k} +{float(v) - float(spans['o0']):.2f}" for k, v in spans.items() if v is not None))
+            log(
+                "timeline from the first opening: "
+                + ", ".join(f"{k} +{float(v) - float(spans['o0']):.2f} s" for k, v in spans.items() if v is not None)
+            )
+            # Where the worst delays happened: a stall shows as a run of late pages in one stretch.
+            worst_at = await pool.fetch(
+                "SELECT extract(epoch FROM due_at) - $1 AS at, extract(epoch FROM sent_at - due_at) AS d, reason"
+                " FROM pages WHERE status = 'sent' ORDER BY sent_at - due_at DESC LIMIT 5",
+                float(spans["o0"]),
+            )
+            log(
+                "worst delays (due at +s: delay s): "
+                + ", ".join(f"+{r['at']:.1f}: {r['d']:.2f} ({r['reason']})" for r in worst_at)
+            )
             per_second = await pool.fetch(
                 "SELECT date_trunc('second', sent_at) AS s, count(*) AS n FROM pages WHERE status = 'sent'"
                 " GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
