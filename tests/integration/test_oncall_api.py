@@ -348,3 +348,31 @@ async def test_another_projects_on_call_rows_are_not_found(api) -> None:
     assert (await call(system, "GET", "/v1/rotations", other))[1] == []
     assert (await call(system, "GET", "/v1/users", other))[1] == []
     assert (await call(system, "GET", f"/v1/rotations/{rid}", key))[0] == 200
+
+
+async def test_the_top_up_keeps_two_weeks_ahead_and_never_touches_existing_shifts(api, pg) -> None:
+    from datetime import timedelta
+
+    from heron_common import oncall_store
+
+    system, key, _ = api
+    spec = "alice@example.com, until Mon 9:00am PT\nbob@example.com, until Mon 9:00am PT\n"
+    made = await rotation(system, key, "Platform", spec, datetime(2026, 3, 2, 17, 0, tzinfo=UTC))
+    rid = made["id"]
+    before = await shifts(system, key, rid, **{"from": "2026-01-01T00:00:00Z"})
+    first = await pg.fetch("SELECT id, email, starts_at, ends_at FROM shifts WHERE rotation_id = $1 ORDER BY id", rid)
+    # Someone trades the second week; a week later the loop tops the schedule up.
+    await pg.execute("UPDATE shifts SET email = 'carol@example.com' WHERE id = $1", first[1]["id"])
+    later = T0 + timedelta(days=7)
+    added = await oncall_store.top_up_all(pg, later, 14)
+    assert added >= 1
+    assert await oncall_store.top_up_all(pg, later, 14) == 0  # nothing twice
+    after = await shifts(system, key, rid, **{"from": "2026-01-01T00:00:00Z"})
+    assert after[: len(before)] == [before[0], ("carol@example.com", *before[1][1:]), *before[2:]]
+    ends = datetime.fromisoformat(after[-1][2].replace("Z", "+00:00"))
+    assert ends >= later + timedelta(days=14)
+    # The lines go on in turn after the last generated shift (alice, bob, alice, …).
+    assert [e for e, _, _ in after] == ["alice@example.com", "carol@example.com"] + [
+        ("alice@example.com", "bob@example.com")[i % 2] for i in range(len(after) - 2)
+    ]
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(after))
