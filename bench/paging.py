@@ -158,7 +158,9 @@ async def publish_openings(settings, pool, project_id: int) -> int:
 
 async def main_async(args: argparse.Namespace) -> int:
     banner(f"paging: {args.incidents:,} incidents opening over {args.open_over:g} s, one notifier")
-    async with BenchEnv(shards=4, overrides={"log_level": "WARNING"}) as env:
+    async with BenchEnv(shards=4, overrides={"log_level": "WARNING"}, keep_logs=args.keep_logs) as env:
+        if args.keep_logs:
+            log(f"logs kept in {env.workdir}")
         receiver = await start_receiver(0.0)
         pool = await db.create_pool(env.database_url, max_size=4)
         try:
@@ -271,6 +273,7 @@ def main() -> None:
     parser.add_argument("--run", type=float, default=60.0, help="seconds measured from the first opening")
     parser.add_argument("--repeat", type=float, default=30.0, help="the rotation's repeat interval (s)")
     parser.add_argument("--concurrency", type=int, default=64, help="HERON_PAGING_CONCURRENCY")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the notifier's log (its path is printed)")
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 
 

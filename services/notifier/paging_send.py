@@ -2,7 +2,8 @@
 token, or an incoming webhook) and signed webhooks.
 
 Due rows are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease (``locked_until``) that outlives
-the send's timeout, only while their incident is still open and unacknowledged; up to
+the send's timeout; those of an incident acknowledged or resolved meanwhile are cancelled, not
+sent; up to
 ``HERON_PAGING_CONCURRENCY`` sends are in flight; results are recorded in batches, each only while
 its lease is still ours. A notifier killed before recording a send leaves the row to be claimed
 again when the lease lapses (at-least-once: the email's Message-ID and the webhook's
@@ -123,8 +124,6 @@ class PageSender:
             timeout = poll_interval
             if not claimed:
                 wait = await self._next_due() - self.clock.now()
-                if wait <= 0 and await self._cancel_stopped():
-                    continue
                 timeout = min(poll_interval, max(0.005, wait))
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._finished, wake, stopping)]
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -143,20 +142,6 @@ class PageSender:
             " ORDER BY next_attempt_at LIMIT 100) soon"
         )
         return at.timestamp() if at is not None else float("inf")
-
-    async def _cancel_stopped(self) -> int:
-        """Cancel due pages the claim skips because their incident is acknowledged or resolved
-        (the stop message that cancels them is on its way, or a send in flight at the stop was
-        lost): they must not keep the loop awake."""
-        status = await self.pool.execute(
-            "UPDATE pages p SET status = 'cancelled', locked_until = NULL FROM paging g, incidents i"
-            " WHERE p.status = 'pending' AND p.next_attempt_at <= $1"
-            " AND (p.locked_until IS NULL OR p.locked_until < $1)"
-            " AND g.incident_id = p.incident_id AND i.id = p.incident_id"
-            " AND (g.stopped_at IS NOT NULL OR i.acknowledged_at IS NOT NULL OR i.resolved_at IS NOT NULL)",
-            to_dt(self.clock.now()),
-        )
-        return int(status.split()[-1])
 
     async def drain(self) -> None:
         if self._inflight:
@@ -187,18 +172,19 @@ class PageSender:
         lease = now + self.lease
         if self._key is None:
             self._key = await oncall_store.ack_key(self.pool)
+        # The claim reads the due-pages index alone: a join here (to skip stopped incidents) let
+        # the planner pick a nested loop over every open incident when statistics were stale
+        # (freshly filled tables), and a claim took seconds. Stopped incidents are sorted out below.
         rows = await self.pool.fetch(
             "WITH due AS ("
-            "  SELECT p.id FROM pages p"
-            "  JOIN paging g ON g.incident_id = p.incident_id AND g.stopped_at IS NULL"
-            "  JOIN incidents i ON i.id = p.incident_id AND i.acknowledged_at IS NULL AND i.resolved_at IS NULL"
-            "  WHERE p.status = 'pending' AND p.next_attempt_at <= $1"
-            "  AND (p.locked_until IS NULL OR p.locked_until < $1)"
-            "  ORDER BY p.next_attempt_at LIMIT $3 FOR UPDATE OF p SKIP LOCKED"
+            "  SELECT id FROM pages WHERE status = 'pending' AND next_attempt_at <= $1"
+            "  AND (locked_until IS NULL OR locked_until < $1)"
+            "  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED"
             "), claimed AS ("
             "  UPDATE pages p SET locked_until = $2 FROM due WHERE p.id = due.id RETURNING p.*"
-            ") SELECT c.*, ch.kind AS ch_kind, ch.target, ch.secret, u.name AS user_name, pr.name AS project_name"
-            " FROM claimed c JOIN projects pr ON pr.id = c.project_id"
+            ") SELECT c.*, ch.kind AS ch_kind, ch.target, ch.secret, u.name AS user_name, pr.name AS project_name,"
+            "  g.stopped_at"
+            " FROM claimed c JOIN projects pr ON pr.id = c.project_id JOIN paging g ON g.incident_id = c.incident_id"
             " LEFT JOIN user_channels ch ON ch.id = c.channel_id LEFT JOIN users u ON u.id = ch.user_id"
             " ORDER BY c.next_attempt_at, c.id",
             to_dt(now),
@@ -213,6 +199,25 @@ class PageSender:
                 "SELECT * FROM incidents WHERE id = ANY($1::bigint[])", list({r["incident_id"] for r in rows})
             )
         }
+        # Pages of an incident acknowledged or resolved (the detector's truth, even before the
+        # notifier hears of it) or whose paging stopped: cancelled, never sent.
+        stopped = [
+            r["id"]
+            for r in rows
+            if r["stopped_at"] is not None
+            or r["incident_id"] not in incidents
+            or incidents[r["incident_id"]]["acknowledged_at"] is not None
+            or incidents[r["incident_id"]]["resolved_at"] is not None
+        ]
+        if stopped:
+            await self.pool.execute(
+                "UPDATE pages SET status = 'cancelled', locked_until = NULL WHERE id = ANY($1::bigint[])"
+                " AND locked_until = $2",
+                stopped,
+                to_dt(lease),
+            )
+            gone = set(stopped)
+            rows = [r for r in rows if r["id"] not in gone]
         claimed = []
         for r in rows:
             step_id = str(r["step_id"])
