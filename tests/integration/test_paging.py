@@ -370,3 +370,38 @@ async def test_a_trigger_with_escalate_false_pages_the_primary_only(env: Env) ->
         "alice@example.com",
         "bob@example.com",
     ]
+
+
+async def test_webhook_and_slack_webhook_channels_are_signed_and_carry_the_button(env: Env) -> None:
+    from standardwebhooks import Webhook
+
+    from heron_common import webhooks
+    from tests.support.fakes import FakeReceiver
+
+    receiver = await FakeReceiver(path="/pager").start()
+    try:
+        user = await ok(env, "POST", "/v1/users", {"email": "alice@example.com", "name": "alice"})
+        hook = await ok(env, "POST", f"/v1/users/{user['id']}/channels", {"kind": "webhook", "target": receiver.url})
+        slack_hook = f"{env.slack.url}/services/T1/B1/PAGE"
+        await ok(env, "POST", f"/v1/users/{user['id']}/channels", {"kind": "slack", "target": slack_hook})
+        rot = await rotation(env, "alice@example.com\n")
+        incident = await alert(env, await trigger_for(env, rot["id"]))
+        [delivery] = await receiver.wait_for(1)
+        payload = webhooks.verify(hook["secret"], delivery.body, delivery.headers, time.time())
+        assert payload["topic"] == "oncall.page" and payload["data"]["incident"]["id"] == incident["id"]
+        assert payload["data"]["page"]["reason"] == "primary" and LINK.search(
+            payload["data"]["page"]["acknowledge_url"]
+        )
+        # The reference Standard Webhooks verifier agrees (webhook-id is the page's step id).
+        Webhook("whsec_" + hook["secret"][4:]).verify(delivery.body, delivery.headers)
+        step = await env.pg.fetchval("SELECT step_id FROM pages WHERE channel_id = $1", hook["id"])
+        assert delivery.headers["webhook-id"] == str(step)
+
+        async def hooked() -> int:
+            return len(env.slack.hooked)
+
+        await eventually(hooked, lambda n: n == 1)
+        [message] = env.slack.hooked
+        assert any(b["type"] == "actions" for b in message["blocks"]) and "channel" not in message
+    finally:
+        await receiver.stop()
