@@ -60,6 +60,7 @@ bench: install servers  ## every benchmark; the ingest ones need wrk (apt-get in
 	$(BIN)/python bench/heartbeat_pings.py
 	$(BIN)/python bench/heartbeat_alert_latency.py
 	$(BIN)/python bench/probes.py
+	$(BIN)/python bench/paging.py
 	$(BIN)/python bench/detection.py
 
 clean:

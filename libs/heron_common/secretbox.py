@@ -31,6 +31,7 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("webhook_endpoints", "id", "secret"),
     ("webhook_endpoints", "id", "previous_secret"),
     ("webhook_secrets", "id", "secret"),
+    ("user_channels", "id", "secret"),  # on-call webhook channels
 )
 
 

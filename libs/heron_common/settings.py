@@ -82,6 +82,16 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, m
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    values = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+    if raw not in values:
+        raise SettingsError(f"{name} must be true or false")
+    return values[raw]
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = _secret(env, name) or default
     scheme = value.split("://", 1)[0] if "://" in value else ""
@@ -126,6 +136,7 @@ SECRET_FIELDS = frozenset(
         "session_secret",
         "badge_secret",
         "secrets_keys",
+        "smtp_password",
     }
 )
 
@@ -246,6 +257,23 @@ class Settings:
     heroku_concurrency: int = 4  # apps one prober checks at once
     heroku_rate_reserve: int = 50  # RateLimit-Remaining below this: pause every check for a while
     heroku_backoff: float = 60.0  # first wait after a 429 without Retry-After (doubles, ≤ 15 min)
+    # On-call (issue #11, docs/oncall.md): pages, acknowledge links, shifts.
+    # Where people reach ingest: acknowledge links in pages start with it.
+    public_url: str = "http://localhost:8080"
+    smtp_host: str | None = None  # None: email channels fail (and say so) until it is set
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "heron@localhost"
+    smtp_starttls: bool = True
+    oncall_min_repeat: float = 60.0  # the shortest repeat interval a rotation accepts
+    shift_horizon_days: int = 14  # shifts are generated at least this far ahead
+    shift_topup_interval: float = 3600.0
+    paging_interval: float = 1.0  # how often the notifier looks for pages due and steps to plan
+    paging_horizon: float = 60.0  # how far ahead steps are written to the ledger
+    paging_concurrency: int = 64
+    page_retry_schedule: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0)
+    ack_link_ttl: float = 86400.0
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
@@ -324,6 +352,21 @@ class Settings:
             heroku_concurrency=_int(env, "HERON_HEROKU_CONCURRENCY", d.heroku_concurrency, minimum=1),
             heroku_rate_reserve=_int(env, "HERON_HEROKU_RATE_RESERVE", d.heroku_rate_reserve),
             heroku_backoff=_float(env, "HERON_HEROKU_BACKOFF", d.heroku_backoff, minimum=0.01),
+            public_url=_url(env, "HERON_PUBLIC_URL", d.public_url, ("http", "https")).rstrip("/"),
+            smtp_host=env.get("HERON_SMTP_HOST") or None,
+            smtp_port=_int(env, "HERON_SMTP_PORT", d.smtp_port, minimum=1, maximum=65535),
+            smtp_username=env.get("HERON_SMTP_USERNAME") or None,
+            smtp_password=_secret(env, "HERON_SMTP_PASSWORD"),
+            smtp_from=env.get("HERON_SMTP_FROM") or d.smtp_from,
+            smtp_starttls=_bool(env, "HERON_SMTP_STARTTLS", d.smtp_starttls),
+            oncall_min_repeat=_float(env, "HERON_ONCALL_MIN_REPEAT", d.oncall_min_repeat, minimum=0.01),
+            shift_horizon_days=_int(env, "HERON_SHIFT_HORIZON_DAYS", d.shift_horizon_days, minimum=14, maximum=366),
+            shift_topup_interval=_float(env, "HERON_SHIFT_TOPUP_INTERVAL", d.shift_topup_interval, minimum=0.01),
+            paging_interval=_float(env, "HERON_PAGING_INTERVAL", d.paging_interval, minimum=0.01),
+            paging_horizon=_float(env, "HERON_PAGING_HORIZON", d.paging_horizon, minimum=1.0),
+            paging_concurrency=_int(env, "HERON_PAGING_CONCURRENCY", d.paging_concurrency, minimum=1),
+            page_retry_schedule=_schedule(env, "HERON_PAGE_RETRY_SCHEDULE", d.page_retry_schedule),
+            ack_link_ttl=_float(env, "HERON_ACK_LINK_TTL", d.ack_link_ttl, minimum=1.0),
             log_level=env.get("HERON_LOG_LEVEL", d.log_level).upper(),
             log_json=log_json,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 VERSION = "v0"
 TOLERANCE = 300.0  # seconds, as Slack recommends
@@ -36,10 +37,31 @@ def verify(
     if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return "X-Slack-Request-Timestamp must be unix seconds"
     if abs(now - int(timestamp)) > tolerance:
-        return "the request is too old (or from the future): its timestamp is outside the 5-minute window"
+        return "the request is too old (or from the future): its timestamp is more than five minutes away"
     if not signature.isascii():
         return "the signature does not match"
     expected = sign(secret, timestamp, body)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         return "the signature does not match"
     return None
+
+
+class SlackSignatureError(ValueError):
+    """Not a genuine, fresh request from Slack; the message says why (safe to show)."""
+
+
+def verify_headers(
+    secret: str, headers: Mapping[str, str], body: bytes, now: float, tolerance: float = TOLERANCE
+) -> None:
+    """:func:`verify` on a request's headers (any case); raises :class:`SlackSignatureError`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    refused = verify(
+        secret,
+        lowered.get("x-slack-request-timestamp", "").strip() or None,
+        lowered.get("x-slack-signature", "").strip() or None,
+        body,
+        now,
+        tolerance,
+    )
+    if refused is not None:
+        raise SlackSignatureError(refused)

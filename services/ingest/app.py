@@ -33,6 +33,8 @@ from heron_ingest import (
     heroku_api,
     manage,
     monitors_api,
+    oncall_ack,
+    oncall_api,
     pings,
     presence,
     probes_api,
@@ -191,6 +193,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     background(app, "heroku-seed", heroku_api.seed)
     background(app, "ready-beat", presence.announce_ready)
     admin.add_routes(app)
+    # On-call (issue #11): people, rotations, shifts, escalations; acknowledging from a page.
+    oncall_api.add_routes(app)
+    oncall_ack.add_routes(app)
     # Last: the dashboard's catch-all 404 page must come after every other route.
     dashboard.setup(app)
     return app

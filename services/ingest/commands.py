@@ -43,10 +43,16 @@ async def _publish(request: web.Request, shard: int, message: dict[str, Any], wh
 
 
 async def send_command(
-    request: web.Request, monitor: asyncpg.Record, action: str, args: dict[str, Any] | None = None
+    request: web.Request,
+    monitor: asyncpg.Record,
+    action: str,
+    args: dict[str, Any] | None = None,
+    *,
+    by: str | None = None,
 ) -> None:
+    """``by``: who asked, when it is not the request's key (an acknowledge link, a Slack button)."""
     message = messages.command_message(
-        monitor["id"], monitor["project_id"], action, request.app[CLOCK].now(), by=who(request), args=args
+        monitor["id"], monitor["project_id"], action, request.app[CLOCK].now(), by=by or who(request), args=args
     )
     await _publish(request, monitor["shard"], message, "the change")
 

@@ -21,7 +21,12 @@ MAX_NAME = 200
 
 
 def service_view(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"], "created_at": iso(row["created_at"])}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "rotation_id": row.get("rotation_id"),  # who is on call for it (PUT /v1/services/{id}/rotation)
+        "created_at": iso(row["created_at"]),
+    }
 
 
 @handles_errors

@@ -34,7 +34,7 @@ from heron_common.service import (
     use_redis,
 )
 from heron_common.settings import Settings
-from heron_notifier import ledger
+from heron_notifier import ledger, paging
 from heron_notifier.worker import DeliveryWorker
 
 WORKER = web.AppKey("worker", DeliveryWorker)
@@ -92,7 +92,11 @@ async def _consume_alerts(app: web.Application) -> None:
         # (1,000 heartbeats down at once) at a few hundred alerts a second (bench/heartbeat_alert_latency.py).
         async with app[PG].acquire() as conn, conn.transaction():
             bot = settings.slack_bot_token is not None
-            return [await ledger.record_alert(conn, alert, now, first_delay, slack_bot=bot) for alert in alerts]
+            created = [await ledger.record_alert(conn, alert, now, first_delay, slack_bot=bot) for alert in alerts]
+            # On-call: an opened incident starts paging its service's rotation; acknowledged or
+            # resolved stops it (cancelling pending pages) — in this same transaction.
+            await paging.on_alerts(conn, alerts, settings, now)
+            return created
 
     async def record_run(run: list[tuple[AbstractIncomingMessage, dict[str, Any]]], alive: Callable[[], bool]) -> None:
         if not run:
@@ -121,6 +125,7 @@ async def _consume_alerts(app: web.Application) -> None:
             await message.ack()
             q_log.bind(message_id=message.message_id).info("alert recorded", topic=alert["type"], deliveries=deliveries)
         app[WAKE].set()
+        app[paging.PAGES_WAKE].set()
 
     async def process(batch: list[AbstractIncomingMessage], alive: Callable[[], bool]) -> None:
         run = []
@@ -179,6 +184,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_worker_ctx)
     background(app, "deliveries", _deliver_loop)
     background(app, "delivery-retention", _retention)
+    paging.add_paging(app)  # on-call pages, their planner and the shift top-up (issue #11)
     app[ALERTS_STATUS] = ConsumerStatus("notifier", app[NAMES].notifier_queue, "alerts")
     consumers(app, "alerts-consumer", _consume_alerts, statuses=[app[ALERTS_STATUS]])
     return app

@@ -257,7 +257,10 @@ def test_configuration_is_checked() -> None:
     with pytest.raises(ValueError, match="delay"):
         Channel("c", "email", -M)
     with pytest.raises(ValueError, match="repeat_every"):
-        Policy(repeat_every=timedelta(seconds=5))
+        Policy(repeat_every=timedelta(0))
+    with pytest.raises(ValueError, match="repeat_every"):
+        Policy(repeat_every=timedelta(seconds=-5))
+    assert Policy(repeat_every=timedelta(seconds=5)).repeat_every == timedelta(seconds=5)  # the API sets the floor
     with pytest.raises(ValueError, match="timezone-aware"):
         run(Incident("x", datetime(2024, 1, 1)))
 

@@ -47,6 +47,8 @@ from heron_common.oncall.shifts import Shift, on_call_at, previous_on_call
 PREVIOUS, ROTATION, USER = "previous", "rotation", "user"
 TARGETS = (PREVIOUS, ROTATION, USER)
 PRIMARY, REPEAT, ESCALATION = "primary", "repeat", "escalation"  # Step.reason
+# The shortest repeat interval the API accepts by default (HERON_ONCALL_MIN_REPEAT); the model
+# itself only needs a positive one (tests and demos page every few seconds).
 MIN_REPEAT = timedelta(minutes=1)
 MAX_DELAY = timedelta(days=7)
 STEP_NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-5e7a-9c3f-2b1d4e6a8c0f")
@@ -94,8 +96,8 @@ class Policy:
     repeat_every: timedelta | None = None
 
     def __post_init__(self) -> None:
-        if self.repeat_every is not None and self.repeat_every < MIN_REPEAT:
-            raise ValueError(f"repeat_every must be at least {MIN_REPEAT}")
+        if self.repeat_every is not None and self.repeat_every <= timedelta(0):
+            raise ValueError("repeat_every must be positive (or None: page once)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,221 @@
+"""Acknowledging from a page: the signed link every page carries, and Slack's Acknowledge button.
+
+- ``GET /ack/{token}`` shows what would be acknowledged and a button (a link must not act on a
+  GET: mail scanners and link previews fetch it); ``POST /ack/{token}`` acknowledges. A form post
+  (the page's button) is answered with a page, anything else with JSON.
+- ``POST /slack/interactivity``: Slack's request URL for the button. The request must carry
+  Slack's v0 signature made with ``SLACK_SIGNING_SECRET`` (``heron_common.slack``); the
+  button's value is the page's acknowledge token.
+
+Both go through the same path as ``POST /v1/incidents/{id}/acknowledge``: a command to the
+detector, the only writer of incident state. A token (``heron_common.oncall.ack``) is signed,
+expires (``HERON_ACK_LINK_TTL``) and is single-use: its id is recorded in ``ack_links_used`` in
+the transaction that queues the command, so a used link is refused (``410``) and a command that
+could not be queued leaves it usable.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from heron_common import oncall_store, slack
+from heron_common.oncall import ack
+from heron_common.service import CLOCK, PG, SETTINGS, error_response, json_response
+from heron_common.views import incident_view
+from heron_ingest.commands import applied, send_command
+from heron_ingest.validation import InputError
+
+ACTION_ID = "heron_acknowledge"  # the button's action_id in the Slack message (heron_notifier.paging_render)
+MAX_INTERACTIVITY_BODY = 64 * 1024
+# The confirmation page: no scripts, nothing loaded from elsewhere, the token never leaks in a Referer.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
+class AckProblem(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def _claims(request: web.Request, token: str) -> ack.AckClaims:
+    key = await oncall_store.ack_key(request.app[PG])
+    try:
+        return ack.verify(key, token, request.app[CLOCK].now())
+    except ack.AckLinkError as exc:
+        raise AckProblem(
+            410 if exc.expired else 400, "link_expired" if exc.expired else "invalid_link", str(exc)
+        ) from None
+
+
+async def _incident(pool: asyncpg.Pool, claims: ack.AckClaims) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        "SELECT i.*, m.name AS monitor_name FROM incidents i JOIN monitors m ON m.id = i.monitor_id"
+        " WHERE i.id = $1 AND i.project_id = $2",
+        claims.incident_id,
+        claims.project_id,
+    )
+    if row is None:
+        raise AckProblem(404, "not_found", "the incident no longer exists")
+    return row
+
+
+async def acknowledge(request: web.Request, token: str, via: str) -> tuple[int, dict[str, Any]]:
+    """Acknowledge what ``token`` names, as the person it was sent to ``via`` the link or Slack;
+    (status, incident view). AckProblem otherwise."""
+    claims = await _claims(request, token)
+    by = f"{claims.email} via {via}"
+    pool = request.app[PG]
+    if await pool.fetchval("SELECT 1 FROM ack_links_used WHERE link_id = $1", claims.link_id):
+        raise AckProblem(410, "link_used", "this acknowledge link has been used already")
+    incident = await _incident(pool, claims)
+    if incident["resolved_at"] is not None:
+        raise AckProblem(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
+    if incident["acknowledged_at"] is not None:
+        return 200, incident_view(incident)  # someone was quicker: the link has done its job
+    monitor = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", incident["monitor_id"])
+    if monitor is None:
+        raise AckProblem(404, "not_found", "the incident no longer exists")
+    async with pool.acquire() as conn, conn.transaction():
+        first = await conn.fetchval(
+            "INSERT INTO ack_links_used (link_id, incident_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+            claims.link_id,
+            claims.incident_id,
+        )
+        if not first:
+            raise AckProblem(410, "link_used", "this acknowledge link has been used already")
+        try:
+            await send_command(request, monitor, "acknowledge", {"incident_id": incident["id"]}, by=by)
+        except InputError as exc:  # not queued: the transaction rolls back, the link stays usable
+            raise AckProblem(exc.status, exc.code, exc.message) from None
+    row = await applied(
+        lambda: pool.fetchrow(
+            "SELECT * FROM incidents WHERE id = $1 AND (acknowledged_at IS NOT NULL OR resolved_at IS NOT NULL)",
+            incident["id"],
+        )
+    )
+    if row is None:
+        return 202, incident_view(incident)
+    return 200, incident_view(row)
+
+
+# -- the link ---------------------------------------------------------------------------------
+
+
+def _page(status: int, title: str, body: str) -> web.Response:
+    text = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)} · Heron</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;line-height:1.5}"
+        "button{font-size:1.1em;padding:.5em 1.5em}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return web.Response(status=status, text=text, content_type="text/html", headers=PAGE_HEADERS)
+
+
+def _wants_page(request: web.Request) -> bool:
+    return request.content_type == "application/x-www-form-urlencoded" or "text/html" in request.headers.get(
+        "Accept", ""
+    )
+
+
+async def confirm_page(request: web.Request) -> web.Response:
+    """GET: what the link is for, and the button that acknowledges (a POST to the same URL)."""
+    token = request.match_info["token"]
+    try:
+        claims = await _claims(request, token)
+        incident = await _incident(request.app[PG], claims)
+    except AckProblem as exc:
+        return _page(exc.status, "This link cannot acknowledge", f"<p>{html.escape(exc.message)}.</p>")
+    view = incident_view(incident)
+    about = (
+        f"<p><strong>{html.escape(view['title'])}</strong>"
+        + (f" — service {html.escape(view['service'])}" if view["service"] else "")
+        + f"</p><p>Opened {html.escape(view['opened_at'] or '')}.</p>"
+    )
+    if view["resolved_at"]:
+        return _page(200, "Already resolved", about + "<p>Nothing to acknowledge.</p>")
+    if view["acknowledged_at"]:
+        who = html.escape(view["acknowledged_by"] or "someone")
+        return _page(200, "Already acknowledged", about + f"<p>Acknowledged by {who}.</p>")
+    form = "<form method='post'><button type='submit'>Acknowledge</button></form>"
+    return _page(200, "Acknowledge this incident?", about + form)
+
+
+async def acknowledge_link(request: web.Request) -> web.Response:
+    token = request.match_info["token"]
+    page = _wants_page(request)
+    try:
+        status, view = await acknowledge(request, token, "acknowledge link")
+    except AckProblem as exc:
+        if page:
+            return _page(exc.status, "Not acknowledged", f"<p>{html.escape(exc.message)}.</p>")
+        return error_response(exc.status, exc.code, exc.message)
+    if page:
+        if status == 202:
+            return _page(
+                202, "Acknowledging…", "<p>Heron is busy; the acknowledgement is queued and will apply shortly.</p>"
+            )
+        who = html.escape(view.get("acknowledged_by") or "you")
+        return _page(
+            200, "Acknowledged", f"<p><strong>{html.escape(view['title'])}</strong>: acknowledged by {who}.</p>"
+        )
+    return json_response({"status": "acknowledged" if status == 200 else "accepted", "incident": view}, status=status)
+
+
+# -- Slack ------------------------------------------------------------------------------------
+
+
+def _slack_user(payload: dict[str, Any]) -> str:
+    found = payload.get("user")
+    user: dict[str, Any] = found if isinstance(found, dict) else {}
+    name = next((str(user[k]) for k in ("username", "name", "id") if isinstance(user.get(k), str)), "someone")
+    return f"Slack ({name[:100]})"
+
+
+async def slack_interactivity(request: web.Request) -> web.Response:
+    secret = request.app[SETTINGS].slack_signing_secret
+    if not secret:
+        return error_response(404, "not_configured", "Slack interactivity is not configured (SLACK_SIGNING_SECRET)")
+    body = await request.read()
+    if len(body) > MAX_INTERACTIVITY_BODY:
+        return error_response(413, "body_too_large", "the request body is too large for a Slack interaction")
+    try:
+        slack.verify_headers(secret, request.headers, body, request.app[CLOCK].now())
+    except slack.SlackSignatureError as exc:
+        return error_response(401, "invalid_signature", str(exc))
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        payload = orjson.loads(form["payload"][0])
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not an object")
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, orjson.JSONDecodeError):
+        return error_response(400, "invalid_payload", "expected a form with a JSON 'payload', as Slack sends")
+    actions = payload.get("actions") if payload.get("type") == "block_actions" else None
+    action = next(
+        (a for a in actions or [] if isinstance(a, dict) and a.get("action_id") == ACTION_ID and a.get("value")), None
+    )
+    if action is None:
+        return json_response({"ok": True})  # another interaction: nothing for Heron to do
+    try:
+        status, view = await acknowledge(request, str(action["value"]), _slack_user(payload))
+    except AckProblem as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    return json_response({"ok": True, "status": "acknowledged" if status == 200 else "accepted", "incident": view})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/ack/{token}", confirm_page)
+    app.router.add_post("/ack/{token}", acknowledge_link)
+    app.router.add_post("/slack/interactivity", slack_interactivity)
