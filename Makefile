@@ -3,15 +3,28 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run demo test test-unit test-browser lint format typecheck bench servers browser clean
+.PHONY: install lock audit run demo test test-unit test-browser lint format typecheck bench servers browser clean
 
-$(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml
+$(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e sdk/python
+	# Exactly the pinned versions (`make lock` refreshes them), then the project itself on top.
+	$(BIN)/pip install --quiet -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e . -e sdk/python
 	touch $@
 
 install: $(BIN)/.installed
+
+# pip-tools pins every dependency, direct and indirect: requirements/dev.lock (what `make install`
+# and CI use) and requirements/runtime.lock (what the image installs). Refresh after changing
+# pyproject.toml's dependencies, or to take upgrades; review the diff like code.
+LOCK := $(BIN)/pip-compile --quiet --upgrade --strip-extras --no-emit-index-url --no-emit-find-links --no-header
+lock: install  ## re-pin every dependency from pyproject.toml (requirements/*.lock)
+	$(LOCK) --extra dev --output-file requirements/dev.lock pyproject.toml
+	$(LOCK) --output-file requirements/runtime.lock pyproject.toml
+
+audit: install  ## known vulnerabilities in the pinned dependencies (needs the advisory databases reachable)
+	$(BIN)/pip-audit --strict --requirement requirements/dev.lock --no-deps --disable-pip
 
 servers:  ## start any local Postgres/Redis/RabbitMQ that is not answering
 	bash scripts/ensure-servers.sh
