@@ -111,7 +111,7 @@ def spec_field(body: dict[str, Any]) -> tuple[str, rot.Rotation]:
     try:
         return value, rot.parse(value)
     except rot.RotationError as exc:
-        raise InputError(422, "invalid_rotation", f"spec {exc}") from None
+        raise InputError(422, "invalid_rotation", f"spec {exc}", "spec") from None
 
 
 def repeat_field(body: dict[str, Any], minimum: float) -> float | None:
@@ -446,6 +446,12 @@ async def update_rotation(request: web.Request) -> web.Response:
     assert body is not None
     project_id = await caller_project(request, body)
     row = await _own_rotation(request, project_id)
+    row = await change_rotation(request, row, body)
+    return json_response(await rotation_view(request.app[PG], row))
+
+
+async def change_rotation(request: web.Request, row: asyncpg.Record, body: dict[str, Any]) -> asyncpg.Record:
+    """The checks and the update behind PATCH /v1/rotations/{id} (the dashboard's form too)."""
     params.known_fields(body, {"name", "spec", "repeat_every"})
     if not body.keys() - {"api_key"}:
         raise InputError(422, "invalid_body", "nothing to change: send name, spec or repeat_every")
@@ -456,9 +462,8 @@ async def update_rotation(request: web.Request) -> web.Response:
     repeat = row["repeat_every"]
     if "repeat_every" in body:
         repeat = repeat_field(body, request.app[SETTINGS].oncall_min_repeat)
-    pool = request.app[PG]
     try:
-        row = await pool.fetchrow(
+        changed: asyncpg.Record = await request.app[PG].fetchrow(
             "UPDATE rotations SET name = $2, spec = $3, repeat_every = $4, updated_at = now()"
             " WHERE id = $1 RETURNING *",
             row["id"],
@@ -467,8 +472,8 @@ async def update_rotation(request: web.Request) -> web.Response:
             repeat,
         )
     except asyncpg.UniqueViolationError:
-        raise InputError(409, "name_taken", f"a rotation named {name!r} exists already") from None
-    return json_response(await rotation_view(pool, row))
+        raise InputError(409, "name_taken", f"a rotation named {name!r} exists already", "name") from None
+    return changed
 
 
 @handles_errors
@@ -717,11 +722,15 @@ async def service_oncall(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     pool = request.app[PG]
     service = await owned_row(pool, "services", path_id(request, "service_id"), project_id, "service")
+    return json_response(await oncall_of(pool, service, _now(request)))
+
+
+async def oncall_of(pool: asyncpg.Pool, service: Any, now: datetime) -> dict[str, Any]:
+    """``{service_id, rotation, now, next}`` for a service row of the caller's project."""
     answer: dict[str, Any] = {"service_id": service["id"], "rotation": None, "now": None, "next": None}
     if service["rotation_id"] is None:
-        return json_response(answer)
+        return answer
     rotation = await pool.fetchrow("SELECT id, name FROM rotations WHERE id = $1", service["rotation_id"])
-    now = _now(request)
     # The current shift and the next: every shift still running, and the first ones to come.
     rows = await pool.fetch(
         "(SELECT * FROM shifts WHERE rotation_id = $1 AND starts_at <= $2 AND ends_at > $2)"
@@ -737,12 +746,24 @@ async def service_oncall(request: web.Request) -> web.Response:
             return None
         return next(r for r in by_id.values() if oncall_store.shift_of(r) == shift)
 
-    users = await _users_by_email(pool, project_id)
+    users = await _users_by_email(pool, service["project_id"])
     current, upcoming = row_of(found.current), row_of(found.next)
     answer["rotation"] = {"id": rotation["id"], "name": rotation["name"]}
     answer["now"] = shift_view(current, users) if current is not None else None
     answer["next"] = shift_view(upcoming, users) if upcoming is not None else None
-    return json_response(answer)
+    return answer
+
+
+async def upcoming_shifts(pool: asyncpg.Pool, project_id: int, rotation_id: int, now: datetime, limit: int) -> list:
+    """The current shift and those to come, as the API shows them."""
+    rows = await pool.fetch(
+        "SELECT * FROM shifts WHERE rotation_id = $1 AND ends_at > $2 ORDER BY starts_at, id LIMIT $3",
+        rotation_id,
+        now,
+        limit,
+    )
+    users = await _users_by_email(pool, project_id)
+    return [shift_view(r, users) for r in rows]
 
 
 def add_routes(app: web.Application) -> None:

@@ -162,6 +162,7 @@ NOTICES = {
     "trigger_created": "Trigger created.",
     "trigger_saved": "Trigger saved.",
     "service_created": "Service added.",
+    "rotation_saved": "Rotation saved: shifts generated from now on follow the new text.",
     "nothing_open": "Nothing to do: it has no open incident.",
 }
 
