@@ -25,25 +25,36 @@ probable than the false-alarm budget allows, under what the stream has shown:
   clusters (the next deadlines are tolerant while the new rate is learned: one alert, not a stream)
   and puts a regular rhythm on probation: the next gap confirms it or replaces it.
 
-    state = observe(state, t, params)    # once per event, any order
-    deadline(state, params)              # None while learning, else unix seconds
-    explain(state, now, params)          # why: expected by when, quiet for, expected arrivals, p
+    state = observe_many(state, times, params)   # a batch of event times, any order (observe: one)
+    deadline(state, params)                      # None while learning, else unix seconds
+    explain(state, now, params)                  # why: expected by when, quiet for, arrivals, p
+
+**Cost.** ``observe_many`` folds a batch in one pass over mutable working copies: the decays are
+kept as running scale factors (the gap histogram's per cluster, the profile's per second), so an
+event costs O(1) arithmetic instead of rescaling ~130 numbers, and the deadline, which only
+matters to judge a gap that might have overrun it, is computed only for gaps longer than a cheap
+lower bound of it (``mean gap + min_tolerance``) and once at the end. The profile is stored
+relative to a reference time (``profile_at``) and decayed on reading, so rounding the stored
+numbers (``to_dict``) never stalls a decay however often the state is saved.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 YEAR = 365.25 * 86400.0
 HOUR, DAY = 3600.0, 86400.0
 BINS = 64  # log-gap histogram: bin i holds gaps in [GAP0·√2^i, GAP0·√2^(i+1))
 GAP0 = 0.01
 _EDGES = tuple(GAP0 * 2 ** (i / 2) if i else 0.0 for i in range(BINS))
+_TAU_MAX = GAP0 * 2 ** (BINS / 2)
 _STEP_LIMIT = 24 * 120  # profile walk bound (hours); beyond, the profile is taken as flat
+_REBASE_HALF_LIVES = 40.0  # the stored profile is rebased once its scale reaches 2^40
+_DIGITS = 9  # significant digits kept in a snapshot (per array, relative to its largest value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +70,19 @@ class RateParams:
     regular_min_gaps: int = 5
     regular_max_sd: float = 0.1  # sd of log-gaps below which a stream is regular (~10 % jitter)
     regular_alpha: float = 0.1  # EWMA weight of a gap in the regular rhythm once warmed up
-    young_clusters_per_hour: float = 10.0  # evidence is capped at 1 + this × hours watched
+    young_clusters_per_hour: float = 10.0  # evidence is capped at 1 + this × hours watched (inf: no cap)
 
     def __post_init__(self) -> None:
         if self.learning_threshold < 1:
             raise ValueError("learning_threshold must be >= 1")
-        if self.min_tolerance < 0 or self.false_alarms_per_year <= 0:
-            raise ValueError("min_tolerance must be >= 0 and false_alarms_per_year > 0")
-        if not 0 < self.cluster_fraction < 1 or self.memory < 2 or self.shrink_to <= 0:
+        if not (self.min_tolerance >= 0 and 0 < self.false_alarms_per_year < math.inf):
+            raise ValueError("min_tolerance must be >= 0 and false_alarms_per_year finite and > 0")
+        if not 0 < self.cluster_fraction < 1 or self.memory < 2 or not self.shrink_to > 0:
             raise ValueError("cluster_fraction in (0, 1), memory >= 2, shrink_to > 0")
+        if not (self.young_clusters_per_hour > 0 and self.profile_half_life > 0 and self.profile_prior > 0):
+            raise ValueError("young_clusters_per_hour, profile_half_life and profile_prior must be > 0")
+        if not (0 < self.regular_alpha <= 1 and self.regular_max_sd >= 0 and self.regular_min_gaps >= 2):
+            raise ValueError("regular_alpha in (0, 1], regular_max_sd >= 0, regular_min_gaps >= 2")
 
 
 _ZEROS24, _ZEROS7, _ZEROSB = (0.0,) * 24, (0.0,) * 7, (0.0,) * BINS
@@ -82,6 +97,8 @@ class Rate:
     span: float = 0.0  # decayed seconds covered by those gaps
     b: float = 0.0  # Gamma rate: decayed profile-weighted exposure (seconds); the shape is clusters()
     first_seen: float | None = None
+    # The profile, stored relative to ``profile_at``: the value as of ``last_seen`` is the stored one
+    # times 0.5^((last_seen - profile_at) / profile_half_life) (see _profile_scale).
     hour_c: tuple[float, ...] = _ZEROS24  # cluster starts per hour of day (decayed)
     hour_e: tuple[float, ...] = _ZEROS24  # exposure seconds per hour of day (decayed)
     dow_c: tuple[float, ...] = _ZEROS7
@@ -92,6 +109,7 @@ class Rate:
     probation: bool = False  # the rhythm was broken once; the next gap confirms or replaces it
     cand_m: float = 0.0  # the gap that broke it (log), the candidate new rhythm
     due: float | None = None  # deadline at sensitivity 1, kept so the next event is judged in O(1)
+    profile_at: float | None = None  # reference time of the stored profile (None: last_seen)
 
 
 # --- observing ----------------------------------------------------------------------------------
@@ -99,101 +117,216 @@ class Rate:
 
 def observe(state: Rate, t: float, params: RateParams) -> Rate:
     """Fold one event time in. Late events and duplicates are counted and teach nothing."""
-    if not math.isfinite(t):
-        raise ValueError(f"event time must be finite, got {t!r}")
-    if state.last_seen is None:
-        return replace(state, count=1, last_seen=t, first_seen=t)
-    if t <= state.last_seen:
-        return replace(state, count=state.count + 1)
-    last = state.last_seen
-    x = t - last
-    overdue = state.due is not None and t > state.due
-    # An overrun silence is learned only up to the deadline: an outage must not teach its length.
-    learned_end = min(t, state.due) if overdue and state.due is not None else t
-    tau, clusters = cluster_gap(state, params)
-    cluster = x >= tau
+    return observe_many(state, (t,), params)
 
-    hist, span, b = list(state.hist), state.span, state.b
-    forget_days = False
-    if cluster:
-        keep = 1.0 - 1.0 / params.memory
-        if overdue and clusters > params.shrink_to:
-            # Outage or change: keep little evidence, so the next deadlines are tolerant while the new
-            # rhythm (if any) is learned; an outage costs a few tolerant hours, a change one alert.
-            keep *= params.shrink_to / clusters
-            # The day-of-week profile compares days seen at different times: across a change of level
-            # the days before it would look busy, so it starts again (the hour profile keeps its shape).
-            forget_days = True
-        hist = [v * keep for v in hist]
-        span *= keep
-        b *= keep
 
-    # The profile: decay, then the gap's exposure per hour and day, then the arrival, if a cluster.
-    k = 0.5 ** (x / params.profile_half_life)
-    hour_e, dow_e = [v * k for v in state.hour_e], [v * k for v in state.dow_e]
-    hour_c, dow_c = [v * k for v in state.hour_c], [v * k for v in state.dow_c]
-    fh, fd = _factors(state, params)
-    if forget_days:
-        dow_c, dow_e = [0.0] * 7, [0.0] * 7
-    # The profile sees the whole silence (that those hours were quiet is its lesson, and without it a
-    # quiet night that alerted early on would never be learned); the level only up to the deadline.
-    weighted = _expose(last, t, fh, fd, hour_e, dow_e)
-    if learned_end < t:
-        weighted = _expose(last, learned_end, fh, fd, [0.0] * 24, [0.0] * 7)
-    b += weighted
-    hist[_bin(learned_end - last)] += 1.0
-    span += learned_end - last
+def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rate:
+    """Fold a batch of event times in (any order: sorting recovers the true order inside a batch).
 
+    The same as observing them one by one (up to float rounding): each gap is judged against the
+    deadline of the state before it, but that deadline is only computed when the gap is longer
+    than its lower bound.
+    """
+    ts = sorted(times)
+    for t in ts:
+        if not math.isfinite(t):
+            raise ValueError(f"event time must be finite, got {t!r}")
+    if not ts:
+        return state
+    count, last, first = state.count, state.last_seen, state.first_seen
+    start = 0
+    if last is None:
+        count, last, first, start = 1, ts[0], ts[0], 1
+    if start >= len(ts) or ts[-1] <= last:
+        # Nothing newer than the last event (or only the first one): counted, nothing learned.
+        if state.last_seen is None:
+            return replace(state, count=count + len(ts) - 1, last_seen=last, first_seen=first, profile_at=last)
+        return replace(state, count=count + len(ts))
+
+    # Working copies. The histogram's decay is a running factor g (true value = stored · g), the
+    # profile is stored relative to the reference time pt (true value at u = stored · 2^-((u-pt)/hl)).
+    hist = list(state.hist)
+    span, b, g = state.span, state.b, 1.0
+    total = sum(hist)
+    hc, he, dc, de = list(state.hour_c), list(state.hour_e), list(state.dow_c), list(state.dow_e)
+    pt = state.profile_at if state.profile_at is not None else last
+    s_hc, s_he, s_dc, s_de = sum(hc), sum(he), sum(dc), sum(de)
     reg_n, reg_m, reg_v, probation, cand_m = state.reg_n, state.reg_m, state.reg_v, state.probation, state.cand_m
-    if cluster:
-        lx = math.log(x)
-        if reg_n and math.exp(reg_m) < tau:
-            # What was learned as arrivals is now inside one burst (a bursty stream met cold): the
-            # rhythm and the profile's arrival counts are re-learned in the new unit.
-            reg_n, reg_m, reg_v, probation = 1, lx, 0.0, False
-            hour_c, dow_c = [0.0] * 24, [0.0] * 7
-            hour_e, dow_e = [0.0] * 24, [0.0] * 7
-        elif overdue and _is_regular(reg_n, reg_v, params):
-            probation, cand_m = True, lx
-        elif overdue:
-            reg_n, reg_m, reg_v = 1, lx, 0.0
-        elif probation:
-            probation = False
-            if x <= _regular_gap(reg_n, reg_m, reg_v, params, 1.0):  # the old rhythm holds: it was an outage
-                reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
-            else:  # a new rhythm: start it from the gap that broke the old one
-                reg_n, reg_m, reg_v = _ew(1, cand_m, 0.0, lx, params)
-        else:
-            reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
-        h, d = _hour_dow(t)
-        hour_c[h] += 1.0
-        dow_c[d] += 1.0
+    gaps = state.gaps
+    due, due_known = state.due, True  # the deadline of the state before the next event
 
+    hl = params.profile_half_life
+    keep0 = 1.0 - 1.0 / params.memory
+    shrink_to, cf, min_tol = params.shrink_to, params.cluster_fraction, params.min_tolerance
+    learn_gaps = max(1, params.learning_threshold - 1)
+    reg_min, reg_var = params.regular_min_gaps, params.regular_max_sd**2
+    prior = params.profile_prior
+
+    for t in ts[start:]:
+        if t <= last:
+            count += 1
+            continue
+        x = t - last
+
+        # tau and the clusters of the state before this event (one pass up the histogram).
+        if span > 0:
+            above, target = total, cf * span
+            tau = _TAU_MAX
+            for edge, hv in zip(_EDGES, hist, strict=True):
+                if above <= 0 or edge * above >= target:
+                    tau = edge
+                    break
+                above -= hv
+            else:
+                above = 0.0
+            above = max(above, 0.0)
+        else:
+            tau, above = 0.0, 0.0
+        clusters = above * g
+
+        # Did this gap overrun the deadline in force? Computed only past a cheap lower bound.
+        overdue = False
+        if due_known:
+            overdue = due is not None and t > due
+        elif gaps >= learn_gaps and b > 0 and above > 0:
+            if reg_n >= reg_min and reg_v <= reg_var and not probation:
+                if t > last + math.exp(reg_m) + min_tol:
+                    due = last + _regular_gap(reg_n, reg_m, reg_v, params, 1.0)
+                    overdue = t > due
+            else:
+                floor = last + span / above + min_tol
+                if t > floor:
+                    z = 2.0 ** ((pt - last) / hl)
+                    fh, fd = _factor_lists(hc, he, dc, de, s_hc, s_he, s_dc, s_de, z, params)
+                    due = _rate_due(last, first, b * g, clusters, span * g, fh, fd, params, 1.0)
+                    overdue = due is not None and t > due
+        learned_end = min(t, due) if overdue and due is not None else t
+
+        cluster = x >= tau
+        forget_days = False
+        if cluster:
+            keep = keep0
+            if overdue and clusters > shrink_to:
+                # Outage or change: keep little evidence, so the next deadlines are tolerant while the
+                # new rhythm (if any) is learned; an outage costs a few tolerant hours, a change one alert.
+                keep *= shrink_to / clusters
+                # The day-of-week profile compares days seen at different times: across a change of level
+                # the days before it would look busy, so it starts again (the hour profile keeps its shape).
+                forget_days = True
+            g *= keep
+            if g < 1e-100:
+                hist = [v * g for v in hist]
+                span, b, g = span * g, b * g, 1.0
+                total = sum(hist)
+
+        # The profile: the gap's exposure per hour and day, weighted by the factors before it. It sees
+        # the whole silence (that those hours were quiet is its lesson); the level only up to the deadline.
+        z = 2.0 ** ((pt - last) / hl)  # stored -> value as of the last event (may underflow to 0: fine)
+        hour_start = math.floor(last / HOUR) * HOUR
+        one_hour = t <= hour_start + HOUR and not forget_days
+        if one_hour:
+            # The common case: the gap lies within one hour. One factor, O(1).
+            days = math.floor(last / DAY)
+            h, d = int((last - days * DAY) // HOUR), int((days + 3) % 7)
+            f = 1.0
+            if s_he > 0:
+                f = (hc[h] * z + prior) / (he[h] * z * (s_hc / s_he) + prior)
+                f *= (
+                    (dc[d] * z + prior) / (de[d] * z * (s_dc / s_de) + prior)
+                    if s_de > 0
+                    else (dc[d] * z + prior) / prior
+                )
+            weighted = (learned_end - last) * f
+        else:
+            fh, fd = _factor_lists(hc, he, dc, de, s_hc, s_he, s_dc, s_de, z, params)
+            weighted = _weighted(last, learned_end, fh, fd)
+            if forget_days:
+                dc, de, s_dc, s_de = [0.0] * 7, [0.0] * 7, 0.0, 0.0
+        if t - pt > _REBASE_HALF_LIVES * hl:
+            # Rebase the stored profile at t (values far older than 2^-40 underflow to 0, as they should).
+            r = 2.0 ** ((pt - t) / hl)
+            hc, he, dc, de = [v * r for v in hc], [v * r for v in he], [v * r for v in dc], [v * r for v in de]
+            s_hc, s_he, s_dc, s_de, pt = s_hc * r, s_he * r, s_dc * r, s_de * r, t
+        grow = 2.0 ** ((t - pt) / hl)  # a value added at t -> stored (at most 2^40)
+        if one_hour:
+            add = x * grow
+            he[h] += add
+            de[d] += add
+            s_he += add
+            s_de += add
+        else:
+            added = _expose(last, t, fh, fd, he, de, grow)
+            s_he += added
+            s_de += added
+        b += weighted / g
+        span += (learned_end - last) / g
+        hist[_bin(learned_end - last)] += 1.0 / g
+        total += 1.0 / g
+
+        if cluster:
+            lx = math.log(x)
+            if reg_n and math.exp(reg_m) < tau:
+                # What was learned as arrivals is now inside one burst (a bursty stream met cold): the
+                # rhythm and the profile's arrival counts are re-learned in the new unit.
+                reg_n, reg_m, reg_v, probation = 1, lx, 0.0, False
+                hc, he, dc, de = [0.0] * 24, [0.0] * 24, [0.0] * 7, [0.0] * 7
+                s_hc = s_he = s_dc = s_de = 0.0
+            elif overdue and reg_n >= reg_min and reg_v <= reg_var:
+                probation, cand_m = True, lx
+            elif overdue:
+                reg_n, reg_m, reg_v = 1, lx, 0.0
+            elif probation:
+                probation = False
+                if x <= _regular_gap(reg_n, reg_m, reg_v, params, 1.0):  # the old rhythm holds: an outage
+                    reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
+                else:  # a new rhythm: start it from the gap that broke the old one
+                    reg_n, reg_m, reg_v = _ew(1, cand_m, 0.0, lx, params)
+            else:
+                reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
+            tdays = math.floor(t / DAY)
+            th, td = int((t - tdays * DAY) // HOUR), int((tdays + 3) % 7)
+            hc[th] += grow
+            dc[td] += grow
+            s_hc += grow
+            s_dc += grow
+
+        count += 1
+        gaps += 1
+        last = t
+        due_known = False
+
+    if g != 1.0:
+        hist = [v * g for v in hist]
+        span, b = span * g, b * g
     new = Rate(
-        count=state.count + 1,
-        last_seen=t,
-        gaps=state.gaps + 1,
+        count=count,
+        last_seen=last,
+        gaps=gaps,
         hist=tuple(hist),
         span=span,
         b=b,
-        first_seen=state.first_seen,
-        hour_c=tuple(hour_c),
-        hour_e=tuple(hour_e),
-        dow_c=tuple(dow_c),
-        dow_e=tuple(dow_e),
+        first_seen=first,
+        hour_c=tuple(hc),
+        hour_e=tuple(he),
+        dow_c=tuple(dc),
+        dow_e=tuple(de),
         reg_n=reg_n,
         reg_m=reg_m,
         reg_v=reg_v,
         probation=probation,
         cand_m=cand_m,
+        profile_at=pt,
     )
     return replace(new, due=_deadline(new, params, 1.0))
 
 
-def observe_many(state: Rate, times: list[float] | tuple[float, ...], params: RateParams) -> Rate:
-    for t in sorted(times):
-        state = observe(state, t, params)
-    return state
+def restart(state: Rate, at: float, params: RateParams) -> Rate:
+    """The state judged from ``at`` on as if an event had just been seen (resuming after a pause:
+    the pause is not held against the stream; the profile ages by it)."""
+    if state.last_seen is None or at <= state.last_seen:
+        return state
+    moved = replace(state, last_seen=at)
+    return replace(moved, due=_deadline(moved, params, 1.0))
 
 
 def _ew(n: int, m: float, v: float, x: float, params: RateParams) -> tuple[int, float, float]:
@@ -229,34 +362,63 @@ def _deadline(state: Rate, params: RateParams, sensitivity: float) -> float | No
     _, clusters = cluster_gap(state, params)
     if clusters <= 0:
         return None
-    last = state.last_seen
-    budget = params.false_alarms_per_year * sensitivity
-    p = min(0.5, budget * state.b / (clusters * YEAR))
-    # A young stream's evidence is capped by how long it has been watched: 49 events in a first
-    # 30-s burst are not 49 independent arrivals.
-    age_hours = (last - (state.first_seen if state.first_seen is not None else last)) / HOUR
-    a = min(clusters, 1.0 + params.young_clusters_per_hour * age_hours)
-    b = state.b * a / clusters
-    need = b * math.expm1(-math.log(p) / a)  # weighted seconds of silence allowed
     if _is_regular(state.reg_n, state.reg_v, params) and not state.probation:
-        return last + _regular_gap(state.reg_n, state.reg_m, state.reg_v, params, sensitivity)
-    due = _walk(last, need, *_factors(state, params))
-    return max(due, last + state.span / clusters + params.min_tolerance)
+        return state.last_seen + _regular_gap(state.reg_n, state.reg_m, state.reg_v, params, sensitivity)
+    fh, fd = _factors(state, params)
+    return _rate_due(state.last_seen, state.first_seen, state.b, clusters, state.span, fh, fd, params, sensitivity)
+
+
+def _evidence(
+    last: float, first: float | None, b: float, clusters: float, params: RateParams, sensitivity: float
+) -> tuple[float, float, float]:
+    """(a, b, p): the Gamma evidence the deadline rests on, and the per-silence alarm probability.
+
+    A young stream's evidence is capped by how long it has been watched: 49 events in a first 30-s
+    burst are not 49 independent arrivals."""
+    budget = params.false_alarms_per_year * sensitivity
+    p = min(0.5, budget * b / (clusters * YEAR))
+    a = clusters
+    if params.young_clusters_per_hour < math.inf:
+        age_hours = (last - (first if first is not None else last)) / HOUR
+        a = min(clusters, 1.0 + params.young_clusters_per_hour * age_hours)
+    return a, b * a / clusters, p
+
+
+def _rate_due(
+    last: float,
+    first: float | None,
+    b: float,
+    clusters: float,
+    span: float,
+    fh: list[float],
+    fd: list[float],
+    params: RateParams,
+    sensitivity: float,
+) -> float:
+    a, bb, p = _evidence(last, first, b, clusters, params, sensitivity)
+    need = bb * math.expm1(-math.log(p) / a)  # weighted seconds of silence allowed
+    return max(_walk(last, need, fh, fd), last + span / clusters + params.min_tolerance)
 
 
 def _is_regular(n: int, v: float, params: RateParams) -> bool:
     return n >= params.regular_min_gaps and math.sqrt(max(v, 0.0)) <= params.regular_max_sd
 
 
+def _regular_spread(n: int, v: float) -> float:
+    return max(math.sqrt(max(v, 0.0)), 0.002) * math.sqrt(1.0 + 1.0 / max(n, 1))
+
+
+def _widen(z: float, n: int) -> float:
+    """Student-t quantile from the Gaussian one, first order (Cornish-Fisher), ν = n - 1."""
+    return z * (1.0 + (z * z + 1.0) / (4.0 * max(n - 1, 1)))
+
+
 def _regular_gap(n: int, m: float, v: float, params: RateParams, sensitivity: float) -> float:
     """Longest normal gap of a regular rhythm: exp(m + z·s), s widened while few gaps are known."""
     mu = math.exp(m)
     p = min(0.5, params.false_alarms_per_year * sensitivity * mu / YEAR)
-    z = math.sqrt(2.0 * math.log(1.0 / p))
-    nu = max(n - 1, 1)
-    z *= 1.0 + (z * z + 1.0) / (4.0 * nu)  # Student-t quantile, first-order (Cornish-Fisher)
-    s = max(math.sqrt(max(v, 0.0)), 0.002) * math.sqrt(1.0 + 1.0 / max(n, 1))
-    return max(mu * math.exp(z * s), mu + params.min_tolerance)
+    z = _widen(math.sqrt(2.0 * math.log(1.0 / p)), n)
+    return max(mu * math.exp(z * _regular_spread(n, v)), mu + params.min_tolerance)
 
 
 def cluster_gap(state: Rate, params: RateParams) -> tuple[float, float]:
@@ -266,11 +428,11 @@ def cluster_gap(state: Rate, params: RateParams) -> tuple[float, float]:
         return 0.0, 0.0
     above = sum(state.hist)  # gaps >= the current edge; one pass upwards, stopping early
     target = params.cluster_fraction * state.span
-    for i, edge in enumerate(_EDGES):
+    for edge, hv in zip(_EDGES, state.hist, strict=True):
         if above <= 0 or edge * above >= target:
             return edge, max(above, 0.0)
-        above -= state.hist[i]
-    return GAP0 * 2 ** (BINS / 2), 0.0
+        above -= hv
+    return _TAU_MAX, 0.0
 
 
 def _bin(x: float) -> int:
@@ -287,36 +449,71 @@ def _hour_dow(t: float) -> tuple[int, int]:
     return int((t - days * DAY) // HOUR), int((days + 3) % 7)  # 1970-01-01 was a Thursday; Monday = 0
 
 
-def _factors(state: Rate, params: RateParams) -> tuple[list[float], list[float]]:
-    """Relative rate per hour of day and per day of week, shrunk towards 1 by profile_prior."""
-    total_e = sum(state.hour_e)
-    if total_e <= 0:
+def _profile_scale(state: Rate, params: RateParams) -> float:
+    """Stored profile -> its value as of the last event."""
+    if state.profile_at is None or state.last_seen is None:
+        return 1.0
+    return 2.0 ** ((state.profile_at - state.last_seen) / params.profile_half_life)
+
+
+def _factor_lists(
+    hc: list[float] | tuple[float, ...],
+    he: list[float] | tuple[float, ...],
+    dc: list[float] | tuple[float, ...],
+    de: list[float] | tuple[float, ...],
+    s_hc: float,
+    s_he: float,
+    s_dc: float,
+    s_de: float,
+    z: float,
+    params: RateParams,
+) -> tuple[list[float], list[float]]:
+    if s_he <= 0:
         return [1.0] * 24, [1.0] * 7
-    rbar = sum(state.hour_c) / total_e  # arrivals per second over the profile's own window
     k = params.profile_prior
-    fh = [(c + k) / (e * rbar + k) for c, e in zip(state.hour_c, state.hour_e, strict=True)]
-    total_d = sum(state.dow_e)
-    rbar_d = sum(state.dow_c) / total_d if total_d > 0 else 0.0  # its own: the days may start again
-    fd = [(c + k) / (e * rbar_d + k) for c, e in zip(state.dow_c, state.dow_e, strict=True)]
+    rz = z * s_hc / s_he
+    fh = [(c * z + k) / (e * rz + k) for c, e in zip(hc, he, strict=True)]
+    rzd = z * s_dc / s_de if s_de > 0 else 0.0  # its own mean: the days may start again
+    fd = [(c * z + k) / (e * rzd + k) for c, e in zip(dc, de, strict=True)]
     return fh, fd
 
 
+def _factors(state: Rate, params: RateParams) -> tuple[list[float], list[float]]:
+    """Relative rate per hour of day and per day of week, shrunk towards 1 by profile_prior."""
+    z = _profile_scale(state, params)
+    hc, he, dc, de = state.hour_c, state.hour_e, state.dow_c, state.dow_e
+    return _factor_lists(hc, he, dc, de, sum(hc), sum(he), sum(dc), sum(de), z, params)
+
+
 def _expose(
-    start: float, end: float, fh: list[float], fd: list[float], hour_e: list[float], dow_e: list[float]
+    start: float,
+    end: float,
+    fh: list[float],
+    fd: list[float],
+    hour_e: list[float] | None,
+    dow_e: list[float] | None,
+    scale: float,
 ) -> float:
-    """Add [start, end) to the per-hour and per-day exposure; return its profile-weighted length."""
-    u, weighted, steps = start, 0.0, 0
+    """Add [start, end) × scale to the per-hour and per-day exposure (if given); return the
+    profile-weighted length of the span, or, when adding, the (scaled) exposure added."""
+    u, weighted, added, steps = start, 0.0, 0.0, 0
     while u < end:
         if steps >= _STEP_LIMIT:
-            return weighted + (end - u)
+            return weighted + (end - u) if hour_e is None else added
         h, d = _hour_dow(u)
         seg = min(end, (math.floor(u / HOUR) + 1) * HOUR) - u
-        hour_e[h] += seg
-        dow_e[d] += seg
+        if hour_e is not None and dow_e is not None:
+            hour_e[h] += seg * scale
+            dow_e[d] += seg * scale
+            added += seg * scale
         weighted += seg * fh[h] * fd[d]
         u += seg
         steps += 1
-    return weighted
+    return weighted if hour_e is None else added
+
+
+def _weighted(start: float, end: float, fh: list[float], fd: list[float]) -> float:
+    return _expose(start, end, fh, fd, None, None, 0.0)
 
 
 def _walk(start: float, need: float, fh: list[float], fd: list[float]) -> float:
@@ -336,31 +533,72 @@ def _walk(start: float, need: float, fh: list[float], fd: list[float]) -> float:
 
 def weighted_between(state: Rate, start: float, end: float, params: RateParams) -> float:
     fh, fd = _factors(state, params)
-    return _expose(start, end, fh, fd, [0.0] * 24, [0.0] * 7)
+    return _weighted(start, end, fh, fd)
+
+
+def profile(state: Rate, params: RateParams) -> dict[str, list[float]]:
+    """The learned relative rate per hour of day (UTC, 0-23) and day of week (Monday first)."""
+    fh, fd = _factors(state, params)
+    return {"hour_of_day": fh, "day_of_week": fd}
 
 
 # --- explanation and snapshots ------------------------------------------------------------------
 
 
 def explain(state: Rate, now: float, params: RateParams, sensitivity: float = 1.0) -> dict[str, Any]:
-    """What the deadline rests on, for alerts and the monitor API."""
+    """What the deadline rests on, for alerts and the monitor API: the model (``rate`` or
+    ``regular``), the expected interval, how long it has been quiet at ``now``, how many arrivals
+    (clusters) and events would normally have come in that time, the probability of a silence that
+    long under the model, and the probability at which the deadline is set (the alarm threshold)."""
     due = deadline(state, params, sensitivity)
     out: dict[str, Any] = {"learning": is_learning(state, params), "deadline": due}
     tau, clusters = cluster_gap(state, params)
-    if state.last_seen is None or clusters <= 0 or state.b <= 0:
+    last = state.last_seen
+    if last is None or clusters <= 0 or state.b <= 0:
         return out
-    regular = _is_regular(state.reg_n, state.reg_v, params) and not state.probation
-    lam = weighted_between(state, state.last_seen, max(now, state.last_seen), params)
+    quiet = max(now - last, 0.0)
+    per_cluster = max(sum(state.hist) / clusters, 1.0)
+    if _is_regular(state.reg_n, state.reg_v, params) and not state.probation:
+        mu = math.exp(state.reg_m)
+        s = _regular_spread(state.reg_n, state.reg_v)
+        zq = (math.log(quiet) - state.reg_m) / s if quiet > 0 else -math.inf
+        probability = _student_tail(zq, state.reg_n)
+        threshold = min(0.5, params.false_alarms_per_year * sensitivity * mu / YEAR)
+        arrivals = quiet / mu
+        model = "regular"
+    else:
+        a, bb, threshold = _evidence(last, state.first_seen, state.b, clusters, params, sensitivity)
+        lam = weighted_between(state, last, last + quiet, params)
+        probability = (bb / (bb + lam)) ** a
+        arrivals = clusters / state.b * lam
+        mu = state.b / clusters
+        model = "rate"
     out.update(
-        model="regular" if regular else "rate",
-        quiet_for=max(now - state.last_seen, 0.0),
-        expected_interval=expected_interval(state, params),
-        expected_arrivals=clusters / state.b * lam,
-        silence_probability=(state.b / (state.b + lam)) ** clusters,
+        model=model,
+        quiet_for=quiet,
+        expected_interval=mu,
+        expected_arrivals=arrivals,
+        expected_events=arrivals * per_cluster,
+        silence_probability=probability,
+        threshold=threshold,
         cluster_gap=tau,
-        events_per_cluster=state.count / max(sum(state.hour_c), 1.0),
+        events_per_cluster=per_cluster,
     )
     return out
+
+
+def _student_tail(zq: float, n: int) -> float:
+    """P(gap at least this long) for a regular rhythm: the Gaussian tail of the z that _widen
+    turns into ``zq`` (so at the deadline it is about the alarm threshold)."""
+    if zq == -math.inf:
+        return 1.0
+    z = zq
+    for _ in range(50):  # Newton on _widen(z, n) = zq: odd, increasing, convex for z > 0
+        step = (_widen(z, n) - zq) / (1.0 + (3.0 * z * z + 1.0) / (4.0 * max(n - 1, 1)))
+        z -= step
+        if abs(step) <= 1e-12 * max(1.0, abs(z)):
+            break
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def expected_interval(state: Rate, params: RateParams) -> float | None:
@@ -373,57 +611,95 @@ def expected_interval(state: Rate, params: RateParams) -> float | None:
 
 
 def to_dict(state: Rate) -> dict[str, Any]:
-    """JSON-able snapshot with a version; floats and lists only."""
+    """Compact JSON-able snapshot with a version: the histogram trimmed to its non-empty bins,
+    accumulated numbers rounded to 9 significant digits (per array, relative to its largest), times
+    and the rhythm kept exact. ~0.8-1.3 KB for a stream with a full profile."""
+    lo, hi = 0, BINS
+    raw = state.hist
+    while lo < hi and raw[lo] == 0.0:
+        lo += 1
+    while hi > lo and raw[hi - 1] == 0.0:
+        hi -= 1
+    hist = _round_all(raw[lo:hi])
+    while hist and hist[-1] == 0.0:  # rounded away: bins that are, in effect, empty
+        hist.pop()
+    while hist and hist[0] == 0.0:
+        hist.pop(0)
+        lo += 1
     return {
         "v": SNAPSHOT_VERSION,
         "count": state.count,
         "last_seen": state.last_seen,
-        "gaps": state.gaps,
-        "hist": list(state.hist),
-        "span": state.span,
-        "b": state.b,
         "first_seen": state.first_seen,
-        "hour_c": list(state.hour_c),
-        "hour_e": list(state.hour_e),
-        "dow_c": list(state.dow_c),
-        "dow_e": list(state.dow_e),
+        "due": state.due,
+        "gaps": state.gaps,
+        "hist_at": lo,
+        "hist": hist,
+        "span": _round_all((state.span,))[0],
+        "b": _round_all((state.b,))[0],
+        "profile_at": state.profile_at,
+        "hour_c": _round_all(state.hour_c),
+        "hour_e": _round_all(state.hour_e),
+        "dow_c": _round_all(state.dow_c),
+        "dow_e": _round_all(state.dow_e),
         "reg_n": state.reg_n,
         "reg_m": state.reg_m,
         "reg_v": state.reg_v,
         "probation": state.probation,
         "cand_m": state.cand_m,
-        "due": state.due,
     }
 
 
+_POW10 = {k: 10.0**k for k in range(-300, 301)}
+
+
+def _round_all(values: tuple[float, ...] | list[float]) -> list[float]:
+    """Round to _DIGITS significant digits relative to the largest magnitude (smaller values keep
+    fewer digits; ones below 1e-9 of the largest become 0: the bins that are, in effect, empty)."""
+    top = max(values, key=abs, default=0.0)
+    if not top or not math.isfinite(top):
+        return [float(v) for v in values]
+    e = math.floor(math.log10(abs(top))) - (_DIGITS - 1)
+    if e < 0:
+        q = _POW10.get(-e)
+        if q is None or q == math.inf:
+            return [float(v) for v in values]
+        return [round(v * q) / q for v in values]
+    p = _POW10.get(e, 10.0**e)
+    return [round(v / p) * p for v in values]
+
+
 def from_dict(d: Mapping[str, Any], params: RateParams | None = None) -> Rate:
-    """Inverse of to_dict. A version-1 snapshot (the mean/σ cadence model) cannot be converted
-    exactly; it becomes a young state at its last event with its mean gap as light evidence (two
-    clusters' worth), so it keeps a tolerant deadline until events re-teach it."""
+    """Inverse of to_dict (also reads version 2, the uncompacted layout). A version-1 snapshot (the
+    mean/σ cadence model) cannot be converted exactly; it becomes a young state at its last event
+    with its mean gap as light evidence (two clusters' worth), so it keeps a tolerant deadline until
+    events re-teach it; a regular one (σ ≤ regular_max_sd × mean over enough gaps) keeps its rhythm."""
     version = d.get("v", SNAPSHOT_VERSION)
     params = params or RateParams()
     if version == 1:
-        last = d.get("last_seen")
-        mean, intervals = float(d.get("mean", 0.0)), int(d.get("intervals", 0))
-        state = Rate(count=int(d.get("count", 0)), last_seen=None if last is None else float(last))
-        if mean > 0 and intervals > 0:
-            w = min(2.0, float(intervals))
-            hist = [0.0] * BINS
-            hist[_bin(mean)] = w
-            first = state.last_seen - intervals * mean if state.last_seen is not None else None
-            state = replace(state, gaps=intervals, hist=tuple(hist), span=w * mean, b=w * mean, first_seen=first)
-        return replace(state, due=_deadline(state, params, 1.0))
-    if version != SNAPSHOT_VERSION:
+        return _from_cadence(d, params)
+    if version not in (2, SNAPSHOT_VERSION):
         raise ValueError(f"unsupported rate snapshot version {version!r}")
-    last_seen, due = d.get("last_seen"), d.get("due")
+    last_seen, due, first = d.get("last_seen"), d.get("due"), d.get("first_seen")
+    raw = d.get("hist")
+    if version == 2 or not raw:
+        hist = _floats(raw, BINS)
+    else:
+        at = int(d.get("hist_at", 0))
+        if at < 0 or at + len(raw) > BINS:
+            raise ValueError(f"histogram of {len(raw)} bins at {at} does not fit {BINS}")
+        h = [0.0] * BINS
+        h[at : at + len(raw)] = map(float, raw)
+        hist = tuple(h)
+    profile_at = d.get("profile_at") if version != 2 else last_seen
     return Rate(
         count=int(d.get("count", 0)),
         last_seen=None if last_seen is None else float(last_seen),
         gaps=int(d.get("gaps", 0)),
-        hist=_floats(d.get("hist"), BINS),
+        hist=hist,
         span=float(d.get("span", 0.0)),
         b=float(d.get("b", 0.0)),
-        first_seen=None if d.get("first_seen") is None else float(d["first_seen"]),
+        first_seen=None if first is None else float(first),
         hour_c=_floats(d.get("hour_c"), 24),
         hour_e=_floats(d.get("hour_e"), 24),
         dow_c=_floats(d.get("dow_c"), 7),
@@ -434,13 +710,34 @@ def from_dict(d: Mapping[str, Any], params: RateParams | None = None) -> Rate:
         probation=bool(d.get("probation", False)),
         cand_m=float(d.get("cand_m", 0.0)),
         due=None if due is None else float(due),
+        profile_at=None if profile_at is None else float(profile_at),
     )
+
+
+def _from_cadence(d: Mapping[str, Any], params: RateParams) -> Rate:
+    last = d.get("last_seen")
+    mean, intervals = float(d.get("mean", 0.0)), int(d.get("intervals", 0))
+    state = Rate(count=int(d.get("count", 0)), last_seen=None if last is None else float(last))
+    state = replace(state, profile_at=state.last_seen)
+    if mean > 0 and intervals > 0 and state.last_seen is not None:
+        w = min(2.0, float(intervals))
+        hist = [0.0] * BINS
+        hist[_bin(mean)] = w
+        first = state.last_seen - intervals * mean
+        state = replace(state, gaps=intervals, hist=tuple(hist), span=w * mean, b=w * mean, first_seen=first)
+        sd = math.sqrt(max(float(d.get("var", 0.0)), 0.0))
+        if intervals >= params.regular_min_gaps and sd <= params.regular_max_sd * mean:
+            # A cron or a daily job: keep its rhythm (log-normal moments from the mean and σ of the gaps).
+            cv2 = (sd / mean) ** 2
+            v = math.log1p(cv2)
+            state = replace(state, reg_n=min(intervals, 20), reg_m=math.log(mean) - v / 2, reg_v=v)
+    return replace(state, due=_deadline(state, params, 1.0))
 
 
 def _floats(values: Any, n: int) -> tuple[float, ...]:
     if not values:
         return (0.0,) * n
-    out = tuple(float(v) for v in values)
+    out = tuple(map(float, values))
     if len(out) != n:
         raise ValueError(f"expected {n} values, got {len(out)}")
     return out
