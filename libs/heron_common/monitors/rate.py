@@ -52,6 +52,8 @@ BINS = 64  # log-gap histogram: bin i holds gaps in [GAP0·√2^i, GAP0·√2^(i
 GAP0 = 0.01
 _EDGES = tuple(GAP0 * 2 ** (i / 2) if i else 0.0 for i in range(BINS))
 _TAU_MAX = GAP0 * 2 ** (BINS / 2)
+_LOG_EDGES = tuple(math.log(e) if e else -math.inf for e in _EDGES)
+_LOG_TAU_MAX = math.log(_TAU_MAX)
 _STEP_LIMIT = 24 * 120  # profile walk bound (hours); beyond, the profile is taken as flat
 _REBASE_HALF_LIVES = 40.0  # the stored profile is rebased once its scale reaches 2^40
 _DIGITS = 9  # significant digits kept in a snapshot (per array, relative to its largest value)
@@ -128,9 +130,10 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
     than its lower bound.
     """
     ts = sorted(times)
-    for t in ts:
-        if not math.isfinite(t):
-            raise ValueError(f"event time must be finite, got {t!r}")
+    if not math.isfinite(sum(ts)):  # one C loop; only then look for the culprit
+        for t in ts:
+            if not math.isfinite(t):
+                raise ValueError(f"event time must be finite, got {t!r}")
     if not ts:
         return state
     count, last, first = state.count, state.last_seen, state.first_seen
@@ -143,10 +146,11 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
             return replace(state, count=count + len(ts) - 1, last_seen=last, first_seen=first, profile_at=last)
         return replace(state, count=count + len(ts))
 
-    # Working copies. The histogram's decay is a running factor g (true value = stored · g), the
-    # profile is stored relative to the reference time pt (true value at u = stored · 2^-((u-pt)/hl)).
+    # Working copies. The histogram's decay is a running factor g (true value = stored · g; inv_g =
+    # 1/g), the profile is stored relative to the reference time pt (true value at u = stored ·
+    # 2^-((u-pt)/hl)); z turns the stored profile into its value as of the last event.
     hist = list(state.hist)
-    span, b, g = state.span, state.b, 1.0
+    span, b, g, inv_g = state.span, state.b, 1.0, 1.0
     total = sum(hist)
     hc, he, dc, de = list(state.hour_c), list(state.hour_e), list(state.dow_c), list(state.dow_e)
     pt = state.profile_at if state.profile_at is not None else last
@@ -156,11 +160,14 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
     due, due_known = state.due, True  # the deadline of the state before the next event
 
     hl = params.profile_half_life
+    z = 2.0 ** ((pt - last) / hl)
+    last_hour = math.floor(last / HOUR)
     keep0 = 1.0 - 1.0 / params.memory
     shrink_to, cf, min_tol = params.shrink_to, params.cluster_fraction, params.min_tolerance
     learn_gaps = max(1, params.learning_threshold - 1)
-    reg_min, reg_var = params.regular_min_gaps, params.regular_max_sd**2
+    reg_min, reg_var, reg_alpha = params.regular_min_gaps, params.regular_max_sd**2, params.regular_alpha
     prior = params.profile_prior
+    log_gap0, top_bin = math.log2(GAP0), BINS - 1
 
     for t in ts[start:]:
         if t <= last:
@@ -171,17 +178,18 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
         # tau and the clusters of the state before this event (one pass up the histogram).
         if span > 0:
             above, target = total, cf * span
-            tau = _TAU_MAX
-            for edge, hv in zip(_EDGES, hist, strict=True):
+            tau, log_tau = _TAU_MAX, _LOG_TAU_MAX
+            for edge, log_edge, hv in zip(_EDGES, _LOG_EDGES, hist, strict=True):
                 if above <= 0 or edge * above >= target:
-                    tau = edge
+                    tau, log_tau = edge, log_edge
                     break
                 above -= hv
             else:
                 above = 0.0
-            above = max(above, 0.0)
+            if above < 0:
+                above = 0.0
         else:
-            tau, above = 0.0, 0.0
+            tau, log_tau, above = 0.0, -math.inf, 0.0
         clusters = above * g
 
         # Did this gap overrun the deadline in force? Computed only past a cheap lower bound.
@@ -196,11 +204,10 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
             else:
                 floor = last + span / above + min_tol
                 if t > floor:
-                    z = 2.0 ** ((pt - last) / hl)
                     fh, fd = _factor_lists(hc, he, dc, de, s_hc, s_he, s_dc, s_de, z, params)
                     due = _rate_due(last, first, b * g, clusters, span * g, fh, fd, params, 1.0)
-                    overdue = due is not None and t > due
-        learned_end = min(t, due) if overdue and due is not None else t
+                    overdue = t > due
+        learned_end = due if overdue and due is not None and due < t else t
 
         cluster = x >= tau
         forget_days = False
@@ -218,24 +225,19 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
                 hist = [v * g for v in hist]
                 span, b, g = span * g, b * g, 1.0
                 total = sum(hist)
+            inv_g = 1.0 / g
 
         # The profile: the gap's exposure per hour and day, weighted by the factors before it. It sees
         # the whole silence (that those hours were quiet is its lesson); the level only up to the deadline.
-        z = 2.0 ** ((pt - last) / hl)  # stored -> value as of the last event (may underflow to 0: fine)
-        hour_start = math.floor(last / HOUR) * HOUR
-        one_hour = t <= hour_start + HOUR and not forget_days
+        t_hour = math.floor(t / HOUR)
+        one_hour = t <= (last_hour + 1) * HOUR and not forget_days
         if one_hour:
             # The common case: the gap lies within one hour. One factor, O(1).
-            days = math.floor(last / DAY)
-            h, d = int((last - days * DAY) // HOUR), int((days + 3) % 7)
+            h, d = last_hour % 24, (last_hour // 24 + 3) % 7
             f = 1.0
             if s_he > 0:
                 f = (hc[h] * z + prior) / (he[h] * z * (s_hc / s_he) + prior)
-                f *= (
-                    (dc[d] * z + prior) / (de[d] * z * (s_dc / s_de) + prior)
-                    if s_de > 0
-                    else (dc[d] * z + prior) / prior
-                )
+                f *= (dc[d] * z + prior) / ((de[d] * z * (s_dc / s_de) if s_de > 0 else 0.0) + prior)
             weighted = (learned_end - last) * f
         else:
             fh, fd = _factor_lists(hc, he, dc, de, s_hc, s_he, s_dc, s_de, z, params)
@@ -258,33 +260,38 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
             added = _expose(last, t, fh, fd, he, de, grow)
             s_he += added
             s_de += added
-        b += weighted / g
-        span += (learned_end - last) / g
-        hist[_bin(learned_end - last)] += 1.0 / g
-        total += 1.0 / g
+        learned = learned_end - last
+        b += weighted * inv_g
+        span += learned * inv_g
+        hist[0 if learned <= GAP0 else min(top_bin, int(2.0 * (math.log2(learned) - log_gap0)))] += inv_g
+        total += inv_g
 
         if cluster:
             lx = math.log(x)
-            if reg_n and math.exp(reg_m) < tau:
+            ew = True
+            if reg_n and reg_m < log_tau:
                 # What was learned as arrivals is now inside one burst (a bursty stream met cold): the
                 # rhythm and the profile's arrival counts are re-learned in the new unit.
-                reg_n, reg_m, reg_v, probation = 1, lx, 0.0, False
+                reg_n, reg_m, reg_v, probation, ew = 1, lx, 0.0, False, False
                 hc, he, dc, de = [0.0] * 24, [0.0] * 24, [0.0] * 7, [0.0] * 7
                 s_hc = s_he = s_dc = s_de = 0.0
             elif overdue and reg_n >= reg_min and reg_v <= reg_var:
-                probation, cand_m = True, lx
+                probation, cand_m, ew = True, lx, False
             elif overdue:
-                reg_n, reg_m, reg_v = 1, lx, 0.0
+                reg_n, reg_m, reg_v, ew = 1, lx, 0.0, False
             elif probation:
                 probation = False
-                if x <= _regular_gap(reg_n, reg_m, reg_v, params, 1.0):  # the old rhythm holds: an outage
-                    reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
-                else:  # a new rhythm: start it from the gap that broke the old one
-                    reg_n, reg_m, reg_v = _ew(1, cand_m, 0.0, lx, params)
-            else:
-                reg_n, reg_m, reg_v = _ew(reg_n, reg_m, reg_v, lx, params)
-            tdays = math.floor(t / DAY)
-            th, td = int((t - tdays * DAY) // HOUR), int((tdays + 3) % 7)
+                if x > _regular_gap(reg_n, reg_m, reg_v, params, 1.0):
+                    reg_n, reg_m, reg_v = 1, cand_m, 0.0  # a new rhythm, from the gap that broke the old one
+                # else the old rhythm holds: the silence was an outage
+            if ew:  # West's exponentially weighted mean and variance of the log-gaps
+                reg_n += 1
+                alpha = 1.0 / reg_n if reg_n * reg_alpha < 1.0 else reg_alpha
+                diff = lx - reg_m
+                incr = alpha * diff
+                reg_m += incr
+                reg_v = (1.0 - alpha) * (reg_v + diff * incr)
+            th, td = t_hour % 24, (t_hour // 24 + 3) % 7
             hc[th] += grow
             dc[td] += grow
             s_hc += grow
@@ -292,7 +299,7 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
 
         count += 1
         gaps += 1
-        last = t
+        last, last_hour, z = t, t_hour, 1.0 / grow
         due_known = False
 
     if g != 1.0:
