@@ -257,7 +257,7 @@ def observe_many(state: Rate, times: Iterable[float], params: RateParams) -> Rat
             s_he += add
             s_de += add
         else:
-            added = _expose(last, t, fh, fd, he, de, grow)
+            added = _expose(last, t, he, de, grow)
             s_he += added
             s_de += added
         learned = learned_end - last
@@ -492,41 +492,53 @@ def _factors(state: Rate, params: RateParams) -> tuple[list[float], list[float]]
     return _factor_lists(hc, he, dc, de, sum(hc), sum(he), sum(dc), sum(de), z, params)
 
 
-def _expose(
-    start: float,
-    end: float,
-    fh: list[float],
-    fd: list[float],
-    hour_e: list[float] | None,
-    dow_e: list[float] | None,
-    scale: float,
-) -> float:
-    """Add [start, end) × scale to the per-hour and per-day exposure (if given); return the
-    profile-weighted length of the span, or, when adding, the (scaled) exposure added."""
-    u, weighted, added, steps = start, 0.0, 0.0, 0
-    while u < end:
-        if steps >= _STEP_LIMIT:
-            return weighted + (end - u) if hour_e is None else added
+def _expose(start: float, end: float, hour_e: list[float], dow_e: list[float], scale: float) -> float:
+    """Add [start, end) × scale to the per-hour and per-day exposure; return what was added (all
+    of it, unless the span is longer than _STEP_LIMIT hours: then its start only)."""
+    u, added, steps = start, 0.0, 0
+    while u < end and steps < _STEP_LIMIT:
         h, d = _hour_dow(u)
         seg = min(end, (math.floor(u / HOUR) + 1) * HOUR) - u
-        if hour_e is not None and dow_e is not None:
-            hour_e[h] += seg * scale
-            dow_e[d] += seg * scale
-            added += seg * scale
-        weighted += seg * fh[h] * fd[d]
+        hour_e[h] += seg * scale
+        dow_e[d] += seg * scale
+        added += seg * scale
         u += seg
         steps += 1
-    return weighted if hour_e is None else added
+    return added
 
 
 def _weighted(start: float, end: float, fh: list[float], fd: list[float]) -> float:
-    return _expose(start, end, fh, fd, None, None, 0.0)
+    """The profile-weighted length of [start, end): hour by hour, whole days at once."""
+    u, weighted, steps = start, 0.0, 0
+    day = HOUR * sum(fh)
+    while u < end:
+        if steps >= _STEP_LIMIT:
+            return weighted + (end - u)
+        if u % DAY == 0.0 and end - u >= DAY and steps + 24 <= _STEP_LIMIT:
+            weighted += day * fd[_hour_dow(u)[1]]
+            u += DAY
+            steps += 24
+            continue
+        h, d = _hour_dow(u)
+        seg = min(end, (math.floor(u / HOUR) + 1) * HOUR) - u
+        weighted += seg * fh[h] * fd[d]
+        u += seg
+        steps += 1
+    return weighted
 
 
 def _walk(start: float, need: float, fh: list[float], fd: list[float]) -> float:
     """The time at which `need` profile-weighted seconds have passed since `start`."""
     u, steps = start, 0
+    day = HOUR * sum(fh)
     while steps < _STEP_LIMIT:
+        if u % DAY == 0.0 and steps + 24 <= _STEP_LIMIT:
+            w = day * fd[_hour_dow(u)[1]]
+            if w < need:
+                need -= w
+                u += DAY
+                steps += 24
+                continue
         h, d = _hour_dow(u)
         f = fh[h] * fd[d]
         seg = (math.floor(u / HOUR) + 1) * HOUR - u
