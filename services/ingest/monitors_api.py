@@ -135,7 +135,7 @@ async def configure(request: web.Request) -> web.Response:
     changes = overrides(body)
     monitor = await _own_monitor(request)
     if monitor["kind"] != "event":
-        raise InputError(422, "invalid_field", f"a {monitor['kind']} monitor has no learned cadence to override")
+        raise InputError(422, "invalid_field", f"a {monitor['kind']} monitor has no learned deadline to override")
     wanted = {k: v for k, v in {**monitor["config"], **changes}.items() if v is not None}
     if "grace" in wanted and "expected_interval" not in wanted:
         raise InputError(422, "invalid_field", "grace needs expected_interval (the fixed interval it is added to)")
