@@ -48,6 +48,7 @@ bench: install servers  ## every benchmark; the ingest ones need wrk (apt-get in
 	$(BIN)/python bench/heartbeat_pings.py
 	$(BIN)/python bench/heartbeat_alert_latency.py
 	$(BIN)/python bench/detection.py
+	$(BIN)/python bench/model_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
