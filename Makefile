@@ -75,6 +75,7 @@ bench: install servers  ## every benchmark; the ingest ones need wrk (apt-get in
 	$(BIN)/python bench/probes.py
 	$(BIN)/python bench/paging.py
 	$(BIN)/python bench/detection.py
+	$(BIN)/python bench/model_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Silence scan with 1,000,000 healthy monitors and nothing due: time per scan tick.
 
-1. ``--monitors`` monitor rows are COPYed into a fresh database (state 'up', a learned cadence,
-   the deadline that cadence gives: 1 to 7 days ahead; shard = ``messages.stream_shard`` of the
+1. ``--monitors`` monitor rows are COPYed into a fresh database (state 'up', a learned rate state,
+   the deadline that state gives: 1 to 7 days ahead; shard = ``messages.stream_shard`` of the
    stream, so they spread over the ``--shards`` shards as in production).
 2. The Redis deadline index is built per shard with ``DeadlineIndex.rebuild`` from
    ``store.due_from_postgres`` (what the detector itself does after a Redis flush).
@@ -30,22 +30,22 @@ TEMPLATES = 1024
 
 def monitor_rows(n: int, project_ids: list[int], shards: int, now: float, params, start: int):
     """Rows for COPY: (project_id, event_name, service, environment, shard, state, event_count,
-    last_seen, cadence, deadline), with cadences whose deadline lies 1..7 days ahead."""
+    last_seen, cadence, deadline), with learned states whose deadline lies 1..7 days ahead."""
     from heron_common import messages
     from heron_common.db import to_dt
-    from heron_common.monitors import cadence
+    from heron_common.monitors import rate
 
     rng = random.Random(42)
     templates = []
     for _ in range(TEMPLATES):
-        mean = rng.uniform(86_400 / 1.25 - 60, 7 * 86_400 / 1.25 - 60)  # deadline ≈ 1.25 × mean + slack
+        # A regular job every 1-7 days (its deadline ≈ the next run + a few minutes), 12 runs learned.
+        mean = rng.uniform(86_400, 7 * 86_400)
         last_seen = now - rng.uniform(0, 60)
-        c = cadence.Cadence(
-            count=50, last_seen=last_seen, intervals=49, mean=mean, var=0.0, peak=mean, peak_at=last_seen
-        )
-        deadline = cadence.deadline(c, params)
+        runs = [last_seen - k * mean + rng.uniform(-60, 60) * (k > 0) for k in range(11, -1, -1)]
+        state = rate.observe_many(rate.Rate(), runs, params)
+        deadline = rate.deadline(state, params)
         assert deadline is not None and deadline > now + 3600
-        templates.append((to_dt(last_seen), cadence.to_dict(c), to_dt(deadline)))
+        templates.append((to_dt(last_seen), rate.to_dict(state), to_dt(deadline)))
     for i in range(start, start + n):
         p = project_ids[i % len(project_ids)]
         name = f"job.{i}"
@@ -98,12 +98,12 @@ async def main(args: argparse.Namespace) -> None:
 
     from heron_common import db, messages
     from heron_detector import store
-    from heron_detector.core import Detector, cadence_params
+    from heron_detector.core import Detector, rate_params
     from heron_detector.index import DeadlineIndex
 
     async with BenchEnv(shards=args.shards) as env:
         settings = env.settings
-        params = cadence_params(settings)
+        params = rate_params(settings)
         pool = await db.create_pool(env.database_url, min_size=1, max_size=4)
         r = redis_asyncio.Redis.from_url(REDIS_URL)
         try:

@@ -9,6 +9,7 @@ environment of a container.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -55,7 +56,18 @@ def _secrets_keys(env: Mapping[str, str]) -> tuple[str, ...]:
         raise SettingsError(str(exc)) from None
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float = 0.0,
+    above: float | None = None,
+    maximum: float | None = None,
+    infinite: bool = False,
+) -> float:
+    """A number from the environment: never NaN; ``inf`` only where ``infinite`` says it means
+    something; at least ``minimum``, strictly more than ``above``, at most ``maximum`` if given."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -63,8 +75,13 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number (e.g. {name}={default})") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    if math.isnan(value) or (math.isinf(value) and not infinite):
+        raise SettingsError(f"{name}={raw!r} must be a finite number (e.g. {name}={default})")
+    if value < minimum or (above is not None and value <= above):
+        bound = f"more than {above}" if above is not None else f"at least {minimum}"
+        raise SettingsError(f"{name}={raw!r} must be {bound}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={raw!r} must be at most {maximum:g}")
     return value
 
 
@@ -208,6 +225,11 @@ class Settings:
     # Detection timing: production defaults; tests and demos shrink them to seconds.
     learning_threshold: int = 3
     min_tolerance: float = 60.0
+    # The rate model (docs/detection.md): false alarms a healthy stream may raise per year (a
+    # monitor's sensitivity multiplies it), and how fast a young stream's evidence may grow
+    # (clusters of events per hour watched; inf: no cap).
+    false_alarms_per_year: float = 1.0
+    young_clusters_per_hour: float = 10.0
     # The smallest interval, grace or timeout a declared monitor (heartbeat, trigger) accepts.
     min_interval: float = 60.0
     scan_interval: float = 1.0
@@ -317,6 +339,12 @@ class Settings:
             max_triggers_per_project=_int(env, "HERON_MAX_TRIGGERS_PER_PROJECT", d.max_triggers_per_project),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
+            false_alarms_per_year=_float(
+                env, "HERON_FALSE_ALARMS_PER_YEAR", d.false_alarms_per_year, above=0.0, maximum=1e15
+            ),
+            young_clusters_per_hour=_float(
+                env, "HERON_YOUNG_CLUSTERS_PER_HOUR", d.young_clusters_per_hour, above=0.0, infinite=True
+            ),
             min_interval=_float(env, "HERON_MIN_INTERVAL", d.min_interval, minimum=0.01),
             scan_interval=_float(env, "HERON_SCAN_INTERVAL", d.scan_interval, minimum=0.01),
             event_retention_days=_int(env, "HERON_EVENT_RETENTION_DAYS", d.event_retention_days, minimum=1),

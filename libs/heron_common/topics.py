@@ -14,14 +14,28 @@ _INCIDENT = {
         "service": "payments",
         "environment": "production",
         "started_at": "2026-11-01T14:22:00Z",
-        "opened_at": "2026-11-01T14:31:00Z",
+        "opened_at": "2026-11-01T14:58:30Z",
         "acknowledged_at": None,
         "acknowledged_by": None,
         "resolved_at": None,
         "resolved_by": None,
         "duration": None,
         "expected_interval": 180.0,
-        "details": {},
+        # Why the silence is abnormal (an event stream; heron_common.monitors.event.explain).
+        "details": {
+            "silence": {
+                "model": "rate",
+                "deadline": "2026-11-01T14:58:18.000Z",
+                "quiet_for": 2190.0,
+                "expected_interval": 180.0,
+                "expected_arrivals": 12.17,
+                "expected_events": 12.17,
+                "events_per_cluster": 1.0,
+                "silence_probability": 5.2e-06,
+                "alarm_probability": 5.7e-06,
+                "false_alarms_per_year": 1.0,
+            }
+        },
     },
     "project": {"id": 1, "name": "MyApp"},
 }
@@ -35,6 +49,7 @@ _TRIGGER_INCIDENT = {
         "service": "API",
         "environment": None,
         "started_at": "2026-11-01T14:31:00Z",
+        "opened_at": "2026-11-01T14:31:00Z",
         "expected_interval": None,
         "details": {
             "trigger_kind": "manual",
@@ -108,7 +123,10 @@ _HEROKU: dict[str, Any] = {
 
 TOPICS: dict[str, dict[str, Any]] = {
     "incident.opened": {
-        "description": "A monitor went silent past its deadline: an incident is open.",
+        "description": "A monitor went silent past its deadline: an incident is open. An event stream's"
+        " details.silence says why: the model (rate, regular or fixed), the deadline, how long it has been"
+        " quiet, how many events would normally have come in that time, how improbable that silence is"
+        " and the probability below which Heron alerts.",
         "data": _INCIDENT,
     },
     "incident.acknowledged": {
@@ -117,7 +135,7 @@ TOPICS: dict[str, dict[str, Any]] = {
             **_INCIDENT,
             "incident": {
                 **_INCIDENT["incident"],
-                "acknowledged_at": "2026-11-01T14:33:00Z",
+                "acknowledged_at": "2026-11-01T15:00:00Z",
                 "acknowledged_by": "api key heron_AbCd…wxyz",
             },
         },
@@ -126,7 +144,7 @@ TOPICS: dict[str, dict[str, Any]] = {
         "description": "The monitor came back; duration is the real silence in seconds.",
         "data": {
             **_INCIDENT,
-            "incident": {**_INCIDENT["incident"], "resolved_at": "2026-11-01T14:40:00Z", "duration": 1080},
+            "incident": {**_INCIDENT["incident"], "resolved_at": "2026-11-01T15:04:00Z", "duration": 2520},
         },
     },
     "trigger.alerting": {

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from heron_common.db import iso, to_ts
+from heron_common.monitors import event, rate
+from heron_common.monitors.rate import RateParams
 
 
 def incident_title(kind: str, name: str | None, event_name: str | None) -> str:
@@ -51,17 +53,30 @@ def alert_data(incident: Any, project_id: int, project_name: str) -> dict[str, A
     return {"incident": incident_view(incident), "project": {"id": project_id, "name": project_name}}
 
 
-def monitor_view(row: Any) -> dict[str, Any]:
-    cadence = row.get("cadence") or {}
+def monitor_view(row: Any, params: RateParams | None = None, now: float | None = None) -> dict[str, Any]:
+    """A monitor for the API. An event stream also says how its deadline was reached
+    (``detection``: the model, expected interval, how long it has been quiet at ``now``, how many
+    events would normally have come since, how improbable that silence is, the alarm threshold, and
+    the learned hour-of-day / day-of-week profile), from the same model the detector runs with
+    ``params`` (the settings': ``heron_common.monitors.event.params_from``)."""
     config = row.get("config") or {}
     deadline = row["deadline"]
-    mean = cadence.get("mean") if cadence.get("intervals") else None
-    expected = config.get("expected_interval", mean)
     last_seen = to_ts(row["last_seen"])
+    detection: dict[str, Any] | None = None
+    if row["kind"] == event.KIND:
+        params = params or RateParams()
+        monitor = event.Monitor(row["state"], event.load(row.get("cadence"), params), row["event_count"], config)
+        expected = monitor.expected_interval(params)
+        detection = event.explain(monitor, now if now is not None else (last_seen or 0.0), params)
+        if detection["model"] in ("rate", "regular"):
+            learned = rate.profile(monitor.learned, params)
+            detection["profile"] = {k: [round(f, 3) for f in v] for k, v in learned.items()}
+    else:
+        expected = config.get("expected_interval")
     tolerance = None
     if deadline is not None and last_seen is not None and expected is not None:
         tolerance = round(deadline.timestamp() - last_seen - expected, 3)
-    return {
+    view = {
         "id": row["id"],
         "kind": row["kind"],
         "name": row.get("name") or row.get("event_name"),
@@ -78,6 +93,9 @@ def monitor_view(row: Any) -> dict[str, Any]:
         "overrides": {k: config[k] for k in ("expected_interval", "grace", "sensitivity") if k in config},
         "created_at": iso(row["created_at"]),
     }
+    if detection is not None:
+        view["detection"] = detection
+    return view
 
 
 # -- how a person sees it (the dashboard, status badges) --------------------------------------

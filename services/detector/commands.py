@@ -15,9 +15,9 @@ import asyncpg
 from heron_common.db import to_dt
 from heron_common.messages import MessageError
 from heron_common.monitors import ACKNOWLEDGE, PAUSED, Flip, pause
-from heron_common.monitors import cadence as cadence_model
 from heron_common.monitors import event as event_kind
-from heron_common.monitors.cadence import CadenceParams
+from heron_common.monitors import rate as rate_model
+from heron_common.monitors.rate import RateParams
 from heron_detector import incidents, kinds
 
 ACTIONS = frozenset({"acknowledge", "resolve", "pause", "resume", "delete", "configure"})
@@ -43,10 +43,10 @@ def parse(message: dict[str, Any]) -> tuple[int, int, str, str | None, dict[str,
     return monitor_id, project_id, action, by, args
 
 
-def _event_monitor(row: asyncpg.Record, config: dict[str, Any] | None = None) -> event_kind.Monitor:
+def _event_monitor(row: asyncpg.Record, params: RateParams, config: dict[str, Any] | None = None) -> event_kind.Monitor:
     return event_kind.Monitor(
         row["state"],
-        cadence_model.from_dict(row["cadence"] or {}),
+        event_kind.load(row["cadence"], params),
         row["event_count"],
         row["config"] if config is None else config,
     )
@@ -58,15 +58,15 @@ async def _save(conn: asyncpg.Connection, row: asyncpg.Record, m: event_kind.Mon
         " WHERE id = $1",
         row["id"],
         m.state,
-        cadence_model.to_dict(m.cadence),
-        to_dt(m.cadence.last_seen),
+        rate_model.to_dict(m.learned),
+        to_dt(m.learned.last_seen),
         dict(m.config),
         to_dt(deadline),
     )
 
 
 async def apply(
-    conn: asyncpg.Connection, message: dict[str, Any], now: float, params: CadenceParams, ctx: kinds.Context
+    conn: asyncpg.Connection, message: dict[str, Any], now: float, params: RateParams, ctx: kinds.Context
 ) -> Done:
     monitor_id, project_id, action, by, args = parse(message)
     done = Done()
@@ -85,23 +85,23 @@ async def apply(
         if action == "acknowledge":
             done.outbox_ids.extend(await _acknowledge_incident(conn, row, args, now, by))
             return done
-        monitor = _event_monitor(row)
+        monitor = _event_monitor(row, params)
         flip: Flip | None = None
         if action == "pause":
             flip = pause(row["state"], now)
             if flip is not None:
-                monitor = event_kind.Monitor(PAUSED, monitor.cadence, monitor.event_count, monitor.config)
+                monitor = event_kind.Monitor(PAUSED, monitor.learned, monitor.event_count, monitor.config)
         elif action == "resume":
             if row["state"] == PAUSED:
                 monitor, flip = event_kind.resume(monitor, now, params)
         elif action == "configure":
             config = {k: v for k, v in {**row["config"], **args}.items() if v is not None}
-            monitor = _event_monitor(row, config)
+            monitor = _event_monitor(row, params, config)
             if monitor.state == event_kind.NEW and monitor.deadline(params) is None:
-                learned = event_kind.learned_or_fixed_deadline(monitor.cadence, config, params)
+                learned = event_kind.learned_or_fixed_deadline(monitor.learned, config, params)
                 if learned is not None:  # a fixed interval needs no learning
                     flip = Flip(event_kind.NEW, event_kind.UP, now, "expected interval set")
-                    monitor = event_kind.Monitor(event_kind.UP, monitor.cadence, monitor.event_count, config)
+                    monitor = event_kind.Monitor(event_kind.UP, monitor.learned, monitor.event_count, config)
         deadline = monitor.deadline(params)
         await _save(conn, row, monitor, deadline)
         done.deadlines[monitor_id] = deadline

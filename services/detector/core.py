@@ -21,7 +21,8 @@ from heron_common.db import is_transient
 from heron_common.deadletters import DeadLetter, project_of
 from heron_common.logging import get_logger
 from heron_common.messages import MessageError, TrackedEvent
-from heron_common.monitors.cadence import CadenceParams
+from heron_common.monitors.event import params_from
+from heron_common.monitors.rate import RateParams
 from heron_common.settings import Settings
 from heron_detector import commands, declared, kinds, observations, screen, store
 from heron_detector.blindness import windows_since
@@ -69,8 +70,9 @@ log = get_logger("detector")
 _ = declared  # the declared kinds register themselves on import
 
 
-def cadence_params(settings: Settings) -> CadenceParams:
-    return CadenceParams(learning_threshold=settings.learning_threshold, min_tolerance=settings.min_tolerance)
+def rate_params(settings: Settings) -> RateParams:
+    """The event streams' model parameters (heron_common.monitors.event.params_from)."""
+    return params_from(settings)
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Detector:
         self.pool = pool
         self.index = DeadlineIndex(redis, settings.redis_prefix)
         self.alerts = alerts
-        self.params = cadence_params(settings)
+        self.params = rate_params(settings)
         self.settings = settings
         self.names = bus.Names(settings.amqp_prefix)
         # Shards whose Redis index missed an update after a commit (Redis was down then).

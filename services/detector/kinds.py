@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from heron_common import blind
-from heron_common.monitors.cadence import CadenceParams
+from heron_common.monitors.rate import RateParams
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Outcome:
 
 @dataclass
 class Context:
-    params: CadenceParams
+    params: RateParams  # the event streams' model; declared kinds use its min_tolerance
     windows: Callable[[float], Awaitable[list[blind.Window]]]  # blind windows ending after a time
     by: str | None = None  # who asked (commands)
 

@@ -19,9 +19,9 @@ from heron_common import blind, deadletter_store
 from heron_common.db import to_dt, to_ts
 from heron_common.deadletters import DeadLetter
 from heron_common.messages import TrackedEvent
-from heron_common.monitors import cadence
 from heron_common.monitors import event as machine
-from heron_common.monitors.cadence import CadenceParams
+from heron_common.monitors import rate
+from heron_common.monitors.rate import RateParams
 from heron_detector import incidents, kinds
 from heron_detector.blindness import windows_since
 
@@ -44,15 +44,17 @@ def _stream_key(e: TrackedEvent) -> StreamKey:
     return (e.project_id, e.event_name, e.service or "", e.environment or "")
 
 
-def _load(row: asyncpg.Record) -> machine.Monitor:
-    return machine.Monitor(row["state"], cadence.from_dict(row["cadence"] or {}), row["event_count"], row["config"])
+def _load(row: asyncpg.Record, params: RateParams) -> machine.Monitor:
+    """The monitor as the pure machine sees it; any stored snapshot version (a v1 cadence snapshot
+    becomes a young rate state: heron_common.monitors.rate.from_dict)."""
+    return machine.Monitor(row["state"], machine.load(row["cadence"], params), row["event_count"], row["config"])
 
 
 async def apply_events_messages(
     conn: asyncpg.Connection,
     batch: list[tuple[str, list[TrackedEvent]]],
     shard: int,
-    params: CadenceParams,
+    params: RateParams,
     now: float,
     rejected: dict[str, DeadLetter] | None = None,
 ) -> Applied:
@@ -101,7 +103,7 @@ async def apply_events_messages(
         for row in rows:
             key = (row["project_id"], row["event_name"], row["service"], row["environment"])
             stream_events = streams.pop(key)
-            before = _load(row)
+            before = _load(row, params)
             after, flips = machine.apply_events(before, [e.event_time for e, _ in stream_events], params)
             for e, message_uuid in stream_events:
                 event_records.append(
@@ -120,8 +122,8 @@ async def apply_events_messages(
                 row["id"],
                 after.state,
                 after.event_count,
-                to_dt(after.cadence.last_seen),
-                cadence.to_dict(after.cadence),
+                to_dt(after.learned.last_seen),
+                rate.to_dict(after.learned),
                 to_dt(deadline),
             )
             for col, value in zip(updates, values, strict=True):
@@ -200,7 +202,7 @@ async def _record_flip(
 
 
 async def open_overdue(
-    conn: asyncpg.Connection, monitor_ids: list[int], now: float, params: CadenceParams
+    conn: asyncpg.Connection, monitor_ids: list[int], now: float, params: RateParams
 ) -> tuple[list[int], dict[int, float | None], int]:
     """Open an incident for every monitor in ``monitor_ids`` that is still overdue at ``now``
     (a declared kind decides through its ``due``).
@@ -236,7 +238,7 @@ async def open_overdue(
                 corrections[row["id"]] = outcome.deadline
                 outbox_ids.extend(outcome.outbox_ids)
                 continue
-            monitor = _load(row)
+            monitor = _load(row, params)
             flip = machine.check_silence(monitor, now, params)
             # The stored state is the one that counts: a racing detector may have flipped it already.
             if flip is None or row["state"] != machine.UP:
@@ -247,10 +249,10 @@ async def open_overdue(
             if windows is None:
                 windows = await windows_after(since_all)
             deadline = monitor.deadline(params)
-            if windows and deadline is not None and monitor.cadence.last_seen is not None:
+            if windows and deadline is not None and monitor.learned.last_seen is not None:
                 moved = blind.deadline_past_windows(
-                    monitor.cadence.last_seen,
-                    monitor.expected_interval(),
+                    monitor.learned.last_seen,
+                    monitor.expected_interval(params),
                     deadline,
                     windows,
                     min_tolerance=params.min_tolerance,
@@ -268,7 +270,7 @@ async def open_overdue(
                 continue
             corrections[row["id"]] = None
             outbox_ids.extend(
-                await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval())
+                await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval(params))
             )
         # Alerts are not incidents (a heartbeat going late, a kind's own topic): count the openings.
         opened = outbox_ids and await conn.fetchval(

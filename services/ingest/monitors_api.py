@@ -20,7 +20,7 @@ from heron_common.service import PG, json_response
 from heron_common.views import incident_view, monitor_view
 from heron_ingest import params
 from heron_ingest.commands import applied, delete_monitor, monitor_after, send_command
-from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
+from heron_ingest.requests import caller_project, handles_errors, json_object, monitor_params, owned_row, path_id
 from heron_ingest.validation import InputError
 
 
@@ -109,8 +109,10 @@ async def _state_change(request: web.Request, action: str) -> web.Response:
     monitor = await _own_monitor(request)
     row = await change_state(request, monitor, action)
     if row is None:
-        return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
-    return json_response(monitor_view(row))
+        return json_response(
+            {"status": "accepted", "monitor": monitor_view(monitor, *monitor_params(request))}, status=202
+        )
+    return json_response(monitor_view(row, *monitor_params(request)))
 
 
 @handles_errors
@@ -160,15 +162,17 @@ async def configure(request: web.Request) -> web.Response:
     changes = overrides(body)
     monitor = await _own_monitor(request)
     if monitor["kind"] != "event":
-        raise InputError(422, "invalid_field", f"a {monitor['kind']} monitor has no learned cadence to override")
+        raise InputError(422, "invalid_field", f"a {monitor['kind']} monitor has no learned deadline to override")
     wanted = {k: v for k, v in {**monitor["config"], **changes}.items() if v is not None}
     if "grace" in wanted and "expected_interval" not in wanted:
         raise InputError(422, "invalid_field", "grace needs expected_interval (the fixed interval it is added to)")
     await send_command(request, monitor, "configure", changes)
     row = await monitor_after(request, monitor["id"], lambda m: dict(m["config"]) == wanted)
     if row is None:
-        return json_response({"status": "accepted", "monitor": monitor_view(monitor)}, status=202)
-    return json_response(monitor_view(row))
+        return json_response(
+            {"status": "accepted", "monitor": monitor_view(monitor, *monitor_params(request))}, status=202
+        )
+    return json_response(monitor_view(row, *monitor_params(request)))
 
 
 def add_routes(app: web.Application) -> None:

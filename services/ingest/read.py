@@ -8,7 +8,15 @@ from aiohttp import web
 from heron_common.db import iso
 from heron_common.service import PG, json_response
 from heron_common.views import incident_view, monitor_view
-from heron_ingest.requests import caller_project, handles_errors, next_link, owned_row, page_args, path_id
+from heron_ingest.requests import (
+    caller_project,
+    handles_errors,
+    monitor_params,
+    next_link,
+    owned_row,
+    page_args,
+    path_id,
+)
 
 OPEN, RESOLVED = "open", "resolved"
 
@@ -89,7 +97,8 @@ async def monitors(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = page_args(request)
     rows = await monitor_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
-    return json_response([monitor_view(r) for r in rows], headers=next_link(request, rows, limit))
+    params, now = monitor_params(request)
+    return json_response([monitor_view(r, params, now) for r in rows], headers=next_link(request, rows, limit))
 
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
@@ -99,7 +108,7 @@ async def _own_monitor(request: web.Request) -> asyncpg.Record:
 
 @handles_errors
 async def monitor(request: web.Request) -> web.Response:
-    return json_response(monitor_view(await _own_monitor(request)))
+    return json_response(monitor_view(await _own_monitor(request), *monitor_params(request)))
 
 
 async def recent_events(pool: asyncpg.Pool, monitor_id: int, limit: int) -> list[asyncpg.Record]:

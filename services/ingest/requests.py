@@ -8,7 +8,9 @@ import asyncpg
 from aiohttp import web
 
 from heron_common.keys import constant_time_equal
-from heron_common.service import SETTINGS, error_response
+from heron_common.monitors.event import params_from
+from heron_common.monitors.rate import RateParams
+from heron_common.service import CLOCK, SETTINGS, error_response
 from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.context import AUTH, KEY_LIMIT
@@ -155,3 +157,9 @@ async def within_quota(
             "limit_reached",
             f"this project already has {count} {noun}, the most allowed ({setting}={limit}); delete one first",
         )
+
+
+def monitor_params(request: web.Request) -> tuple[RateParams, float]:
+    """What an event stream's view is explained with: the detector's model parameters (from the
+    same settings) and now."""
+    return params_from(request.app[SETTINGS]), request.app[CLOCK].now()

@@ -35,6 +35,44 @@ def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in pairs]}
 
 
+def _one_in(p: float) -> str:
+    if p <= 0 or p < 1e-9:
+        return "less than 1 in a billion"
+    if p >= 0.5:
+        return f"{p:.0%}"
+    return f"1 in {round(1 / p):,}"
+
+
+def _events(n: float) -> str:
+    if n >= 10:
+        return f"~{n:,.0f} events"
+    return f"~{n:.1f} event{'' if round(n, 1) == 1 else 's'}"
+
+
+def silence_fields(silence: Any, started: float | None) -> list[tuple[str, str]]:
+    """Why an event stream's silence is an incident (``details.silence``, written by the detector):
+    by when the next event was expected, how many would normally have come, how improbable the
+    silence is under what the stream has shown."""
+    if not isinstance(silence, dict):
+        return []
+    pairs: list[tuple[str, str]] = []
+    due = _ts(silence.get("deadline")) if isinstance(silence.get("deadline"), str) else None
+    if due is not None and started is not None:
+        pairs.append(("Expected by", f"{humanize(due - started)} after the last event"))
+    if isinstance(silence.get("expected_events"), int | float):
+        pairs.append(("Normally by now", _events(float(silence["expected_events"]))))
+    probability, threshold = silence.get("silence_probability"), silence.get("alarm_probability")
+    if isinstance(probability, int | float):
+        model = {"rate": "learned rate", "regular": "regular rhythm"}.get(str(silence.get("model")), "learned")
+        chance = f"{_one_in(float(probability))} ({model}"
+        if isinstance(threshold, int | float):
+            chance += f"; alerts below {_one_in(float(threshold))}"
+        pairs.append(("Chance of this silence", chance + ")"))
+    elif silence.get("model") == "fixed":
+        pairs.append(("Rule", "fixed interval + grace"))
+    return pairs
+
+
 def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
     incident = data["incident"]
     service = incident.get("service") or "—"
@@ -61,13 +99,9 @@ def incident_message(topic: str, data: dict[str, Any]) -> dict[str, Any]:
         last_seen = f"{humanize(opened - started)} ago" if started is not None and opened is not None else "never"
         expected = incident.get("expected_interval")
         interval = f"~{humanize(expected)}" if expected else "unknown"
-        pairs = [
-            (subject, event),
-            ("Last seen", last_seen),
-            ("Expected interval", interval),
-            ("Service", service),
-            ("Environment", environment),
-        ]
+        pairs = [(subject, event), ("Last seen", last_seen), ("Expected interval", interval)]
+        pairs += silence_fields((incident.get("details") or {}).get("silence"), started)
+        pairs += [("Service", service), ("Environment", environment)]
         if kind != "event":
             # A declared monitor: what it said (a trigger's body, a heartbeat's last ping) beats a cadence.
             pairs = [(subject, event), ("What happened", incident.get("title") or "—")]

@@ -11,6 +11,7 @@ import redis.asyncio as redis_asyncio
 
 from heron_common import messages
 from heron_common.messages import TrackedEvent
+from heron_common.monitors import rate
 from heron_common.settings import Settings
 from heron_detector.core import Detector
 
@@ -102,7 +103,7 @@ async def test_silence_opens_and_event_resolves_with_real_downtime(
     )
     assert resolved["data"]["incident"]["duration"] == 60
     # The outage gap was not learned: the expected interval is still about a second.
-    assert monitor["cadence"]["mean"] < 10
+    assert rate.expected_interval(rate.from_dict(monitor["cadence"]), detector.params) < 10
 
 
 async def test_two_detectors_racing_open_one_incident(pg: asyncpg.Pool, redis, settings: Settings, project) -> None:

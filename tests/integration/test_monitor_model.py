@@ -50,6 +50,14 @@ async def test_acknowledging_an_incident_is_recorded_alerted_once_and_idempotent
             incident = await open_incident(system, key)
             assert incident["kind"] == "event" and incident["title"] == "invoice.sent went silent"
             assert incident["acknowledged_at"] is None
+            # The incident says why (the model's reasoning at the moment it opened), as does the monitor.
+            silence = incident["details"]["silence"]
+            assert silence["model"] in ("rate", "regular") and silence["quiet_for"] > 0
+            assert 0 <= silence["silence_probability"] <= 1 and silence["expected_events"] > 0
+            _, monitor = await call(system, "GET", f"/v1/monitors/{incident['monitor_id']}", key)
+            assert monitor["detection"]["model"] in ("rate", "regular")
+            assert monitor["detection"]["quiet_for"] >= silence["quiet_for"]
+            assert set(monitor["detection"]["profile"]) == {"hour_of_day", "day_of_week"}
 
             status, acked = await call(system, "POST", f"/v1/incidents/{incident['id']}/acknowledge", key)
             assert status == 200, acked
@@ -66,6 +74,7 @@ async def test_acknowledging_an_incident_is_recorded_alerted_once_and_idempotent
             got = await receiver.wait_for(3)
             topics = [d.json["topic"] for d in got]
             assert topics == ["incident.opened", "incident.acknowledged", "incident.resolved"], topics
+            assert got[0].json["data"]["incident"]["details"]["silence"] == silence
             ack_alert = got[1].json["data"]["incident"]
             assert ack_alert["id"] == incident["id"] and ack_alert["acknowledged_by"] == acked["acknowledged_by"]
             assert all(d.json["data"]["incident"]["kind"] == "event" for d in got)

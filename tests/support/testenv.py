@@ -4,6 +4,7 @@ fixtures, and by module-scoped fixtures that serve several tests at once)."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import secrets
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +23,10 @@ async def copy_database(template_database: str) -> str:
     await db.create_database_from(url, template)
     return url
 
+
+# At the tests' sub-second scale any budget this large puts the rate model's alarm probability at
+# its 0.5 cap: the deadline is the mean gap + min_tolerance (docs/detection.md).
+TEST_FALSE_ALARMS_PER_YEAR = 1e9
 
 # A fixed Fernet key for sealing webhook secrets in tests (not a secret: test data only).
 TEST_SECRETS_KEY = "dGVzdC1zZWNyZXRzLWtleS1ub3QtYS1zZWNyZXQtMDA="
@@ -44,6 +49,11 @@ def make_settings(servers: ServerURLs, database_url: str, **overrides: object) -
         key_cache_seconds=0.5,
         learning_threshold=3,
         min_tolerance=0.4,
+        # Streams learned at a 0.2-s scale from 3 events: the rate model degenerates to
+        # "mean gap + min_tolerance" (no young-stream cap; a budget so large that the per-silence
+        # alarm probability sits at its 0.5 cap). test_detector_rate.py runs the real defaults.
+        false_alarms_per_year=TEST_FALSE_ALARMS_PER_YEAR,
+        young_clusters_per_hour=math.inf,
         min_interval=0.05,
         scan_interval=0.05,
         slack_retry_schedule=(0.0, 0.05, 0.1, 0.2),

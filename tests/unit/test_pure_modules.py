@@ -1,4 +1,4 @@
-"""The pure pieces outside the cadence model: validation, state machine, Slack text, retry policy,
+"""The pure pieces outside the silence models: validation, state machine, Slack text, retry policy,
 outbound guard, settings."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import pytest
 
 from heron_common import webhooks
 from heron_common.monitors import event as machine
-from heron_common.monitors.cadence import Cadence, CadenceParams
+from heron_common.monitors.rate import Rate, RateParams
 from heron_common.outbound import check_url, forbidden_reason
 from heron_common.settings import Settings, SettingsError
 from heron_ingest.validation import InputError, event_time, parse_event  # event_time re-exported
 from heron_notifier import policy, slack
 
-PARAMS = CadenceParams(min_tolerance=1.0)
+PARAMS = RateParams(min_tolerance=1.0)
 
 
 # --- event time and validation ---------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_parse_event_refuses_non_numeric_timestamps(ts) -> None:
 
 
 def test_monitor_goes_up_once_learned_and_down_only_past_its_deadline() -> None:
-    m = machine.Monitor(machine.NEW, Cadence())
+    m = machine.Monitor(machine.NEW, Rate())
     m, flips = machine.apply_events(m, [0.0, 10.0], PARAMS)
     assert m.state == machine.NEW and flips == [] and m.deadline(PARAMS) is None
     m, flips = machine.apply_events(m, [20.0], PARAMS)
@@ -66,17 +66,17 @@ def test_monitor_goes_up_once_learned_and_down_only_past_its_deadline() -> None:
 
 
 def test_resuming_event_resolves_with_the_silence_it_ended() -> None:
-    m = machine.Monitor(machine.NEW, Cadence())
+    m = machine.Monitor(machine.NEW, Rate())
     m, _ = machine.apply_events(m, [0.0, 10.0, 20.0], PARAMS)
-    down = machine.Monitor(machine.DOWN, m.cadence, m.event_count)
+    down = machine.Monitor(machine.DOWN, m.learned, m.event_count)
     up, [flip] = machine.apply_events(down, [95.0, 90.0], PARAMS)
     assert up.state == machine.UP
     assert (flip.silent_since, flip.resumed_at) == (20.0, 90.0)
 
 
 def test_a_late_event_older_than_the_silence_does_not_resolve() -> None:
-    m, _ = machine.apply_events(machine.Monitor(machine.NEW, Cadence()), [0.0, 10.0, 20.0], PARAMS)
-    down = machine.Monitor(machine.DOWN, m.cadence, m.event_count)
+    m, _ = machine.apply_events(machine.Monitor(machine.NEW, Rate()), [0.0, 10.0, 20.0], PARAMS)
+    down = machine.Monitor(machine.DOWN, m.learned, m.event_count)
     still, flips = machine.apply_events(down, [15.0], PARAMS)
     assert still.state == machine.DOWN and flips == []
     assert still.event_count == 4
@@ -217,6 +217,18 @@ def test_signing_with_every_unexpired_secret_newest_first() -> None:
 def test_settings_errors_name_the_variable() -> None:
     with pytest.raises(SettingsError, match="HERON_SHARDS"):
         Settings.from_env({"HERON_SHARDS": "lots"})
+    # The rate model's knobs: a positive, finite budget; a young-stream cap that may be switched off.
+    assert Settings.from_env({}).false_alarms_per_year == 1.0
+    assert Settings.from_env({"HERON_FALSE_ALARMS_PER_YEAR": "12"}).false_alarms_per_year == 12.0
+    assert Settings.from_env({"HERON_YOUNG_CLUSTERS_PER_HOUR": "inf"}).young_clusters_per_hour == float("inf")
+    for bad in ("0", "-1", "nan", "inf", "1e16", "often"):
+        with pytest.raises(SettingsError, match="HERON_FALSE_ALARMS_PER_YEAR"):
+            Settings.from_env({"HERON_FALSE_ALARMS_PER_YEAR": bad})
+    for bad in ("0", "nan", "-inf"):
+        with pytest.raises(SettingsError, match="HERON_YOUNG_CLUSTERS_PER_HOUR"):
+            Settings.from_env({"HERON_YOUNG_CLUSTERS_PER_HOUR": bad})
+    with pytest.raises(SettingsError, match="HERON_MIN_TOLERANCE"):
+        Settings.from_env({"HERON_MIN_TOLERANCE": "nan"})  # NaN passed every comparison before
     with pytest.raises(SettingsError, match="HERON_DATABASE_URL"):
         Settings.from_env({"HERON_DATABASE_URL": "mysql://x"})
     with pytest.raises(SettingsError, match="HERON_OUTBOUND_ALLOW_CIDRS"):

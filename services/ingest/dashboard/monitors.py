@@ -12,9 +12,9 @@ from aiohttp import web
 from heron_common import charts, sessions
 from heron_common.db import to_ts
 from heron_common.monitors import RESOLVABLE_BY_HAND
-from heron_common.monitors import cadence as cadence_model
 from heron_common.monitors import event as event_kind
 from heron_common.monitors import heartbeat as hb
+from heron_common.monitors import rate as rate_model
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS
 from heron_common.views import DISPLAY_STATES, display_state, human_seconds, monitor_view
@@ -98,14 +98,11 @@ async def overview(request: web.Request) -> web.StreamResponse:
 
 def learned_tolerance(request: web.Request, row: Any, view: dict[str, Any]) -> float | None:
     """An event stream's tolerance: from its deadline while it is up; while it is down or paused
-    (no deadline), what the deadline was after its last event, from the learned cadence."""
+    (no deadline), what the deadline was after its last event, from the learned rate model."""
     if view["tolerance"] is not None or view["expected_interval"] is None or row["last_seen"] is None:
         return view["tolerance"]
-    settings = request.app[SETTINGS]
-    params = cadence_model.CadenceParams(
-        learning_threshold=settings.learning_threshold, min_tolerance=settings.min_tolerance
-    )
-    state = cadence_model.from_dict(row["cadence"] or {})
+    params = event_kind.params_from(request.app[SETTINGS])
+    state = rate_model.from_dict(row["cadence"] or {}, params)
     deadline = event_kind.learned_or_fixed_deadline(state, row["config"] or {}, params)
     if deadline is None or state.last_seen is None:
         return None
