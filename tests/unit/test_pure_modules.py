@@ -276,3 +276,14 @@ def test_the_fast_path_agrees_with_the_full_validator(raw) -> None:
         assert (got.value.status, got.value.code, got.value.message) == (exc.status, exc.code, exc.message)
     else:
         assert parse_rows([raw], batch=True, **kwargs) == [expected]
+
+
+def test_the_demo_settings_let_a_minute_old_stream_alert() -> None:
+    # heron-dev --demo squeezes days into a minute; its settings must parse and switch the rate
+    # model's young-stream tolerance off, or the demo's incident would never open.
+    import math
+
+    from heron_common.demo import DEMO_ENV
+
+    s = Settings.from_env(DEMO_ENV)
+    assert math.isinf(s.young_clusters_per_hour) and s.false_alarms_per_year >= 1e9 and s.min_tolerance == 5
