@@ -25,14 +25,26 @@ from heron_common import badges as badge_palette
 from heron_common.logging import get_logger
 from heron_common.service import SETTINGS
 from heron_common.views import ago, human_seconds
-from heron_ingest.dashboard import access, badges, core, heartbeats, incidents, live, monitors, triggers, webhooks
+from heron_ingest.dashboard import (
+    access,
+    badges,
+    core,
+    heartbeats,
+    heroku,
+    incidents,
+    live,
+    monitors,
+    probes,
+    triggers,
+    webhooks,
+)
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 # Every page module, in the order their routes are added (the catch-all 404 comes last).
-PAGES = (access, monitors, incidents, heartbeats, triggers, webhooks, live, badges)
+PAGES = (access, monitors, incidents, heartbeats, triggers, webhooks, probes, heroku, live, badges)
 log = get_logger("dashboard")
 
 
