@@ -6,6 +6,7 @@ beside the field it is about. A probe's results history is on its monitor page."
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -163,6 +164,10 @@ def phase_times(timings: dict[str, Any] | None) -> list[tuple[str, str]]:
     return shown
 
 
+def _ts(iso_text: str | None) -> float | None:
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp() if iso_text else None
+
+
 def item(view: dict[str, Any], display: str) -> dict[str, Any]:
     """A probe as a row of the list: the API's view plus what a person reads at a glance."""
     last = view["last_result"]
@@ -171,7 +176,7 @@ def item(view: dict[str, Any], display: str) -> dict[str, Any]:
         "display": display,
         "shown_url": pr.shown_url(view["url"]),
         "expects": ", ".join(str(s) for s in view["expected_status"]),
-        "last": {**last, "phases": phase_times(last.get("timings"))} if last else None,
+        "last": {**last, "phases": phase_times(last.get("timings")), "at_ts": _ts(last.get("at"))} if last else None,
     }
 
 
