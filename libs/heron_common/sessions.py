@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 import orjson
 
 VERSION = "v1"
+COOKIE = "heron_session"  # the session cookie's name (Path=/: the dashboard and /update-config)
 SESSION_SECONDS = 12 * 3600.0
 ADMIN, KEY = "admin", "key"
 # A session issued "in the future" by more than this (clock skew between replicas) is refused.

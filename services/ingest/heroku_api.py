@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import asyncpg
 from aiohttp import web
 
+from heron_common import sessions
 from heron_common.db import BIGINT_MAX, iso
 from heron_common.logging import get_logger
 from heron_common.messages import stream_shard
@@ -241,7 +242,6 @@ async def _form_or_json(request: web.Request) -> dict[str, Any]:
 # page): a browser signed in to the dashboard posts with its session cookie and CSRF token, not a key.
 FormHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FORM_HANDLER: web.AppKey[FormHandler] = web.AppKey("update_config_form")
-SESSION_COOKIE = "heron_session"
 
 
 def _from_dashboard(request: web.Request) -> bool:
@@ -250,7 +250,7 @@ def _from_dashboard(request: web.Request) -> bool:
     return (
         FORM_HANDLER in request.app
         and request.content_type in FORM_TYPES
-        and SESSION_COOKIE in request.cookies
+        and sessions.COOKIE in request.cookies
         and presented_key(request) is None
     )
 

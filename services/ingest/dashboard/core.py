@@ -31,7 +31,7 @@ from heron_ingest.context import AUTH
 from heron_ingest.dashboard import nav
 from heron_ingest.validation import InputError
 
-COOKIE = "heron_session"
+COOKIE = sessions.COOKIE
 SIGNIN_COOKIE = "heron_signin"  # the sign-in form's CSRF nonce (no session exists yet)
 CSRF_FIELD = "csrf_token"
 
