@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from heron_common.service import PG
 from heron_common.settings import Settings
 from tests.integration.test_dashboard import api, browser, csrf_of, sign_in
 from tests.support.system import System, running_system
@@ -261,3 +262,47 @@ async def test_a_service_badge_shows_the_worst_state_of_its_monitors(settings: S
                 if monitor.get("service") == name:
                     assert (await api(system, "DELETE", f"/v1/monitors/{monitor['id']}", key))[0] in (202, 204)
             await eventually(lambda: fetch(anyone, json_url), lambda r: r[0] == 404)
+
+
+async def test_editing_a_probe_keeps_its_masked_credentials(settings: Settings) -> None:
+    async with running_system(settings, services=("detector",)) as system, browser() as http:
+        project_id, key = await system.create_project("edits")
+        fields = {
+            "url": TARGET,
+            "service": "API",
+            "method": "GET",
+            "headers": {"Authorization": "Bearer s3cret-value", "Accept": "application/json"},
+            "json_path": "$.status",
+            "json_equals": "ok",
+        }
+        status, probe = await api(system, "POST", "/v1/probes", key, fields)
+        assert status == 201, probe
+        await sign_in(http, system.ingest.url, key)
+        edit = f"{system.ingest.url}/dashboard/p/{project_id}/probes/{probe['id']}/edit"
+        async with http.get(edit) as r:
+            page = await r.text()
+        assert "s3cret-value" not in page and "Authorization: ***" in page
+        assert 'name="json_equals" type="text" value="&#34;ok&#34;"' in page  # JSON, as the form reads it
+        token = await csrf_of(http, edit)
+        form = {
+            "csrf_token": token,
+            "url": TARGET,
+            "service": "API",
+            "method": "GET",
+            "headers": "Authorization: ***\nAccept: application/json",
+            "interval": "120",
+            "timeout": "300",
+            "expected_status": "200",
+            "json_path": "$.status",
+            "json_equals": '"ok"',
+        }
+        status, _, location = await post(http, edit, form)
+        assert status == 303 and location == f"/dashboard/p/{project_id}/probes?notice=probe_saved"
+        config = await system.ingest.app[PG].fetchval("SELECT config FROM monitors WHERE id = $1", probe["id"])
+        assert config["headers"] == {"Authorization": "Bearer s3cret-value", "Accept": "application/json"}
+        assert (config["interval"], config["expected_status"], config["json_equals"]) == (120.0, [200], "ok")
+        # An emptied service is the API's error, beside the field; nothing changes.
+        status, page, _ = await post(http, edit, {**form, "service": "", "interval": "60"})
+        assert status == 422 and error_beside(page, "service") == "service cannot be removed"
+        _, shown = await api(system, "GET", f"/v1/probes/{probe['id']}", key)
+        assert shown["interval"] == 120.0 and shown["service"] == "API"
