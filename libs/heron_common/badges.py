@@ -1,13 +1,17 @@
 """Status colours and badges: the one palette the dashboard's CSS and the SVG badges are drawn
 from, the WCAG contrast they must keep, and the SVG/JSON badge itself. Pure.
 
-The dashboard shows six states (``views.display_state``): new, up, late, down, acknowledged and
-paused. Each has a background and a text colour whose contrast ratio is at least 4.5:1 (WCAG AA for
-normal text), checked by the tests both here and on the rendered page.
+The dashboard shows seven states (``views.display_state``): new, up, late, down, error,
+acknowledged and paused; the Heroku page also shows ACTIVE / INACTIVE (``STATUS``). Each has a
+background and a text colour whose contrast ratio is at least 4.5:1 (WCAG AA for normal text),
+checked by the tests both here and on the rendered page.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -28,8 +32,14 @@ PALETTE: dict[str, Colours] = {
     "up": Colours("#2e5e2e", WHEAT, "Up"),
     "late": Colours("#8a4500", WHEAT, "Late"),
     "down": Colours("#9b1c1c", WHEAT, "Down"),
+    "error": Colours("#6b2d5c", WHEAT, "Error"),
     "acknowledged": Colours("#4b3a78", WHEAT, "Acknowledged"),
     "paused": Colours("#5a5550", WHEAT, "Paused"),
+}
+# A Heroku monitor's status (the PRD's ACTIVE / INACTIVE): being checked and answered, or not.
+STATUS: dict[str, Colours] = {
+    "ACTIVE": Colours("#2e5e2e", WHEAT, "ACTIVE"),
+    "INACTIVE": Colours("#7b341e", WHEAT, "INACTIVE"),
 }
 # The badge's left half (the monitor's name).
 LABEL = Colours(LEATHER, WHEAT, "")
@@ -73,6 +83,7 @@ def contrast_ratio(a: str, b: str) -> float:
 def theme_css() -> str:
     """The state badges' CSS, generated from PALETTE so the page and the SVG badges never differ."""
     rules = [f".badge-{state}{{background:{c.background};color:{c.text}}}" for state, c in PALETTE.items()]
+    rules += [f".status-{name.lower()}{{background:{c.background};color:{c.text}}}" for name, c in STATUS.items()]
     return "\n".join(rules) + "\n"
 
 
@@ -134,6 +145,46 @@ def badge_json(name: str, status: str, state: str, last_seen: str | None) -> dic
         "status": status,
         "state": state,
         "last_seen": last_seen,
+        "schemaVersion": 1,
+        "label": name,
+        "message": status,
+        "color": colours.background.lstrip("#"),
+    }
+
+
+# -- a service's badge: the worst state of its monitors -----------------------------------------
+
+MAX_SERVICE = 200  # the longest service label a monitor may carry
+
+
+def service_slug(name: str) -> str:
+    """A service's name as one URL path segment: base64url of its UTF-8, without padding (a name
+    may hold any character, slashes included)."""
+    return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def service_from_slug(slug: str) -> str | None:
+    """The name a :func:`service_slug` stands for; None for anything that is not one."""
+    if not slug or len(slug) > 4 * MAX_SERVICE or not slug.isascii():
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(slug + "=" * (-len(slug) % 4))
+        name = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    if not name or "\x00" in name or service_slug(name) != slug:
+        return None  # only the one canonical spelling of a name is a badge
+    return name
+
+
+def service_badge_json(name: str, status: str, counts: Mapping[str, int]) -> dict[str, object]:
+    """A service's JSON badge: its status, how many of its monitors are in each state, and
+    shields.io's endpoint-badge fields."""
+    colours = PALETTE.get(status, PALETTE["new"])
+    return {
+        "service": name,
+        "status": status,
+        "monitors": dict(counts),
         "schemaVersion": 1,
         "label": name,
         "message": status,

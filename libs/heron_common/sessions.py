@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 import orjson
 
 VERSION = "v1"
+COOKIE = "heron_session"  # the session cookie's name (Path=/: the dashboard and /update-config)
 SESSION_SECONDS = 12 * 3600.0
 ADMIN, KEY = "admin", "key"
 # A session issued "in the future" by more than this (clock skew between replicas) is refused.
@@ -168,3 +169,13 @@ def badge_token(secret: str, monitor_id: int) -> str:
 
 def badge_ok(secret: str, monitor_id: int, presented: str) -> bool:
     return same(presented, badge_token(secret, monitor_id))
+
+
+def service_badge_token(secret: str, project_id: int, service: str) -> str:
+    """The unguessable part of a service's badge URL (128 bits): bound to the project and the
+    service's name, and distinct from every monitor's (another message under the same key)."""
+    return _mac(subkey(secret, "badge"), f"service:{project_id}:{service}", 16)
+
+
+def service_badge_ok(secret: str, project_id: int, service: str, presented: str) -> bool:
+    return same(presented, service_badge_token(secret, project_id, service))

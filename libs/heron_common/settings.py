@@ -221,6 +221,7 @@ class Settings:
     max_webhooks_per_project: int = 50
     max_heartbeats_per_project: int = 1000
     max_triggers_per_project: int = 1000
+    max_probes_per_project: int = 1000
 
     # Detection timing: production defaults; tests and demos shrink them to seconds.
     learning_threshold: int = 3
@@ -337,6 +338,7 @@ class Settings:
             max_webhooks_per_project=_int(env, "HERON_MAX_WEBHOOKS_PER_PROJECT", d.max_webhooks_per_project),
             max_heartbeats_per_project=_int(env, "HERON_MAX_HEARTBEATS_PER_PROJECT", d.max_heartbeats_per_project),
             max_triggers_per_project=_int(env, "HERON_MAX_TRIGGERS_PER_PROJECT", d.max_triggers_per_project),
+            max_probes_per_project=_int(env, "HERON_MAX_PROBES_PER_PROJECT", d.max_probes_per_project),
             learning_threshold=_int(env, "HERON_LEARNING_THRESHOLD", d.learning_threshold, minimum=3),
             min_tolerance=_float(env, "HERON_MIN_TOLERANCE", d.min_tolerance, minimum=0.01),
             false_alarms_per_year=_float(

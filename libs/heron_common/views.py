@@ -6,6 +6,7 @@ later (the dashboard) use these, so they never disagree. Pure: rows in, JSON-abl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from heron_common.db import iso, to_ts
@@ -101,26 +102,43 @@ def monitor_view(row: Any, params: RateParams | None = None, now: float | None =
 # -- how a person sees it (the dashboard, status badges) --------------------------------------
 
 # The states the dashboard shows, whatever the kind calls them (a trigger's ``alerting`` is down,
-# its ``resolved`` is up), in the order of concern.
-DISPLAY_STATES = ("down", "late", "acknowledged", "new", "up", "paused")
+# its ``resolved`` is up; a probe ``failing`` for less than its timeout is late, as a heartbeat in
+# its grace period: something is wrong, no incident yet), in the order of concern. ``error`` is a
+# monitor that cannot check what it watches (a Heroku app whose key or name Heroku refuses): no
+# alert about the app, but nobody is watching it either.
+DISPLAY_STATES = ("down", "late", "error", "acknowledged", "new", "up", "paused")
 _DISPLAY = {
     "new": "new",
     "up": "up",
     "resolved": "up",
     "late": "late",
+    "failing": "late",
     "down": "down",
     "alerting": "down",
     "acknowledged": "acknowledged",
+    "error": "error",
     "paused": "paused",
 }
 
 
 def display_state(state: str, acknowledged: bool = False) -> str:
-    """New / Up / Late / Down / Acknowledged / Paused for a monitor in ``state`` whose open
-    incident is (or is not) ``acknowledged``. A state a newer kind adds shows as new until it
+    """New / Up / Late / Down / Error / Acknowledged / Paused for a monitor in ``state`` whose
+    open incident is (or is not) ``acknowledged``. A state a newer kind adds shows as new until it
     is mapped here."""
     shown = _DISPLAY.get(state, "new")
     return "acknowledged" if shown == "down" and acknowledged else shown
+
+
+# A service's state (its badge) is the worst of its monitors' in this order: new and paused
+# monitors count only when nothing else does (a heartbeat that never pinged yet does not make
+# a healthy service look new).
+SERVICE_ORDER = ("down", "late", "error", "acknowledged", "up", "new", "paused")
+
+
+def worst_state(shown: Iterable[str]) -> str | None:
+    """The service state of monitors displayed as ``shown`` (display states); None for none."""
+    present = set(shown)
+    return next((s for s in SERVICE_ORDER if s in present), "new" if present else None)
 
 
 def human_seconds(seconds: float | None) -> str:
@@ -154,7 +172,19 @@ def ago(at: float | None, now: float) -> str:
 
 # Alert topics that repeat the incident.* alert of the same change (sent beside it): a live view
 # shows the incident alert and skips these.
-_REPEATS = ("trigger.", "heartbeat.down", "heartbeat.up")
+_REPEATS = ("trigger.", "heartbeat.down", "heartbeat.up", "probe.")
+
+
+# What a live view says for each Heroku topic (heron_common.monitors.heroku.TOPICS).
+_HEROKU_TOPICS = {
+    "heroku.dyno_crashed": "a dyno crashed",
+    "heroku.dynos_down": "dynos are down",
+    "heroku.addon_changed": "an add-on is not provisioned",
+    "heroku.recovered": "recovered",
+    "heroku.deploy": "new deploy",
+    "heroku.config_changed": "config vars changed",
+    "heroku.error": "cannot be checked",
+}
 
 
 def alert_summary(message: Any) -> tuple[int, dict[str, Any]] | None:
@@ -171,6 +201,7 @@ def alert_summary(message: Any) -> tuple[int, dict[str, Any]] | None:
         return None
     summary: dict[str, Any] = {"topic": topic, "monitor_id": None, "incident_id": None}
     incident, heartbeat, endpoint = data.get("incident"), data.get("heartbeat"), data.get("endpoint")
+    heroku = data.get("heroku")
     if isinstance(incident, dict):
         name = incident.get("name") or incident.get("event_name") or "a monitor"
         summary["monitor_id"], summary["incident_id"] = incident.get("monitor_id"), incident.get("id")
@@ -182,6 +213,10 @@ def alert_summary(message: Any) -> tuple[int, dict[str, Any]] | None:
     elif isinstance(heartbeat, dict):
         summary["monitor_id"] = heartbeat.get("id")
         summary["text"] = f"{heartbeat.get('name') or 'a heartbeat'} is {heartbeat.get('state') or topic}"
+    elif isinstance(heroku, dict):
+        summary["monitor_id"] = heroku.get("id")
+        what = _HEROKU_TOPICS.get(topic, topic)
+        summary["text"] = f"Heroku app {heroku.get('app_name') or heroku.get('name') or '?'}: {what}"
     elif isinstance(endpoint, dict):
         summary["text"] = f"webhook endpoint {endpoint.get('id')} was disabled: {endpoint.get('reason')}"
     else:

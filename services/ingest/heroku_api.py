@@ -10,12 +10,15 @@ and ``/v1/incidents`` like every kind.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
 from aiohttp import web
 
+from heron_common import sessions
 from heron_common.db import BIGINT_MAX, iso
 from heron_common.logging import get_logger
 from heron_common.messages import stream_shard
@@ -23,6 +26,7 @@ from heron_common.monitors import heroku as hk
 from heron_common.service import CLOCK, PG, SETTINGS, STOPPING, json_response, sleep_or_stop
 from heron_common.settings import Settings
 from heron_ingest import params
+from heron_ingest.auth import presented_key
 from heron_ingest.commands import delete_monitor, monitor_after, send_command
 from heron_ingest.requests import (
     caller_project,
@@ -73,11 +77,16 @@ def _respond(request: web.Request, row: Any, status: int = 200) -> web.Response:
     return json_response(view(row, request.app[SETTINGS], request.app[CLOCK].now()), status=status)
 
 
-def _config(body: dict[str, Any], current: dict[str, Any] | None = None) -> hk.Config:
+def _config(
+    body: dict[str, Any], current: dict[str, Any] | None = None, *, required: tuple[str, ...] = ()
+) -> hk.Config:
+    """The checked configuration; a 422 naming the first bad field (and carrying every bad
+    field's message, for a form to show each beside its field)."""
     try:
-        return hk.parse_config(body, current)
+        return hk.parse_config(body, current, required=required)
     except hk.ConfigError as exc:
-        raise InputError(422, "missing_field" if exc.missing else "invalid_field", exc.message) from None
+        code = "missing_field" if exc.missing else "invalid_field"
+        raise InputError(422, code, exc.message, exc.field, errors=exc.errors) from None
 
 
 async def insert(pool: asyncpg.Pool, settings: Settings, project_id: int, config: hk.Config) -> asyncpg.Record | None:
@@ -101,17 +110,26 @@ def _already(app_name: str) -> InputError:
     return InputError(409, "app_already_monitored", f"this project already monitors the Heroku app {app_name}")
 
 
-async def _create(request: web.Request, project_id: int, config: hk.Config) -> web.Response:
+@dataclass(frozen=True)
+class Applied:
+    """What a configuration change did: the monitor as it is now (as it was, if ``queued``)."""
+
+    row: asyncpg.Record
+    created: bool = False
+    queued: bool = False  # sent to the detector, which has not applied it yet (busy or down)
+
+
+async def _create(request: web.Request, project_id: int, config: hk.Config) -> Applied:
     row = await insert(request.app[PG], request.app[SETTINGS], project_id, config)
     if row is None:
         raise _already(config.app_name)
-    return _respond(request, row, status=201)
+    return Applied(row, created=True)
 
 
-async def _change(request: web.Request, row: asyncpg.Record, config: hk.Config) -> web.Response:
+async def _change(request: web.Request, row: asyncpg.Record, config: hk.Config) -> Applied:
     wanted = config.to_dict()
     if dict(row["config"]) == wanted:
-        return _respond(request, row)
+        return Applied(row)
     if config.app_name != row["config"].get("app_name"):
         taken = await request.app[PG].fetchval(
             "SELECT 1 FROM monitors WHERE project_id = $1 AND kind = $2 AND config ->> 'app_name' = $3 AND id <> $4",
@@ -124,10 +142,15 @@ async def _change(request: web.Request, row: asyncpg.Record, config: hk.Config) 
             raise _already(config.app_name)
     await send_command(request, row, "configure", {"config": wanted})
     changed = await monitor_after(request, row["id"], lambda m: dict(m["config"]) == wanted)
-    if changed is None:
+    return Applied(row, queued=True) if changed is None else Applied(changed)
+
+
+def _applied(request: web.Request, applied: Applied) -> web.Response:
+    if applied.queued:
         now = request.app[CLOCK].now()
-        return json_response({"status": "accepted", "heroku_app": view(row, request.app[SETTINGS], now)}, status=202)
-    return _respond(request, changed)
+        view_now = view(applied.row, request.app[SETTINGS], now)
+        return json_response({"status": "accepted", "heroku_app": view_now}, status=202)
+    return _respond(request, applied.row, status=201 if applied.created else 200)
 
 
 @handles_errors
@@ -136,7 +159,7 @@ async def create(request: web.Request) -> web.Response:
     assert body is not None
     project_id = await caller_project(request, body)
     params.known_fields(body, FIELDS)
-    return await _create(request, project_id, _config(body))
+    return _applied(request, await _create(request, project_id, _config(body)))
 
 
 async def _own(request: web.Request) -> asyncpg.Record:
@@ -144,11 +167,9 @@ async def _own(request: web.Request) -> asyncpg.Record:
     return await owned_monitor(request.app[PG], path_id(request, "heroku_id"), project_id, hk.KIND, "Heroku app")
 
 
-@handles_errors
-async def listing(request: web.Request) -> web.Response:
-    project_id = await caller_project(request)
-    limit, before, _ = page_args(request)
-    rows = await request.app[PG].fetch(
+async def heroku_rows(pool: asyncpg.Pool, project_id: int, *, before: int | None, limit: int) -> list[asyncpg.Record]:
+    """A project's Heroku monitors, newest first, one page."""
+    return await pool.fetch(
         "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2 AND ($3::bigint IS NULL OR id < $3)"
         " ORDER BY id DESC LIMIT $4",
         project_id,
@@ -156,6 +177,13 @@ async def listing(request: web.Request) -> web.Response:
         before,
         limit,
     )
+
+
+@handles_errors
+async def listing(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, _ = page_args(request)
+    rows = await heroku_rows(request.app[PG], project_id, before=before, limit=limit)
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     return json_response([view(r, settings, now) for r in rows], headers=next_link(request, rows, limit))
 
@@ -173,7 +201,7 @@ async def change(request: web.Request) -> web.Response:
     params.known_fields(body, FIELDS)
     if not FIELDS & set(body):
         raise InputError(422, "missing_field", f"send at least one of {', '.join(sorted(FIELDS))}")
-    return await _change(request, row, _config(body, row["config"]))
+    return _applied(request, await _change(request, row, _config(body, row["config"])))
 
 
 @handles_errors
@@ -210,8 +238,33 @@ async def _form_or_json(request: web.Request) -> dict[str, Any]:
     return {k: v[-1] for k, v in fields.items()}
 
 
+# The dashboard's handler of its own form posts to /update-config (set by the dashboard's Heroku
+# page): a browser signed in to the dashboard posts with its session cookie and CSRF token, not a key.
+FormHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FORM_HANDLER: web.AppKey[FormHandler] = web.AppKey("update_config_form")
+
+
+def _from_dashboard(request: web.Request) -> bool:
+    """A form a signed-in browser posts (a session cookie, and no key in the headers or query):
+    the dashboard answers it, with a page, after checking its CSRF token. A key always wins."""
+    return (
+        FORM_HANDLER in request.app
+        and request.content_type in FORM_TYPES
+        and sessions.COOKIE in request.cookies
+        and presented_key(request) is None
+    )
+
+
+async def update_config(request: web.Request) -> web.StreamResponse:
+    """``POST /update-config``: the API's form or JSON (answered in JSON), or the dashboard's
+    Heroku form posted by a signed-in browser (answered with a page)."""
+    if _from_dashboard(request):
+        return await request.app[FORM_HANDLER](request)
+    return await update_config_api(request)
+
+
 @handles_errors
-async def update_config(request: web.Request) -> web.Response:
+async def update_config_api(request: web.Request) -> web.Response:
     """Set the Heroku monitor's ``app_name``, ``slack_channel`` and ``check_interval`` (1–60
     minutes), all three required as in the PRD's dashboard form; ``422`` names the field that is
     missing or wrong.
@@ -222,6 +275,14 @@ async def update_config(request: web.Request) -> web.Response:
     project_id = await caller_project(request, body)
     if request.content_type not in FORM_TYPES:
         params.known_fields(body, FIELDS | {"monitor_id"})
+    return _applied(request, await apply_config(request, project_id, body))
+
+
+async def apply_config(request: web.Request, project_id: int, body: dict[str, Any]) -> Applied:
+    """What ``/update-config`` does for ``project_id``, whoever posted it (a key, or a dashboard
+    session): find the monitor (``monitor_id``, else the project's only one, else a new one),
+    check all three fields (InputError naming the first bad one, ``errors`` every one) and apply
+    the change through the detector (the prober sees it on its next look and checks at once)."""
     pool = request.app[PG]
     raw_id = body.get("monitor_id")
     if raw_id not in (None, ""):
@@ -239,10 +300,7 @@ async def update_config(request: web.Request) -> web.Response:
             raise InputError(422, "missing_field", "monitor_id is required: this project monitors several Heroku apps")
         row = rows[0] if rows else None
     # The form's fields are all required (a partial change is PATCH /v1/heroku-apps/{id}).
-    for name in hk.CONFIG_FIELDS:
-        if body.get(name) is None:
-            raise InputError(422, "missing_field", f"{name} is required")
-    config = _config({k: body[k] for k in hk.CONFIG_FIELDS})
+    config = _config({k: body[k] for k in hk.CONFIG_FIELDS if k in body}, required=hk.CONFIG_FIELDS)
     if row is None:
         return await _create(request, project_id, config)
     return await _change(request, row, config)

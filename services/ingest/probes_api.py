@@ -30,6 +30,7 @@ from heron_ingest.requests import (
     owned_monitor,
     page_args,
     path_id,
+    within_quota,
 )
 from heron_ingest.validation import InputError
 
@@ -94,7 +95,7 @@ def _config(request: web.Request, fields: dict[str, Any]) -> pr.Config:
         return pr.parse_config(fields, _limits(request))
     except pr.ConfigError as exc:
         code = "missing_field" if "is required" in str(exc) else "invalid_field"
-        raise InputError(422, code, str(exc)) from None
+        raise InputError(422, code, str(exc), exc.field) from None
 
 
 def _labels(body: dict[str, Any], *, creating: bool) -> dict[str, str]:
@@ -111,6 +112,12 @@ async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     project_id = await caller_project(request, body)
+    return json_response(view(await create_probe(request, project_id, body)), status=201)
+
+
+async def create_probe(request: web.Request, project_id: int, body: dict[str, Any]) -> asyncpg.Record:
+    """Check ``body`` (InputError naming the field otherwise) and insert the probe with its
+    schedule row, due at once."""
     params.known_fields(body, FIELDS)
     labels = _labels(body, creating=True)
     config = _config(request, {k: v for k, v in body.items() if k in SETTINGS_FIELDS})
@@ -118,6 +125,8 @@ async def create(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     shard = stream_shard(project_id, f"{pr.KIND}:{name}", labels["service"], labels.get("environment"), settings.shards)
     pool = request.app[PG]
+    limit = settings.max_probes_per_project
+    await within_quota(pool, project_id, limit, "probes", "HERON_MAX_PROBES_PER_PROJECT", pr.KIND)
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "INSERT INTO monitors (project_id, kind, name, service, environment, shard, state, config)"
@@ -136,11 +145,15 @@ async def create(request: web.Request) -> web.Response:
             row["id"],
             to_dt(request.app[CLOCK].now()),
         )
-    return json_response(view(row), status=201)
+    return row
 
 
 async def _own(request: web.Request) -> asyncpg.Record:
-    project_id = await caller_project(request)
+    return await own_probe(request, await caller_project(request))
+
+
+async def own_probe(request: web.Request, project_id: int) -> asyncpg.Record:
+    """The probe in the path, of ``project_id``; 404 for anything else."""
     return await owned_monitor(request.app[PG], path_id(request, "probe_id"), project_id, pr.KIND, "probe")
 
 
@@ -153,18 +166,11 @@ async def _due_now(request: web.Request, monitor_id: int) -> None:
     )
 
 
-async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyncpg.Record], bool]) -> web.Response:
-    changed = await monitor_after(request, row["id"], done)
-    if changed is None:
-        return json_response({"status": "accepted", "probe": view(row)}, status=202)
-    return json_response(view(changed))
-
-
-@handles_errors
-async def listing(request: web.Request) -> web.Response:
-    project_id = await caller_project(request)
-    limit, before, environment = page_args(request)
-    rows = await request.app[PG].fetch(
+async def probe_rows(
+    pool: asyncpg.Pool, project_id: int, *, before: int | None, limit: int, environment: str | None = None
+) -> list[asyncpg.Record]:
+    """A project's probes, newest first, one page."""
+    return await pool.fetch(
         "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2"
         " AND ($3::bigint IS NULL OR id < $3) AND ($4::text IS NULL OR environment = $4)"
         " ORDER BY id DESC LIMIT $5",
@@ -174,6 +180,13 @@ async def listing(request: web.Request) -> web.Response:
         environment,
         limit,
     )
+
+
+@handles_errors
+async def listing(request: web.Request) -> web.Response:
+    project_id = await caller_project(request)
+    limit, before, environment = page_args(request)
+    rows = await probe_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
     return json_response([view(r) for r in rows], headers=next_link(request, rows, limit))
 
 
@@ -187,12 +200,25 @@ async def change(request: web.Request) -> web.Response:
     body = await json_object(request)
     assert body is not None
     row = await _own(request)
+    return _answer(row, await change_probe(request, row, body))
+
+
+def _answer(row: asyncpg.Record, changed: asyncpg.Record | None) -> web.Response:
+    if changed is None:
+        return json_response({"status": "accepted", "probe": view(row)}, status=202)
+    return json_response(view(changed))
+
+
+async def change_probe(request: web.Request, row: asyncpg.Record, body: dict[str, Any]) -> asyncpg.Record | None:
+    """Check the changes in ``body`` over the stored settings (InputError naming the field
+    otherwise), have the detector apply them and probe at once; the probe once they show, or
+    None (queued, not lost)."""
     params.known_fields(body, FIELDS)
     if not FIELDS & set(body):
         raise InputError(422, "missing_field", f"send at least one of {', '.join(sorted(FIELDS))}")
     labels = _labels({k: body[k] for k in LABELS if k in body}, creating=False)
     if "service" in body and not labels.get("service"):
-        raise InputError(422, "missing_field", "service cannot be removed")
+        raise InputError(422, "missing_field", "service cannot be removed", "service")
     stored = dict(row["config"] or {})
     if "headers" in body and body["headers"] is not None:
         # Masked values (what GET shows) stand for the stored ones, so a read-modify-write keeps them.
@@ -206,27 +232,38 @@ async def change(request: web.Request) -> web.Response:
     config = _config(request, wanted).to_dict()
     await send_command(request, row, "configure", {"config": config, **labels})
     await _due_now(request, row["id"])
-    return await _after(
-        request, row, lambda m: dict(m["config"]) == config and all(m[k] == v for k, v in labels.items())
+    return await monitor_after(
+        request, row["id"], lambda m: dict(m["config"]) == config and all(m[k] == v for k, v in labels.items())
     )
 
 
 @handles_errors
 async def pause(request: web.Request) -> web.Response:
     row = await _own(request)
+    return _answer(row, await pause_probe(request, row))
+
+
+async def pause_probe(request: web.Request, row: asyncpg.Record) -> asyncpg.Record | None:
+    """Pause through the detector (nothing is probed or judged meanwhile); the probe once
+    paused, or None (queued)."""
     if row["state"] != "paused":
         await send_command(request, row, "pause")
-    return await _after(request, row, lambda m: m["state"] == "paused")
+    return await monitor_after(request, row["id"], lambda m: m["state"] == "paused")
 
 
 @handles_errors
 async def resume(request: web.Request) -> web.Response:
     row = await _own(request)
+    return _answer(row, await resume_probe(request, row))
+
+
+async def resume_probe(request: web.Request, row: asyncpg.Record) -> asyncpg.Record | None:
+    """Resume through the detector and probe at once; the probe once resumed, or None (queued)."""
     if row["state"] == "paused":
         await send_command(request, row, "resume")
-    response = await _after(request, row, lambda m: m["state"] != "paused")
+    changed = await monitor_after(request, row["id"], lambda m: m["state"] != "paused")
     await _due_now(request, row["id"])
-    return response
+    return changed
 
 
 @handles_errors
@@ -256,16 +293,23 @@ def flip_view(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _history(request: web.Request, table: str, shape: Callable[[Any], dict[str, Any]]) -> web.Response:
-    """A probe's results or flips (``table``: a constant of ours), newest first, paginated."""
-    row = await _own(request)
-    limit, before, _ = page_args(request)
-    rows = await request.app[PG].fetch(
+async def history(
+    pool: asyncpg.Pool, table: str, monitor_id: int, *, before: int | None, limit: int
+) -> list[asyncpg.Record]:
+    """A probe's ``probe_results`` or ``flips`` (``table``: a constant of ours), newest first, one page."""
+    return await pool.fetch(
         f"SELECT * FROM {table} WHERE monitor_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-        row["id"],
+        monitor_id,
         before,
         limit,
     )
+
+
+async def _history(request: web.Request, table: str, shape: Callable[[Any], dict[str, Any]]) -> web.Response:
+    """A probe's results or flips, newest first, paginated."""
+    row = await _own(request)
+    limit, before, _ = page_args(request)
+    rows = await history(request.app[PG], table, row["id"], before=before, limit=limit)
     return json_response([shape(r) for r in rows], headers=next_link(request, rows, limit))
 
 

@@ -38,6 +38,9 @@ class InputError(Exception):
     # The body field the error is about, when there is one (a form shows the message beside it).
     field: str | None = None
     headers: dict[str, str] | None = None  # e.g. Retry-After on a 429
+    # Every bad field's message, when all of a form's fields were checked at once (the answer
+    # names the first; a dashboard form shows each beside its field).
+    errors: dict[str, str] | None = None
 
 
 def parse_json(raw: bytes) -> Any:

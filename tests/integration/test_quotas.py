@@ -16,7 +16,13 @@ async def call(system: System, method: str, path: str, key: str, body: Any = Non
 
 
 async def test_each_quota_is_enforced_per_project(settings: Settings) -> None:
-    small = replace(settings, max_heartbeats_per_project=2, max_triggers_per_project=2, max_webhooks_per_project=2)
+    small = replace(
+        settings,
+        max_heartbeats_per_project=2,
+        max_triggers_per_project=2,
+        max_webhooks_per_project=2,
+        max_probes_per_project=2,
+    )
     async with running_system(small, services=()) as system:
         _, key = await system.create_project()
         _, other = await system.create_project()
@@ -33,6 +39,11 @@ async def test_each_quota_is_enforced_per_project(settings: Settings) -> None:
                 "HERON_MAX_TRIGGERS_PER_PROJECT",
             ),
             ("/v1/webhooks", lambda i: {"url": f"http://127.0.0.1:9/{i}"}, "HERON_MAX_WEBHOOKS_PER_PROJECT"),
+            (
+                "/v1/probes",
+                lambda i: {"url": f"http://127.0.0.1:9/p{i}", "service": "API", "interval": 60, "timeout": 180},
+                "HERON_MAX_PROBES_PER_PROJECT",
+            ),
         ]
         for path, body, setting in cases:
             made = []

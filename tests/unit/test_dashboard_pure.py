@@ -1,5 +1,7 @@
-"""The dashboard's pure parts on frozen time: sessions, CSRF and badge tokens, the palette's
-contrast, the SVG badge, chart geometry, display states, durations, live summaries, form helpers."""
+"""The dashboard's pure parts on frozen time: sessions, CSRF and badge tokens (per monitor and per
+service), the palette's contrast (states and ACTIVE/INACTIVE), the SVG badge, chart geometry,
+display states and a service's worst state, durations, live summaries, form helpers (heartbeats,
+triggers, probes, Heroku)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ import pytest
 
 from heron_common import badges, charts, sessions
 from heron_common.settings import Settings, SettingsError
-from heron_common.views import DISPLAY_STATES, ago, alert_summary, display_state, human_seconds
-from heron_ingest.dashboard import core, heartbeats, nav, triggers
+from heron_common.views import DISPLAY_STATES, ago, alert_summary, display_state, human_seconds, worst_state
+from heron_ingest.dashboard import core, heartbeats, heroku, nav, probes, triggers
 from heron_ingest.validation import InputError
 
 SECRET = "s" * 40
@@ -84,6 +86,44 @@ def test_badge_tokens_are_per_monitor_and_per_secret() -> None:
     assert token != sessions.csrf_token(SECRET, "monitor:12")  # subkeys: no token doubles as another
 
 
+def test_service_badge_tokens_are_per_project_and_service_and_never_a_monitors() -> None:
+    token = sessions.service_badge_token(SECRET, 7, "API")
+    assert len(token) == 22 and sessions.service_badge_ok(SECRET, 7, "API", token)
+    assert not sessions.service_badge_ok(SECRET, 8, "API", token)
+    assert not sessions.service_badge_ok(SECRET, 7, "api", token)
+    assert not sessions.service_badge_ok("t" * 40, 7, "API", token)
+    assert token not in {sessions.badge_token(SECRET, n) for n in range(100)}
+    # A name with the separator in it cannot pass for another project's service.
+    assert sessions.service_badge_token(SECRET, 1, "2:x") != sessions.service_badge_token(SECRET, 12, "x")
+
+
+@pytest.mark.parametrize("name", ["API", "payments/eu", "Zahlungen – EU", "a" * 200, "é🤠", "x=y?z#"])
+def test_service_names_travel_as_one_url_segment(name: str) -> None:
+    slug = badges.service_slug(name)
+    assert slug.isascii() and all(c.isalnum() or c in "-_" for c in slug)
+    assert badges.service_from_slug(slug) == name
+
+
+@pytest.mark.parametrize("slug", ["", "!!!", "QVBJ=", "QVBK", "/w", "AA", "é", "Q" * 1000])
+def test_only_canonical_service_slugs_name_a_service(slug: str) -> None:
+    # "QVBJ=" has padding, "QVBK" decodes to "APJ"'s bytes only when canonical, "AA" is a NUL.
+    name = badges.service_from_slug(slug)
+    assert name is None or badges.service_slug(name) == slug
+
+
+def test_the_service_json_badge() -> None:
+    body = badges.service_badge_json("API", "late", {"up": 3, "late": 1})
+    assert body == {
+        "service": "API",
+        "status": "late",
+        "monitors": {"up": 3, "late": 1},
+        "schemaVersion": 1,
+        "label": "API",
+        "message": "late",
+        "color": badges.PALETTE["late"].background.lstrip("#"),
+    }
+
+
 def test_session_secrets_are_settings_with_file_variants_and_a_minimum_length(tmp_path) -> None:
     path = tmp_path / "secret"
     path.write_text("x" * 48 + "\n")
@@ -102,6 +142,15 @@ def test_every_status_colour_keeps_a_contrast_of_4_5(state: str) -> None:
     assert badges.contrast_ratio(colours.text, colours.background) >= badges.MIN_CONTRAST
     assert badges.contrast_ratio(badges.LABEL.text, badges.LABEL.background) >= badges.MIN_CONTRAST
     assert f".badge-{state}{{background:{colours.background};color:{colours.text}}}" in badges.theme_css()
+
+
+@pytest.mark.parametrize("status", list(badges.STATUS))
+def test_active_and_inactive_keep_a_contrast_of_4_5(status: str) -> None:
+    colours = badges.STATUS[status]
+    assert badges.contrast_ratio(colours.text, colours.background) >= badges.MIN_CONTRAST
+    assert f".status-{status.lower()}{{background:{colours.background};color:{colours.text}}}" in badges.theme_css()
+    # Against the page (wheat) too: the badge stands out from it.
+    assert badges.contrast_ratio(colours.background, badges.WHEAT) >= badges.MIN_CONTRAST
 
 
 def test_contrast_is_the_wcag_formula() -> None:
@@ -165,12 +214,33 @@ def test_interval_chart_marks_gaps_past_the_deadline() -> None:
         ("alerting", True, "acknowledged"),
         ("acknowledged", False, "acknowledged"),
         ("paused", True, "paused"),
+        ("failing", False, "late"),  # a probe down for less than its timeout: no incident yet
+        ("error", False, "error"),  # a Heroku app that cannot be checked
         ("probing", False, "new"),  # a state a later kind adds
     ],
 )
 def test_display_states(state: str, acknowledged: bool, shown: str) -> None:
     assert display_state(state, acknowledged) == shown
     assert shown in DISPLAY_STATES and shown in badges.PALETTE
+
+
+@pytest.mark.parametrize(
+    ("shown", "worst"),
+    [
+        ([], None),
+        (["up", "up"], "up"),
+        (["up", "new", "paused"], "up"),  # new and paused hide nothing
+        (["new", "paused"], "new"),
+        (["paused"], "paused"),
+        (["up", "acknowledged"], "acknowledged"),
+        (["acknowledged", "error"], "error"),
+        (["error", "late", "up"], "late"),
+        (["late", "down", "acknowledged"], "down"),
+        (["whatever"], "new"),
+    ],
+)
+def test_a_services_state_is_the_worst_of_its_monitors(shown: list[str], worst: str | None) -> None:
+    assert worst_state(shown) == worst
 
 
 @pytest.mark.parametrize(
@@ -217,7 +287,15 @@ def test_live_summaries_name_their_project_and_skip_repeats() -> None:
         4,
         {"topic": "heartbeat.late", "monitor_id": 2, "incident_id": None, "text": "backup is late"},
     )
-    for repeat in ("trigger.alerting", "heartbeat.down", "heartbeat.up"):
+    heroku_deploy = {
+        "type": "heroku.deploy",
+        "data": {"heroku": {"id": 5, "name": "my-app", "app_name": "my-app"}, "project": {"id": 4}},
+    }
+    assert alert_summary(heroku_deploy) == (
+        4,
+        {"topic": "heroku.deploy", "monitor_id": 5, "incident_id": None, "text": "Heroku app my-app: new deploy"},
+    )
+    for repeat in ("trigger.alerting", "heartbeat.down", "heartbeat.up", "probe.down", "probe.up"):
         assert alert_summary({**opened, "type": repeat}) is None
     for odd in (
         None,
@@ -233,9 +311,10 @@ def test_navigation_has_the_core_pages_in_order_and_room_for_more() -> None:
     import heron_ingest.dashboard  # noqa: F401  (imports every page, which registers its entry)
 
     links = nav.entries(5)
-    labels = [link.label for link in links]
-    assert labels[:5] == ["Overview", "Incidents", "Heartbeats", "Triggers", "On-call"] and "Webhooks" in labels
+    labels = ["Overview", "Incidents", "Heartbeats", "Triggers", "On-call", "Webhooks", "Probes", "Heroku"]
+    assert [link.label for link in links] == labels
     assert links[0].href == "/dashboard/p/5/" and links[1].href == "/dashboard/p/5/incidents"
+    assert links[6].href == "/dashboard/p/5/probes" and links[7].href == "/dashboard/p/5/heroku"
     nav.register(nav.Entry("extra", "Extra", "extra", 47, "Tip: an extra page"))
     try:
         labels = [link.label for link in nav.entries(5)]
@@ -273,6 +352,11 @@ def test_form_errors_land_next_to_their_field() -> None:
     assert by_prefix.errors == {"grace": "grace needs expected_interval"}
     general = core.form_error(values, InputError(503, "unavailable", "retry"), ("grace",))
     assert general.errors == {} and general.summary == "retry"
+    every = {"app_name": "app_name is required", "check_interval": "check_interval must be …"}
+    several = core.form_error(
+        values, InputError(422, "missing_field", "app_name is required", errors=every), heroku.FIELDS
+    )
+    assert several.errors == every and several.summary == "Please fix app name, check interval."
 
 
 def test_forms_become_the_apis_bodies() -> None:
@@ -297,3 +381,51 @@ def test_forms_become_the_apis_bodies() -> None:
     assert triggers.body_of({"timeout": "soon"})["timeout"] == "soon"  # the API names what is wrong
     assert triggers.body_of({"timeout": "1.5"})["timeout"] == 1.5
     assert triggers.body_of({"service_id": ""})["service_id"] is None
+
+
+def test_probe_forms_become_the_apis_bodies() -> None:
+    form = {
+        "url": " https://example.com/health ",
+        "method": "GET",
+        "service": "API",
+        "name": "",
+        "headers": "Accept: application/json\n\nX-Token: abc: def\n",
+        "interval": "30",
+        "timeout": "1.5",
+        "expected_status": "200, 2xx; 204",
+        "json_path": "$.status",
+        "json_equals": "ok",
+        "csrf_token": "x",
+    }
+    assert probes.body_of(form) == {
+        "url": "https://example.com/health",
+        "method": "GET",
+        "service": "API",
+        "headers": {"Accept": "application/json", "X-Token": "abc: def"},
+        "interval": 30,
+        "timeout": 1.5,
+        "expected_status": [200, "2xx", 204],  # the API names the part that is wrong
+        "json_path": "$.status",
+        "json_equals": "ok",  # not JSON: the text itself
+    }
+    assert probes.body_of({"json_path": "$.n", "json_equals": "200"})["json_equals"] == 200
+    assert probes.body_of({"json_path": "$.n", "json_equals": "null"})["json_equals"] is None
+    assert probes.body_of({"interval": "soon"})["interval"] == "soon"
+    with pytest.raises(InputError) as caught:
+        probes.body_of({"headers": "Accept application/json"})
+    assert caught.value.field == "headers" and "line 1" in caught.value.message
+    # Editing sends every setting (an emptied one is cleared) and keeps the name when left empty.
+    edited = probes.body_of({"url": "https://example.com/", "service": "API", "name": ""}, editing=True)
+    assert "name" not in edited and edited["environment"] == "" and edited["headers"] is None
+    assert edited["max_latency"] is None and "json_equals" not in edited
+
+
+def test_probe_timings_are_shown_by_phase() -> None:
+    shown = probes.phase_times({"dns": 0.0021, "connect": 0.001, "tls": None, "first_byte": 0.03, "total": 1.5})
+    assert shown == [("DNS", "2 ms"), ("connect", "1 ms"), ("first byte", "30 ms"), ("total", "1.5 s")]
+    assert probes.phase_times(None) == []
+
+
+def test_heroku_forms_become_the_update_config_body() -> None:
+    form = {"app_name": " my-app ", "slack_channel": "#ops", "check_interval": "", "monitor_id": "9", "csrf_token": "x"}
+    assert heroku.body_of(form) == {"app_name": "my-app", "slack_channel": "#ops", "monitor_id": "9"}

@@ -92,6 +92,24 @@ def test_each_bad_field_is_named(body: dict[str, Any], field: str, missing: bool
     assert caught.value.message.startswith(field)
 
 
+def test_a_form_learns_every_bad_field_at_once() -> None:
+    # The dashboard shows each error beside its field: the same checks, every field judged.
+    body = {"app_name": "My App", "slack_channel": "ops", "check_interval": "90"}
+    with pytest.raises(hk.ConfigError) as caught:
+        hk.parse_config(body, required=hk.CONFIG_FIELDS)
+    assert caught.value.field == "app_name"  # the first, as the API answers
+    assert list(caught.value.errors) == ["app_name", "slack_channel", "check_interval"]
+    assert all(message.startswith(name) for name, message in caught.value.errors.items())
+    assert hk.config_errors({"app_name": "my-app"}, required=hk.CONFIG_FIELDS).keys() == {
+        "slack_channel",
+        "check_interval",
+    }
+    assert hk.config_errors({"app_name": "my-app"}, required=hk.CONFIG_FIELDS)["check_interval"].missing
+    # Without required fields, a missing interval is the default (the API's create).
+    assert hk.config_errors({"app_name": "my-app", "slack_channel": "#ops"}) == {}
+    assert hk.parse_config({"app_name": "my-app", "slack_channel": "#ops"}, required=("app_name",)).check_interval == 5
+
+
 def test_the_config_hash_shows_a_change_and_never_the_values() -> None:
     first = hk.config_hash({"SECRET": "hunter2", "A": "1"}, SALT)
     assert first == hk.config_hash({"A": "1", "SECRET": "hunter2"}, SALT)  # order does not matter

@@ -77,6 +77,8 @@ class ConfigError(ValueError):
         self.field = field_name
         self.message = message
         self.missing = missing
+        # Every bad field's message when several were checked at once (parse_config sets it).
+        self.errors: dict[str, str] = {field_name: message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +124,17 @@ def _text(body: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
-def parse_config(body: Mapping[str, Any], current: Mapping[str, Any] | None = None) -> Config:
-    """The configuration after ``body`` (a new monitor's fields, or a change over ``current``),
-    checked field by field in the order the form shows them; ConfigError names the first bad one."""
-    merged = {**(current or {}), **{k: body[k] for k in CONFIG_FIELDS if k in body}}
+def _app_name(merged: Mapping[str, Any]) -> str:
     app_name = _text(merged, "app_name")
     if not APP_NAME.match(app_name):
         raise ConfigError(
             "app_name",
             "app_name must be a Heroku app name: 3-30 lowercase letters, digits and dashes, starting with a letter",
         )
+    return app_name
+
+
+def _channel(merged: Mapping[str, Any]) -> str:
     channel = _text(merged, "slack_channel")
     if not channel.startswith("#"):
         raise ConfigError("slack_channel", "slack_channel must start with # (e.g. #ops)")
@@ -139,9 +142,50 @@ def parse_config(body: Mapping[str, Any], current: Mapping[str, Any] | None = No
         raise ConfigError(
             "slack_channel", "slack_channel must be a channel name after the #: lowercase, no spaces, at most 80"
         )
-    raw_interval = merged.get("check_interval")
-    interval = DEFAULT_INTERVAL if raw_interval is None else _interval(raw_interval)
-    return Config(app_name, channel, interval)
+    return channel
+
+
+def _check_interval(merged: Mapping[str, Any]) -> int:
+    raw = merged.get("check_interval")
+    return DEFAULT_INTERVAL if raw is None else _interval(raw)
+
+
+# Each field's check, in the order the form shows them.
+_CHECKS = (("app_name", _app_name), ("slack_channel", _channel), ("check_interval", _check_interval))
+
+
+def config_errors(
+    body: Mapping[str, Any], current: Mapping[str, Any] | None = None, *, required: tuple[str, ...] = ()
+) -> dict[str, ConfigError]:
+    """Every field of the configuration after ``body`` that is missing or wrong, in form order
+    (empty if it is valid): the checks :func:`parse_config` makes, each field judged on its own,
+    so a form can show every error at once. ``required`` fields must be in ``body`` itself."""
+    merged = {**(current or {}), **{k: body[k] for k in CONFIG_FIELDS if k in body}}
+    errors: dict[str, ConfigError] = {}
+    for name, check in _CHECKS:
+        if name in required and body.get(name) is None:
+            errors[name] = ConfigError(name, f"{name} is required", missing=True)
+            continue
+        try:
+            check(merged)
+        except ConfigError as exc:
+            errors[name] = exc
+    return errors
+
+
+def parse_config(
+    body: Mapping[str, Any], current: Mapping[str, Any] | None = None, *, required: tuple[str, ...] = ()
+) -> Config:
+    """The configuration after ``body`` (a new monitor's fields, or a change over ``current``),
+    checked field by field in the order the form shows them; ConfigError names the first bad one
+    (and its ``errors`` every bad one, field by field)."""
+    errors = config_errors(body, current, required=required)
+    if errors:
+        first = next(iter(errors.values()))
+        first.errors = {name: exc.message for name, exc in errors.items()}
+        raise first
+    merged = {**(current or {}), **{k: body[k] for k in CONFIG_FIELDS if k in body}}
+    return Config(_app_name(merged), _channel(merged), _check_interval(merged))
 
 
 def interval_seconds(config: Mapping[str, Any], minute: float) -> float:

@@ -30,10 +30,12 @@ from heron_ingest.dashboard import (
     badges,
     core,
     heartbeats,
+    heroku,
     incidents,
     live,
     monitors,
     oncall,
+    probes,
     triggers,
     webhooks,
 )
@@ -43,7 +45,7 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 # Every page module, in the order their routes are added (the catch-all 404 comes last).
-PAGES = (access, monitors, incidents, heartbeats, triggers, oncall, webhooks, live, badges)
+PAGES = (access, monitors, incidents, heartbeats, triggers, oncall, webhooks, probes, heroku, live, badges)
 log = get_logger("dashboard")
 
 

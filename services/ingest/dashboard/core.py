@@ -31,7 +31,7 @@ from heron_ingest.context import AUTH
 from heron_ingest.dashboard import nav
 from heron_ingest.validation import InputError
 
-COOKIE = "heron_session"
+COOKIE = sessions.COOKIE
 SIGNIN_COOKIE = "heron_signin"  # the sign-in form's CSRF nonce (no session exists yet)
 CSRF_FIELD = "csrf_token"
 
@@ -127,9 +127,12 @@ async def viewer(request: web.Request) -> Session:
     return session
 
 
-async def scope(request: web.Request, session: Session) -> Project:
-    """The project in the path: a key session's own, or any an admin names; 404 otherwise."""
-    project_id = params.path_id(request.match_info, "project_id")
+async def scope(request: web.Request, session: Session, raw_id: str | None = None) -> Project:
+    """The project in the path (or ``raw_id``, a form's field, for a form posted outside
+    ``/dashboard/p/{project_id}``): a key session's own, or any an admin names; 404 otherwise."""
+    project_id = params.path_id(
+        {"project_id": raw_id or ""} if raw_id is not None else request.match_info, "project_id"
+    )
     if not session.admin and project_id != session.project_id:
         raise InputError(404, "not_found", "no such project")
     name = await request.app[PG].fetchval("SELECT name FROM projects WHERE id = $1", project_id)
@@ -164,6 +167,10 @@ NOTICES = {
     "service_created": "Service added.",
     "rotation_saved": "Rotation saved: shifts generated from now on follow the new text.",
     "nothing_open": "Nothing to do: it has no open incident.",
+    "probe_created": "Probe created: the first check runs right away.",
+    "probe_saved": "Probe saved: it is checked again right away with the new settings.",
+    "heroku_saved": "Heroku monitoring updated: the app is checked again right away. 🤠",
+    "heroku_created": "Heroku monitoring set up: the first check runs right away. 🤠",
 }
 
 
@@ -244,9 +251,19 @@ def page(handler: Handler) -> Handler:
     return wrapped
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[Any]:
+    """The posted form as it came (no CSRF check: :func:`form_of` is what handlers use); a
+    form that cannot be read is a 400 page."""
+    try:
+        return await request.post()
+    except (ValueError, AssertionError, RuntimeError, web.HTTPException):
+        # aiohttp's multipart reader refuses a broken body with any of these.
+        raise InputError(400, "invalid_form", "the form could not be read; reload the page and try again") from None
+
+
 async def form_of(request: web.Request) -> MultiDictProxy[Any]:
     """The posted form, after checking this session's CSRF token (:class:`Refused` otherwise)."""
-    form = await request.post()
+    form = await read_form(request)
     session = await viewer(request)
     presented = form.get(CSRF_FIELD)
     if not isinstance(presented, str) or not sessions.csrf_ok(request.app[DASHBOARD].secret, session.sid, presented):
@@ -313,7 +330,11 @@ class FormState:
 
 def form_error(values: dict[str, Any], exc: InputError, fields: tuple[str, ...]) -> FormState:
     """The API's error placed beside its field: the one InputError names, else the field the
-    message starts with (the API's messages name their field first), else above the form."""
+    message starts with (the API's messages name their field first), else above the form. When
+    the API checked every field at once (``exc.errors``), each error goes beside its own field."""
+    if exc.errors and all(name in fields for name in exc.errors):
+        named = ", ".join(name.replace("_", " ") for name in exc.errors)
+        return FormState(values, dict(exc.errors), f"Please fix {named}.")
     field = exc.field if exc.field in fields else next((f for f in fields if exc.message.startswith(f)), None)
     if field is None:
         return FormState(values, {}, exc.message)

@@ -14,12 +14,15 @@ from heron_common.db import to_ts
 from heron_common.monitors import RESOLVABLE_BY_HAND
 from heron_common.monitors import event as event_kind
 from heron_common.monitors import heartbeat as hb
+from heron_common.monitors import heroku as hk
+from heron_common.monitors import probe as pr
 from heron_common.monitors import rate as rate_model
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS
-from heron_common.views import DISPLAY_STATES, display_state, human_seconds, monitor_view
-from heron_ingest import heartbeats_api, monitors_api, params, read, triggers_api
-from heron_ingest.dashboard import queries
+from heron_common.views import DISPLAY_STATES, display_state, human_seconds, monitor_view, worst_state
+from heron_ingest import heartbeats_api, heroku_api, monitors_api, params, probes_api, read, triggers_api
+from heron_ingest.dashboard import probes, queries
+from heron_ingest.dashboard.badges import service_badge_urls
 from heron_ingest.dashboard.core import DASHBOARD, back, form_of, page, render, scope, viewer, writable
 from heron_ingest.dashboard.incidents import shown
 from heron_ingest.requests import owned_row, path_id
@@ -41,6 +44,10 @@ def cadence_text(row: Any, view: dict[str, Any]) -> str:
         if config.get("trigger_kind") == tr.LIVENESS:
             return f"check-in every {human_seconds(config.get('timeout'))}"
         return "manual"
+    if row["kind"] == pr.KIND:
+        return f"probed every {human_seconds(config.get('interval'))}"
+    if row["kind"] == hk.KIND:
+        return f"checked every {human_seconds(hk.interval_seconds(config, 60.0))}"
     if view["expected_interval"] is None:
         return "learning…"
     return f"every {human_seconds(view['expected_interval'])}"
@@ -81,6 +88,15 @@ async def overview(request: web.Request) -> web.StreamResponse:
         shown(r, now) for r in await read.incident_rows(pool, project.id, before=None, limit=OPEN_LIMIT, status="open")
     ]
     counts = {state: sum(1 for m in monitors if m["display"] == state) for state in DISPLAY_STATES}
+    services = [
+        {
+            "name": name,
+            "display": worst_state(states) or "new",
+            "monitors": sum(states.values()),
+            "badge": service_badge_urls(request, project.id, name),
+        }
+        for name, states in sorted((await queries.service_states(pool, project.id)).items())
+    ]
     return render(
         request,
         "overview.html",
@@ -88,6 +104,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
             "monitors": monitors,
             "incidents": incidents,
             "counts": counts,
+            "services": services,
             "resolvable": RESOLVABLE_BY_HAND,
             "older": rows[-1]["id"] if len(rows) == OVERVIEW_LIMIT else None,
         },
@@ -143,8 +160,17 @@ async def monitor(request: web.Request) -> web.StreamResponse:
     flips = await heartbeats_api.history(pool, "flips", row["id"], before=None, limit=HISTORY)
     incidents = await read.incident_rows(pool, project.id, before=None, limit=HISTORY, monitor_id=row["id"])
     pings = []
+    results: list[dict[str, Any]] = []
     kind_view: dict[str, Any] = {}
-    if row["kind"] == hb.KIND:
+    if row["kind"] == pr.KIND:
+        kind_view = probes.item(probes_api.view(row), "")
+        results = [
+            {**probes_api.result_view(r), "phases": probes.phase_times(r["timings"])}
+            for r in await probes_api.history(pool, "probe_results", row["id"], before=None, limit=HISTORY)
+        ]
+    elif row["kind"] == hk.KIND:
+        kind_view = heroku_api.view(row, request.app[SETTINGS], request.app[CLOCK].now())
+    elif row["kind"] == hb.KIND:
         kind_view = heartbeats_api.view(request, row)
         pings = [
             heartbeats_api.ping_view(p)
@@ -172,6 +198,7 @@ async def monitor(request: web.Request) -> web.StreamResponse:
             "flips": [heartbeats_api.flip_view(f) for f in flips],
             "incidents": [shown(i, request.app[CLOCK].now()) for i in incidents],
             "pings": pings,
+            "results": results,
             "badge": badge_urls(request, row["id"]),
             "resolvable": RESOLVABLE_BY_HAND,
         },

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncpg
 
 from heron_common.monitors import heartbeat as hb
+from heron_common.views import display_state
 
 # The overview's sparkline: the last day in hourly buckets, each counted up to CAP events (an
 # index range scan that stops there), so a stream of thousands of events a second costs the
@@ -121,3 +122,22 @@ async def badge_monitor(pool: asyncpg.Pool, monitor_id: int) -> asyncpg.Record |
         " FROM monitors m WHERE m.id = $1",
         monitor_id,
     )
+
+
+async def service_states(pool: asyncpg.Pool, project_id: int, service: str | None = None) -> dict[str, dict[str, int]]:
+    """How many monitors of each service of the project (or of ``service`` alone) are in each
+    display state, by service name. Monitors without a service belong to none."""
+    rows = await pool.fetch(
+        "SELECT m.service, m.state, EXISTS (SELECT 1 FROM incidents i WHERE i.monitor_id = m.id"
+        "   AND i.resolved_at IS NULL AND i.acknowledged_at IS NOT NULL) AS acknowledged, count(*) AS n"
+        " FROM monitors m WHERE m.project_id = $1 AND m.service <> '' AND ($2::text IS NULL OR m.service = $2)"
+        " GROUP BY 1, 2, 3",
+        project_id,
+        service,
+    )
+    states: dict[str, dict[str, int]] = {}
+    for row in rows:
+        shown = display_state(row["state"], row["acknowledged"])
+        counts = states.setdefault(row["service"], {})
+        counts[shown] = counts.get(shown, 0) + row["n"]
+    return states
