@@ -53,10 +53,10 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     force = request.query.get("force", "false").lower()
     if force not in ("true", "false", "1", "0"):
         raise InputError(422, "invalid_parameter", "force must be true or false")
+    # Read before the try below: a path that names no letter is a 404, not a broker failure.
+    letter_id = path_id(request, "letter_id")
     try:
-        row = await deadletter_store.replay(
-            request.app[PG], request.app[AMQP], path_id(request, "letter_id"), force=force in ("true", "1")
-        )
+        row = await deadletter_store.replay(request.app[PG], request.app[AMQP], letter_id, force=force in ("true", "1"))
     except deadletter_store.AlreadyReplayed as exc:
         raise InputError(409, "already_replayed", f"{exc}; add ?force=true to replay it again") from None
     except Exception as exc:  # the broker refused or is unreachable: the claim was released
