@@ -118,7 +118,9 @@ def fuzz(
             continue
         auth = op.definition.raw.get(AUTH_FIELD, "key")
         for variant, headers in _credentials(auth, key, admin_token).items():
-            modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if variant == "valid" else [GenerationMode.POSITIVE]
+            modes = (
+                [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if variant == "valid" else [GenerationMode.POSITIVE]
+            )
             for mode in modes:
                 # The wrong and missing credentials need few examples: auth is checked first.
                 n = examples if variant == "valid" else max(1, examples // 4)
