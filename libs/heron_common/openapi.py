@@ -120,7 +120,7 @@ OPTIONAL_INTEGER: Schema = nullable(INTEGER)
 ANY: Schema = {}
 
 
-def obj(properties: Mapping[str, Schema], required: Iterable[str] | None = None, **extra: Any) -> Schema:
+def obj(properties: Mapping[str, Any], required: Iterable[str] | None = None, **extra: Any) -> Schema:
     """An object; every listed property is required unless ``required`` says which are."""
     names = list(properties) if required is None else list(required)
     out: Schema = {"type": "object", "properties": dict(properties)}
@@ -201,7 +201,7 @@ def operation(
     *,
     tag: str,
     auth: Auth = "key",
-    responses: Mapping[int | str, Schema],
+    responses: Mapping[int, Schema],
     parameters: Iterable[Schema] = (),
     body: Schema | None = None,
     errors: Mapping[int, str | None] | Iterable[int] = (),

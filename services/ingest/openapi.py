@@ -153,7 +153,8 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
             parts.append(f"<p>Body <code>{html.escape(media)}</code>:</p><pre>{_json(content.get('schema'))}</pre>")
     rows = []
     for status, response in op["responses"].items():
-        schema = next(iter(response.get("content", {}).values()), {}).get("schema")
+        described: dict[str, Any] = next(iter(response.get("content", {}).values()), {})
+        schema = described.get("schema")
         shown = "" if schema is None else f"<pre>{_json(schema)}</pre>"
         rows.append(f"<tr><td><b>{status}</b></td><td>{html.escape(response['description'])}{shown}</td></tr>")
     parts.append(f"<table>{''.join(rows)}</table></details>")
