@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install lock audit run demo test test-unit test-browser lint format typecheck bench servers browser clean
+.PHONY: install lock audit run demo test test-unit test-browser fuzz lint format typecheck bench servers browser clean
 
 $(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ browser:  ## Debian's Chromium for the dashboard's browser tests (CI runs as roo
 
 test: install servers  ## every test, on the real local servers
 	$(BIN)/pytest
+
+fuzz: install servers  ## the schemathesis fuzz of every endpoint, deeper than `make test` (HERON_FUZZ_EXAMPLES, default 100)
+	HERON_FUZZ_EXAMPLES=$${HERON_FUZZ_EXAMPLES:-100} $(BIN)/pytest -p no:randomly -s tests/integration/test_fuzz.py
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -28,6 +28,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from heron_common import bus, db
+from heron_common import openapi as oa
 from heron_common.clock import Clock, SystemClock
 from heron_common.consumer import ConsumerStatus
 from heron_common.link import Link
@@ -307,3 +308,52 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
             sys.exit(f"heron-{service}: port {port} is in use; set HERON_{service.upper()}_PORT to another port")
         raise
     log.info("stopped")
+
+
+# -- the operators' endpoints every service serves, as its OpenAPI fragment ------------------------
+
+PATHS = {
+    "/healthz": {
+        "get": oa.operation(
+            "Liveness: the event loop answers",
+            tag="operations",
+            auth="none",
+            limited=False,
+            operation_id="healthz",
+            responses={200: oa.json_response(oa.obj({"status": {"const": "ok"}}), "Alive")},
+        )
+    },
+    "/readyz": {
+        "get": oa.operation(
+            "Readiness: Postgres, Redis and RabbitMQ reachable, not shutting down",
+            tag="operations",
+            auth="none",
+            limited=False,
+            operation_id="readyz",
+            responses={
+                200: oa.json_response(oa.obj({"status": {"const": "ready"}}), "Ready"),
+                503: oa.json_response(
+                    oa.obj(
+                        {
+                            "status": {"const": "unavailable"},
+                            "failures": {"type": "object", "additionalProperties": oa.STRING},
+                        }
+                    ),
+                    "Not ready: what failed (a load balancer's answer, not an API error)",
+                ),
+            },
+        )
+    },
+    "/metrics": {
+        "get": oa.operation(
+            "Prometheus metrics",
+            tag="operations",
+            auth="none",
+            limited=False,
+            operation_id="metrics",
+            responses={
+                200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": oa.STRING}}}
+            },
+        )
+    },
+}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from heron_common import openapi as oa
 from heron_common.db import iso, to_ts
 from heron_common.monitors import event, rate
 from heron_common.monitors.rate import RateParams
@@ -47,6 +48,30 @@ def incident_view(row: Any) -> dict[str, Any]:
         "expected_interval": row.get("expected_interval"),
         "details": row.get("details") or {},
     }
+
+
+# What incident_view returns, for the API's OpenAPI document (kept beside the view it describes).
+INCIDENT_SCHEMA = oa.obj(
+    {
+        "id": oa.ID,
+        "monitor_id": oa.ID,
+        "kind": oa.STRING,
+        "title": oa.STRING,
+        "name": oa.OPTIONAL_STRING,
+        "event_name": oa.OPTIONAL_STRING,
+        "service": oa.OPTIONAL_STRING,
+        "environment": oa.OPTIONAL_STRING,
+        "started_at": oa.TIME,
+        "opened_at": oa.TIME,
+        "acknowledged_at": oa.OPTIONAL_TIME,
+        "acknowledged_by": oa.OPTIONAL_STRING,
+        "resolved_at": oa.OPTIONAL_TIME,
+        "resolved_by": oa.OPTIONAL_STRING,
+        "duration": oa.OPTIONAL_NUMBER,
+        "expected_interval": oa.OPTIONAL_NUMBER,
+        "details": oa.OBJECT,
+    }
+)
 
 
 def alert_data(incident: Any, project_id: int, project_name: str) -> dict[str, Any]:
@@ -97,6 +122,27 @@ def monitor_view(row: Any, params: RateParams | None = None, now: float | None =
     if detection is not None:
         view["detection"] = detection
     return view
+
+
+MONITOR_SCHEMA = oa.obj(
+    {
+        "id": oa.ID,
+        "kind": oa.STRING,
+        "name": oa.OPTIONAL_STRING,
+        "event_name": oa.OPTIONAL_STRING,
+        "service": oa.OPTIONAL_STRING,
+        "environment": oa.OPTIONAL_STRING,
+        "state": oa.STRING,
+        "paused": oa.BOOLEAN,
+        "event_count": oa.OPTIONAL_INTEGER,
+        "last_seen": oa.OPTIONAL_TIME,
+        "expected_interval": oa.OPTIONAL_NUMBER,
+        "tolerance": oa.OPTIONAL_NUMBER,
+        "deadline": oa.OPTIONAL_TIME,
+        "overrides": oa.OBJECT,
+        "created_at": oa.TIME,
+    }
+)
 
 
 # -- how a person sees it (the dashboard, status badges) --------------------------------------

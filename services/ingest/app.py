@@ -35,6 +35,7 @@ from heron_ingest import (
     monitors_api,
     oncall_ack,
     oncall_api,
+    openapi,
     pings,
     presence,
     probes_api,
@@ -52,6 +53,26 @@ from heron_ingest.ratelimit import Limiter, client_address, retry_after
 from heron_ingest.revocations import RevocationListener
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The API's modules, in routing order: each has ``add_routes(app)`` and describes those routes in
+# ``PATHS`` (its OpenAPI fragment), so one list both routes and documents them. Add new ones here.
+API_MODULES = (
+    track,
+    manage,
+    read,
+    webhooks_api,
+    monitors_api,
+    services_api,
+    triggers_api,
+    pings,
+    heartbeats_api,
+    probes_api,
+    heroku_api,
+    slack_commands,
+    admin,
+    oncall_api,  # on-call (issue #11): people, rotations, shifts, escalations
+    oncall_ack,  # acknowledging from a page: the signed link, Slack's button
+)
 
 
 @web.middleware
@@ -178,24 +199,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_auth_ctx)
     app.cleanup_ctx.append(_revocations_ctx)
     app.cleanup_ctx.append(_publisher_ctx)
-    track.add_routes(app)
-    manage.add_routes(app)
-    read.add_routes(app)
-    webhooks_api.add_routes(app)
-    monitors_api.add_routes(app)
-    services_api.add_routes(app)
-    triggers_api.add_routes(app)
-    pings.add_routes(app)
-    heartbeats_api.add_routes(app)
-    probes_api.add_routes(app)
-    heroku_api.add_routes(app)
-    slack_commands.add_routes(app)
+    for module in API_MODULES:
+        module.add_routes(app)
+    openapi.setup(app, API_MODULES)
     background(app, "heroku-seed", heroku_api.seed)
     background(app, "ready-beat", presence.announce_ready)
-    admin.add_routes(app)
-    # On-call (issue #11): people, rotations, shifts, escalations; acknowledging from a page.
-    oncall_api.add_routes(app)
-    oncall_ack.add_routes(app)
     # Last: the dashboard's catch-all 404 page must come after every other route.
     dashboard.setup(app)
     return app

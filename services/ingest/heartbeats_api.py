@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.messages import stream_shard
 from heron_common.monitors import heartbeat as hb
@@ -290,3 +291,158 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/heartbeats/{heartbeat_id}/regenerate-token", regenerate_token)
     app.router.add_get("/v1/heartbeats/{heartbeat_id}/pings", pings)
     app.router.add_get("/v1/heartbeats/{heartbeat_id}/flips", flips)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_DURATION = {"type": ["number", "string"], "description": "seconds, or `90s`, `10m`, `24h`, `1d`, `1h30m`, `2w`"}
+_LABEL = {"type": "string", "maxLength": 200}
+_FIELDS = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "interval": oa.nullable(_DURATION),
+    "grace": _DURATION,
+    "schedule": oa.nullable({"type": "string", "maxLength": 200, "description": "cron, e.g. `0 2 * * *`"}),
+    "tz": oa.nullable({"type": "string", "maxLength": 64, "description": "IANA zone for the schedule (UTC)"}),
+    "service": _LABEL,
+    "environment": _LABEL,
+}
+_HEARTBEAT = oa.obj(
+    {
+        "id": oa.ID,
+        "kind": {"const": hb.KIND},
+        "name": oa.STRING,
+        "service": oa.OPTIONAL_STRING,
+        "environment": oa.OPTIONAL_STRING,
+        "state": oa.STRING,
+        "paused": oa.BOOLEAN,
+        "grace": oa.NUMBER,
+        "interval": oa.NUMBER,
+        "schedule": oa.STRING,
+        "tz": oa.STRING,
+        "last_ping_at": oa.OPTIONAL_TIME,
+        "last_ping_kind": oa.OPTIONAL_STRING,
+        "last_exit_code": oa.OPTIONAL_INTEGER,
+        "run_started_at": oa.OPTIONAL_TIME,
+        "deadline": oa.OPTIONAL_TIME,
+        "ping_url": oa.STRING,
+        "created_at": oa.TIME,
+    },
+    required=["id", "kind", "name", "state", "paused", "grace", "ping_url", "created_at"],
+)
+_PING = oa.obj(
+    {
+        "id": oa.ID,
+        "received_at": oa.TIME,
+        "kind": oa.STRING,
+        "exit_code": oa.OPTIONAL_INTEGER,
+        "rid": oa.OPTIONAL_STRING,
+        "duration": oa.OPTIONAL_NUMBER,
+        "body": oa.OPTIONAL_STRING,
+        "remote_addr": oa.OPTIONAL_STRING,
+        "user_agent": oa.OPTIONAL_STRING,
+    }
+)
+FLIP_SCHEMA = oa.obj(
+    {"id": oa.ID, "at": oa.TIME, "from_state": oa.STRING, "to_state": oa.STRING, "reason": oa.OPTIONAL_STRING}
+)
+_ID = oa.path_param("heartbeat_id")
+_QUEUED = {503: "Could not be queued; retry"}
+_CHANGED = {
+    200: oa.json_response(_HEARTBEAT, "Done"),
+    202: oa.json_response(oa.accepted("heartbeat", _HEARTBEAT), "Queued for the detector; applied shortly"),
+}
+
+PATHS = {
+    "/v1/heartbeats": {
+        "post": oa.operation(
+            "Create a heartbeat (interval + grace, or a cron schedule + grace); its ping_url is the credential",
+            tag="heartbeats",
+            operation_id="createHeartbeat",
+            body=oa.json_body(oa.obj(_FIELDS, required=["name", "grace"], additionalProperties=False)),
+            responses={201: oa.json_response(_HEARTBEAT, "Created")},
+        ),
+        "get": oa.operation(
+            "The project's heartbeats, newest first",
+            tag="heartbeats",
+            operation_id="listHeartbeats",
+            parameters=[*oa.PAGE, oa.ENVIRONMENT],
+            responses={200: oa.page_of(_HEARTBEAT, "One page of heartbeats")},
+        ),
+    },
+    "/v1/heartbeats/{heartbeat_id}": {
+        "get": oa.operation(
+            "One heartbeat",
+            tag="heartbeats",
+            operation_id="getHeartbeat",
+            parameters=[_ID],
+            responses={200: oa.json_response(_HEARTBEAT, "The heartbeat")},
+        ),
+        "patch": oa.operation(
+            "Change a heartbeat",
+            tag="heartbeats",
+            operation_id="updateHeartbeat",
+            parameters=[_ID],
+            body=oa.json_body(oa.obj(_FIELDS, required=[], minProperties=1, additionalProperties=False)),
+            errors=_QUEUED,
+            responses=_CHANGED,
+        ),
+        "delete": oa.operation(
+            "Delete a heartbeat (its ping URL stops working)",
+            tag="heartbeats",
+            operation_id="deleteHeartbeat",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses={
+                204: oa.NO_CONTENT,
+                202: oa.json_response(oa.obj({"status": {"const": "accepted"}}), "Queued; deleted shortly"),
+            },
+        ),
+    },
+    "/v1/heartbeats/{heartbeat_id}/pause": {
+        "post": oa.operation(
+            "Pause a heartbeat",
+            tag="heartbeats",
+            operation_id="pauseHeartbeat",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses=_CHANGED,
+        )
+    },
+    "/v1/heartbeats/{heartbeat_id}/resume": {
+        "post": oa.operation(
+            "Resume a heartbeat",
+            tag="heartbeats",
+            operation_id="resumeHeartbeat",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses=_CHANGED,
+        )
+    },
+    "/v1/heartbeats/{heartbeat_id}/regenerate-token": {
+        "post": oa.operation(
+            "A new ping URL; the old one stops working",
+            tag="heartbeats",
+            operation_id="regenerateHeartbeatToken",
+            parameters=[_ID],
+            responses={200: oa.json_response(_HEARTBEAT, "The heartbeat with its new ping_url")},
+        )
+    },
+    "/v1/heartbeats/{heartbeat_id}/pings": {
+        "get": oa.operation(
+            "A heartbeat's pings, newest first",
+            tag="heartbeats",
+            operation_id="listHeartbeatPings",
+            parameters=[_ID, *oa.PAGE],
+            responses={200: oa.page_of(_PING, "One page of pings")},
+        )
+    },
+    "/v1/heartbeats/{heartbeat_id}/flips": {
+        "get": oa.operation(
+            "A heartbeat's state changes, newest first",
+            tag="heartbeats",
+            operation_id="listHeartbeatFlips",
+            parameters=[_ID, *oa.PAGE],
+            responses={200: oa.page_of(FLIP_SCHEMA, "One page of flips")},
+        )
+    },
+}

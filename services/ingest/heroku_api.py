@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common import sessions
 from heron_common.db import BIGINT_MAX, iso
 from heron_common.logging import get_logger
@@ -375,3 +376,116 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch("/v1/heroku-apps/{heroku_id}", change)
     app.router.add_delete("/v1/heroku-apps/{heroku_id}", delete)
     app.router.add_post("/update-config", update_config)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_APP_NAME = {"type": "string", "pattern": "^[a-z][a-z0-9-]{1,28}[a-z0-9]$", "description": "Heroku's app name"}
+_CHANNEL = {"type": "string", "minLength": 1, "description": "Slack channel, e.g. #ops"}
+_INTERVAL = {"type": "integer", "minimum": 1, "maximum": 60, "description": "minutes"}
+_CONFIG = {"app_name": _APP_NAME, "slack_channel": _CHANNEL, "check_interval": _INTERVAL}
+_HEROKU = oa.obj(
+    {
+        "id": oa.ID,
+        "kind": {"const": hk.KIND},
+        "app_name": oa.STRING,
+        "slack_channel": oa.STRING,
+        "check_interval": oa.INTEGER,
+        "state": oa.STRING,
+        "paused": oa.BOOLEAN,
+        "status": {"enum": ["ACTIVE", "INACTIVE"]},
+        "error": oa.nullable(oa.ANY),
+        "last_check_at": oa.OPTIONAL_TIME,
+        "dynos": oa.ANY,
+        "release": oa.ANY,
+        "addons": oa.ANY,
+        "maintenance": oa.ANY,
+        "monitor_id": oa.ID,
+        "created_at": oa.TIME,
+    }
+)
+_ID = oa.path_param("heroku_id", "the Heroku app monitor's id")
+_QUEUED = {503: "Could not be queued; retry"}
+_TAKEN = {409: "This project already monitors that app"}
+_CHANGED = {
+    200: oa.json_response(_HEROKU, "Done (or nothing to change)"),
+    202: oa.json_response(oa.accepted("heroku_app", _HEROKU), "Queued for the detector; applied shortly"),
+}
+
+PATHS = {
+    "/v1/heroku-apps": {
+        "post": oa.operation(
+            "Monitor a Heroku app (dynos, release, add-ons), reported to a Slack channel",
+            tag="heroku",
+            operation_id="createHerokuApp",
+            body=oa.json_body(oa.obj(_CONFIG, required=["app_name", "slack_channel"], additionalProperties=False)),
+            errors=_TAKEN,
+            responses={201: oa.json_response(_HEROKU, "Created")},
+        ),
+        "get": oa.operation(
+            "The project's Heroku app monitors, newest first",
+            tag="heroku",
+            operation_id="listHerokuApps",
+            parameters=list(oa.PAGE),
+            responses={200: oa.page_of(_HEROKU, "One page of Heroku app monitors")},
+        ),
+    },
+    "/v1/heroku-apps/{heroku_id}": {
+        "get": oa.operation(
+            "One Heroku app monitor",
+            tag="heroku",
+            operation_id="getHerokuApp",
+            parameters=[_ID],
+            responses={200: oa.json_response(_HEROKU, "It")},
+        ),
+        "patch": oa.operation(
+            "Change a Heroku app monitor (applies at once, no restart)",
+            tag="heroku",
+            operation_id="updateHerokuApp",
+            parameters=[_ID],
+            body=oa.json_body(oa.obj(_CONFIG, required=[], minProperties=1, additionalProperties=False)),
+            errors={**_TAKEN, **_QUEUED},
+            responses=_CHANGED,
+        ),
+        "delete": oa.operation(
+            "Stop monitoring a Heroku app",
+            tag="heroku",
+            operation_id="deleteHerokuApp",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses={
+                204: oa.NO_CONTENT,
+                202: oa.json_response(oa.obj({"status": {"const": "accepted"}}), "Queued; deleted shortly"),
+            },
+        ),
+    },
+    "/update-config": {
+        "post": oa.operation(
+            "Set the project's Heroku monitor (all three fields, form or JSON); creates it if there is none",
+            tag="heroku",
+            operation_id="updateConfig",
+            body={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": oa.obj({**_CONFIG, "monitor_id": oa.ID, "api_key": oa.STRING}, required=list(_CONFIG))
+                    },
+                    "application/x-www-form-urlencoded": {
+                        "schema": oa.obj(
+                            {
+                                "app_name": _APP_NAME,
+                                "slack_channel": _CHANNEL,
+                                "check_interval": {"type": "string", "pattern": "^[0-9]{1,2}$"},
+                                "monitor_id": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                                "api_key": oa.STRING,
+                            },
+                            required=list(_CONFIG),
+                        )
+                    },
+                },
+            },
+            errors={404: "monitor_id names no Heroku monitor of this project", **_TAKEN, **_QUEUED},
+            responses={201: oa.json_response(_HEROKU, "Created"), **_CHANGED},
+        )
+    },
+}

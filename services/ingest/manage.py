@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.keys import hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
@@ -145,3 +146,94 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/projects/{project_id}/keys", add_key)
     app.router.add_delete("/v1/projects/{project_id}/keys/{key_id}", revoke_key)
     app.router.add_patch("/v1/projects/{project_id}/slack", set_slack)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_PROJECT_NAME}
+_KEY_ROW = oa.obj(
+    {
+        "id": oa.ID,
+        "hint": oa.STRING,
+        "name": oa.OPTIONAL_STRING,
+        "test": oa.BOOLEAN,
+        "created_at": oa.TIME,
+        "revoked_at": oa.OPTIONAL_TIME,
+    }
+)
+_PROJECT = oa.path_param("project_id")
+_URL = {"type": "string", "format": "uri", "maxLength": 2000}
+
+PATHS = {
+    "/v1/projects": {
+        "post": oa.operation(
+            "Create a project and its first API key (admin)",
+            tag="projects",
+            auth="admin",
+            operation_id="createProject",
+            parameters=[oa.query_param("name", _NAME, "the project's name (or in the body)")],
+            body=oa.json_body(oa.obj({"name": _NAME}, required=[]), required=False),
+            responses={
+                201: oa.json_response(
+                    oa.obj({"project_id": oa.ID, "name": oa.STRING, "api_key": oa.STRING}),
+                    "Created; the key is shown only now",
+                )
+            },
+        )
+    },
+    "/v1/projects/{project_id}/keys": {
+        "get": oa.operation(
+            "List a project's API keys (hints only)",
+            tag="projects",
+            auth="key_or_admin",
+            operation_id="listKeys",
+            parameters=[_PROJECT],
+            responses={200: oa.json_response(oa.array(_KEY_ROW), "The keys, oldest first")},
+        ),
+        "post": oa.operation(
+            "Add an API key (a test key with test: true)",
+            tag="projects",
+            auth="key_or_admin",
+            operation_id="addKey",
+            parameters=[_PROJECT],
+            body=oa.json_body(oa.obj({"name": _NAME, "test": oa.BOOLEAN}, required=[]), required=False),
+            responses={
+                201: oa.json_response(
+                    oa.obj(
+                        {
+                            "id": oa.ID,
+                            "api_key": oa.STRING,
+                            "hint": oa.STRING,
+                            "name": oa.OPTIONAL_STRING,
+                            "test": oa.BOOLEAN,
+                        }
+                    ),
+                    "Created; the key is shown only now",
+                )
+            },
+        ),
+    },
+    "/v1/projects/{project_id}/keys/{key_id}": {
+        "delete": oa.operation(
+            "Revoke an API key (every replica stops accepting it within a round trip)",
+            tag="projects",
+            auth="key_or_admin",
+            operation_id="revokeKey",
+            parameters=[_PROJECT, oa.path_param("key_id")],
+            responses={204: oa.NO_CONTENT},
+        )
+    },
+    "/v1/projects/{project_id}/slack": {
+        "patch": oa.operation(
+            "Set (or remove, with null) the project's Slack incoming-webhook URL",
+            tag="projects",
+            auth="key_or_admin",
+            operation_id="setSlack",
+            parameters=[_PROJECT],
+            body=oa.json_body(oa.obj({"slack_webhook_url": oa.nullable(_URL)})),
+            responses={
+                200: oa.json_response(oa.obj({"project_id": oa.ID, "slack_webhook_url": oa.OPTIONAL_STRING}), "Changed")
+            },
+        )
+    },
+}

@@ -14,10 +14,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.monitors import RESOLVABLE_BY_HAND
 from heron_common.monitors.event import MAX_SENSITIVITY, MIN_SENSITIVITY
 from heron_common.service import PG, json_response
-from heron_common.views import incident_view, monitor_view
+from heron_common.views import INCIDENT_SCHEMA, MONITOR_SCHEMA, incident_view, monitor_view
 from heron_ingest import params
 from heron_ingest.commands import applied, delete_monitor, monitor_after, send_command
 from heron_ingest.requests import caller_project, handles_errors, json_object, monitor_params, owned_row, path_id
@@ -182,3 +183,84 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/monitors/{monitor_id}/resume", resume)
     app.router.add_delete("/v1/monitors/{monitor_id}", delete)
     app.router.add_patch("/v1/monitors/{monitor_id}", configure)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_INCIDENT = oa.path_param("incident_id")
+_MONITOR = oa.path_param("monitor_id")
+_QUEUED = {503: "The command could not be queued; retry"}
+
+
+def _incident_action(summary: str, operation_id: str, conflict: str) -> dict[str, Any]:
+    return oa.operation(
+        summary,
+        tag="incidents",
+        operation_id=operation_id,
+        parameters=[_INCIDENT],
+        errors={409: conflict, **_QUEUED},
+        responses={
+            200: oa.json_response(INCIDENT_SCHEMA, "Done"),
+            202: oa.json_response(oa.accepted("incident", INCIDENT_SCHEMA), "Queued for the detector; applied shortly"),
+        },
+    )
+
+
+def _monitor_change(summary: str, operation_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    return oa.operation(
+        summary,
+        tag="monitors",
+        operation_id=operation_id,
+        parameters=[_MONITOR],
+        body=body,
+        errors=_QUEUED,
+        responses={
+            200: oa.json_response(MONITOR_SCHEMA, "Done"),
+            202: oa.json_response(oa.accepted("monitor", MONITOR_SCHEMA), "Queued for the detector; applied shortly"),
+        },
+    )
+
+
+_SECONDS = oa.nullable({"type": ["number", "string"], "description": "seconds, or a duration like `5m`"})
+PATHS = {
+    "/v1/incidents/{incident_id}/acknowledge": {
+        "post": _incident_action("Acknowledge an incident", "acknowledgeIncident", "The incident is resolved already")
+    },
+    "/v1/incidents/{incident_id}/resolve": {
+        "post": _incident_action(
+            "Resolve an incident by hand (kinds that allow it)", "resolveIncident", "This kind resolves by itself"
+        )
+    },
+    "/v1/monitors/{monitor_id}/pause": {"post": _monitor_change("Pause a monitor (any kind)", "pauseMonitor")},
+    "/v1/monitors/{monitor_id}/resume": {"post": _monitor_change("Resume a monitor", "resumeMonitor")},
+    "/v1/monitors/{monitor_id}": {
+        "delete": oa.operation(
+            "Delete a monitor (any kind)",
+            tag="monitors",
+            operation_id="deleteMonitor",
+            parameters=[_MONITOR],
+            errors=_QUEUED,
+            responses={
+                204: oa.NO_CONTENT,
+                202: oa.json_response(oa.obj({"status": {"const": "accepted"}}), "Queued; deleted shortly"),
+            },
+        ),
+        "patch": _monitor_change(
+            "Override an event stream's learned cadence (null clears an override)",
+            "configureMonitor",
+            oa.json_body(
+                oa.obj(
+                    {
+                        "expected_interval": _SECONDS,
+                        "grace": _SECONDS,
+                        "sensitivity": oa.nullable(
+                            {"type": "number", "minimum": MIN_SENSITIVITY, "maximum": MAX_SENSITIVITY}
+                        ),
+                    },
+                    required=[],
+                    minProperties=1,
+                )
+            ),
+        ),
+    },
+}

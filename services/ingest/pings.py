@@ -11,9 +11,12 @@ for a deleted heartbeat).
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.monitors import heartbeat as hb
 from heron_common.service import CLOCK, PG, SETTINGS, error_response
 from heron_ingest.commands import send_observation
@@ -107,3 +110,52 @@ def add_routes(app: web.Application) -> None:
     for path, handler in (("/api/v1/hb/{token}", success), ("/api/v1/hb/{token}/{action}", action)):
         app.router.add_post(path, handler)
         app.router.add_get(path, handler)  # HEAD too
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_TOKEN = oa.path_param(
+    "token", "the heartbeat's ping token (its ping_url ends with it)", {"type": "string", "maxLength": MAX_TOKEN}
+)
+_ACTION = oa.path_param(
+    "action",
+    "`start`, `fail` or an exit code 0-255 (0 is success)",
+    {"type": "string", "pattern": "^(start|fail|[0-9]{1,3})$"},
+)
+_RID = oa.query_param(
+    "rid", {"type": "string", "maxLength": 200}, "a run id pairing a start with its finish (printable ASCII)"
+)
+_PING_BODY = {
+    "required": False,
+    "description": "anything (a log tail); the first 10 KiB are kept",
+    "content": {"text/plain": {"schema": oa.STRING}},
+}
+
+
+def _ping_op(summary: str, operation_id: str, parameters: list[dict[str, Any]], body: bool) -> dict[str, Any]:
+    op = oa.operation(
+        summary,
+        tag="heartbeats",
+        auth="none",
+        operation_id=operation_id,
+        parameters=[*parameters, _RID],
+        errors={404: "No heartbeat has this ping URL", 503: "Could not be queued; retry"},
+        responses={200: {"description": "Recorded", "content": {"text/plain": {"schema": {"const": "OK"}}}}},
+    )
+    if body:
+        op["requestBody"] = _PING_BODY
+    return op
+
+
+PATHS = {
+    "/api/v1/hb/{token}": {
+        "get": _ping_op("Ping: the job ran (success)", "pingGet", [_TOKEN], False),
+        "post": _ping_op("Ping: the job ran (success), with a log tail", "ping", [_TOKEN], True),
+    },
+    "/api/v1/hb/{token}/{action}": {
+        "get": _ping_op("Ping: started, failed or exited with a code", "pingActionGet", [_TOKEN, _ACTION], False),
+        "post": _ping_op(
+            "Ping: started, failed or exited with a code, with a log tail", "pingAction", [_TOKEN, _ACTION], True
+        ),
+    },
+}

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.db import iso, to_dt
 from heron_common.messages import stream_shard
 from heron_common.monitors import probe as pr
@@ -333,3 +334,157 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/probes/{probe_id}/resume", resume)
     app.router.add_get("/v1/probes/{probe_id}/results", results)
     app.router.add_get("/v1/probes/{probe_id}/flips", flips)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_SECONDS = {"type": ["number", "string"], "description": "seconds, or a duration like `5m`"}
+_SETTINGS: dict[str, Any] = {
+    "url": {"type": "string", "format": "uri", "description": "public http(s) URL"},
+    "method": oa.nullable({"enum": list(pr.METHODS)}),
+    "headers": oa.nullable({"type": "object", "additionalProperties": oa.STRING}),
+    "body": oa.OPTIONAL_STRING,
+    "interval": oa.nullable(_SECONDS),
+    "request_timeout": oa.nullable(_SECONDS),
+    "timeout": oa.nullable(_SECONDS),
+    "expected_status": oa.nullable({"type": ["integer", "array", "string"]}),
+    "expected_location": oa.OPTIONAL_STRING,
+    "header_name": oa.OPTIONAL_STRING,
+    "header_contains": oa.OPTIONAL_STRING,
+    "body_contains": oa.OPTIONAL_STRING,
+    "body_regex": oa.OPTIONAL_STRING,
+    "json_path": oa.OPTIONAL_STRING,
+    "json_equals": oa.ANY,
+    "max_latency": oa.nullable(_SECONDS),
+}
+_LABEL = {"type": "string", "maxLength": 200}
+_FIELDS = {**_SETTINGS, "name": _LABEL, "service": {**_LABEL, "minLength": 1}, "environment": _LABEL}
+_RESULT = oa.obj(
+    {
+        "id": oa.ID,
+        "started_at": oa.TIME,
+        "up": oa.BOOLEAN,
+        "status": oa.OPTIONAL_INTEGER,
+        "reason": oa.OPTIONAL_STRING,
+        "timings": oa.nullable(oa.OBJECT),
+        "prober": oa.OPTIONAL_STRING,
+    }
+)
+_PROBE = oa.obj(
+    {
+        "id": oa.ID,
+        "kind": {"const": pr.KIND},
+        "name": oa.STRING,
+        "service": oa.OPTIONAL_STRING,
+        "environment": oa.OPTIONAL_STRING,
+        "state": oa.STRING,
+        "paused": oa.BOOLEAN,
+        "url": oa.STRING,
+        "method": oa.STRING,
+        "headers": {"type": "object", "additionalProperties": oa.STRING, "description": "values shown as ***"},
+        "interval": oa.NUMBER,
+        "request_timeout": oa.NUMBER,
+        "timeout": oa.NUMBER,
+        "expected_status": oa.array(oa.INTEGER),
+        "expected_location": oa.OPTIONAL_STRING,
+        "last_result": oa.nullable(oa.OBJECT),
+        "failing_since": oa.OPTIONAL_TIME,
+        "monitor_id": oa.ID,
+        "created_at": oa.TIME,
+    }
+)
+_FLIP = oa.obj(
+    {"id": oa.ID, "at": oa.TIME, "from_state": oa.STRING, "to_state": oa.STRING, "reason": oa.OPTIONAL_STRING}
+)
+_ID = oa.path_param("probe_id")
+_QUEUED = {503: "Could not be queued; retry"}
+_CHANGED = {
+    200: oa.json_response(_PROBE, "Done"),
+    202: oa.json_response(oa.accepted("probe", _PROBE), "Queued for the detector; applied shortly"),
+}
+
+PATHS = {
+    "/v1/probes": {
+        "post": oa.operation(
+            "Create an HTTP probe (checked at once, then every interval)",
+            tag="probes",
+            operation_id="createProbe",
+            body=oa.json_body(oa.obj(_FIELDS, required=["url", "service"], additionalProperties=False)),
+            responses={201: oa.json_response(_PROBE, "Created")},
+        ),
+        "get": oa.operation(
+            "The project's probes, newest first",
+            tag="probes",
+            operation_id="listProbes",
+            parameters=[*oa.PAGE, oa.ENVIRONMENT],
+            responses={200: oa.page_of(_PROBE, "One page of probes")},
+        ),
+    },
+    "/v1/probes/{probe_id}": {
+        "get": oa.operation(
+            "One probe",
+            tag="probes",
+            operation_id="getProbe",
+            parameters=[_ID],
+            responses={200: oa.json_response(_PROBE, "The probe")},
+        ),
+        "patch": oa.operation(
+            "Change a probe (masked header values keep the stored ones); checked at once",
+            tag="probes",
+            operation_id="updateProbe",
+            parameters=[_ID],
+            body=oa.json_body(oa.obj(_FIELDS, required=[], minProperties=1, additionalProperties=False)),
+            errors=_QUEUED,
+            responses=_CHANGED,
+        ),
+        "delete": oa.operation(
+            "Delete a probe",
+            tag="probes",
+            operation_id="deleteProbe",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses={
+                204: oa.NO_CONTENT,
+                202: oa.json_response(oa.obj({"status": {"const": "accepted"}}), "Queued; deleted shortly"),
+            },
+        ),
+    },
+    "/v1/probes/{probe_id}/pause": {
+        "post": oa.operation(
+            "Pause a probe",
+            tag="probes",
+            operation_id="pauseProbe",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses=_CHANGED,
+        )
+    },
+    "/v1/probes/{probe_id}/resume": {
+        "post": oa.operation(
+            "Resume a probe (checked at once)",
+            tag="probes",
+            operation_id="resumeProbe",
+            parameters=[_ID],
+            errors=_QUEUED,
+            responses=_CHANGED,
+        )
+    },
+    "/v1/probes/{probe_id}/results": {
+        "get": oa.operation(
+            "A probe's results, newest first",
+            tag="probes",
+            operation_id="listProbeResults",
+            parameters=[_ID, *oa.PAGE],
+            responses={200: oa.page_of(_RESULT, "One page of results")},
+        )
+    },
+    "/v1/probes/{probe_id}/flips": {
+        "get": oa.operation(
+            "A probe's state changes, newest first",
+            tag="probes",
+            operation_id="listProbeFlips",
+            parameters=[_ID, *oa.PAGE],
+            responses={200: oa.page_of(_FLIP, "One page of flips")},
+        )
+    },
+}

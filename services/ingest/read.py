@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.service import PG, json_response
-from heron_common.views import incident_view, monitor_view
+from heron_common.views import INCIDENT_SCHEMA, MONITOR_SCHEMA, incident_view, monitor_view
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -139,3 +140,57 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/monitors", monitors)
     app.router.add_get("/v1/monitors/{monitor_id}", monitor)
     app.router.add_get("/v1/monitors/{monitor_id}/events", monitor_events)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_MONITOR = oa.path_param("monitor_id")
+_EVENT = oa.obj({"timestamp": oa.TIME, "received_at": oa.TIME, "metadata": oa.nullable(oa.OBJECT)})
+
+PATHS = {
+    "/v1/incidents": {
+        "get": oa.operation(
+            "The project's incidents, newest first",
+            tag="incidents",
+            operation_id="listIncidents",
+            parameters=[*oa.PAGE, oa.ENVIRONMENT],
+            responses={200: oa.page_of(INCIDENT_SCHEMA, "One page of incidents")},
+        )
+    },
+    "/v1/incidents/active": {
+        "get": oa.operation(
+            "The project's open incidents, newest first",
+            tag="incidents",
+            operation_id="listActiveIncidents",
+            parameters=[*oa.PAGE, oa.ENVIRONMENT],
+            responses={200: oa.page_of(INCIDENT_SCHEMA, "One page of open incidents")},
+        )
+    },
+    "/v1/monitors": {
+        "get": oa.operation(
+            "Every monitor of the project (all kinds), newest first",
+            tag="monitors",
+            operation_id="listMonitors",
+            parameters=[*oa.PAGE, oa.ENVIRONMENT],
+            responses={200: oa.page_of(MONITOR_SCHEMA, "One page of monitors")},
+        )
+    },
+    "/v1/monitors/{monitor_id}": {
+        "get": oa.operation(
+            "One monitor",
+            tag="monitors",
+            operation_id="getMonitor",
+            parameters=[_MONITOR],
+            responses={200: oa.json_response(MONITOR_SCHEMA, "The monitor")},
+        )
+    },
+    "/v1/monitors/{monitor_id}/events": {
+        "get": oa.operation(
+            "An event stream's newest events",
+            tag="monitors",
+            operation_id="listMonitorEvents",
+            parameters=[_MONITOR, oa.LIMIT],
+            responses={200: oa.json_response(oa.array(_EVENT), "The newest events, newest first")},
+        )
+    },
+}

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.service import PG, json_response
 from heron_ingest import params
@@ -93,3 +94,45 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/services", list_all)
     app.router.add_get("/v1/services/{service_id}", show)
     app.router.add_delete("/v1/services/{service_id}", delete)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_SERVICE = oa.obj({"id": oa.ID, "name": oa.STRING, "created_at": oa.TIME})
+_SERVICE_ID = oa.path_param("service_id")
+
+PATHS = {
+    "/v1/services": {
+        "post": oa.operation(
+            "Add a service (what triggers belong to)",
+            tag="services",
+            operation_id="createService",
+            body=oa.json_body(oa.obj({"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME}})),
+            errors={409: "A service of that name exists already"},
+            responses={201: oa.json_response(_SERVICE, "Created")},
+        ),
+        "get": oa.operation(
+            "The project's services",
+            tag="services",
+            operation_id="listServices",
+            responses={200: oa.json_response(oa.array(_SERVICE), "Every service, oldest first")},
+        ),
+    },
+    "/v1/services/{service_id}": {
+        "get": oa.operation(
+            "One service",
+            tag="services",
+            operation_id="getService",
+            parameters=[_SERVICE_ID],
+            responses={200: oa.json_response(_SERVICE, "The service")},
+        ),
+        "delete": oa.operation(
+            "Delete a service no trigger uses",
+            tag="services",
+            operation_id="deleteService",
+            parameters=[_SERVICE_ID],
+            errors={409: "Triggers still belong to it"},
+            responses={204: oa.NO_CONTENT},
+        ),
+    },
+}

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common import slack
 from heron_common.monitors import heroku as hk
 from heron_common.service import CLOCK, PG, SETTINGS, error_response, json_response
@@ -91,3 +92,48 @@ async def commands(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/slack/commands", commands)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+PATHS = {
+    "/slack/commands": {
+        "post": oa.operation(
+            "Slack's slash command `/heroku-status [app_name]` (signed by Slack)",
+            tag="slack",
+            auth="slack",
+            operation_id="slackCommand",
+            parameters=[
+                {
+                    "name": "X-Slack-Request-Timestamp",
+                    "in": "header",
+                    "required": True,
+                    "description": "unix seconds; older than five minutes is refused",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                },
+                {
+                    "name": "X-Slack-Signature",
+                    "in": "header",
+                    "required": True,
+                    "description": "`v0=` HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret",
+                    "schema": oa.STRING,
+                },
+            ],
+            body={
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": oa.obj({"command": oa.STRING, "text": oa.STRING}, required=["command"])
+                    }
+                },
+            },
+            errors={400: "Not a form Slack sends", 401: "Unsigned, wrongly signed or too old"},
+            responses={
+                200: oa.json_response(
+                    oa.obj({"response_type": {"enum": ["ephemeral", "in_channel"]}, "text": oa.STRING}),
+                    "Slack's message answer",
+                )
+            },
+        )
+    },
+}

@@ -6,6 +6,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter
 
+from heron_common import openapi as oa
 from heron_common.service import CLOCK, SETTINGS, error_response, json_response
 from heron_ingest.context import PUBLISHER
 from heron_ingest.publisher import UnencodableEvents
@@ -89,3 +90,66 @@ async def events(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/track", track)
     app.router.add_post("/v1/events", events)
+
+
+# -- the contract (OpenAPI fragment; services/ingest/openapi.py assembles the document) -----------
+
+_EVENT = oa.obj(
+    {
+        "event_name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "also accepted as `event`"},
+        "service": {"type": "string", "maxLength": 200},
+        "environment": {"type": "string", "maxLength": 200},
+        "timestamp": {"type": "number", "description": "unix seconds; clamped to [receipt − 1 h, receipt]"},
+        "metadata": {"type": "object", "description": "≤ HERON_MAX_METADATA_BYTES as JSON, nested ≤ 32 levels"},
+        "api_key": {"type": "string", "description": "the key, for clients that cannot send a header"},
+    },
+    required=["event_name"],
+)
+_IDEMPOTENCY = oa.query_param("Idempotency-Key", oa.STRING, "")
+_IDEMPOTENCY.update(
+    {"in": "header", "description": "the same key on a retry of the same request counts its events once"}
+)
+_INGEST_ERRORS = {503: "The broker did not confirm: nothing was accepted; retry (Retry-After)"}
+
+PATHS = {
+    "/v1/track": {
+        "post": oa.operation(
+            "Record one event",
+            tag="events",
+            auth="key_or_test",
+            operation_id="track",
+            parameters=[_IDEMPOTENCY],
+            body=oa.json_body(_EVENT),
+            errors=_INGEST_ERRORS,
+            responses={
+                202: oa.json_response(
+                    oa.obj({"status": {"const": "accepted"}, "count": {"const": 1}}), "Accepted (broker-confirmed)"
+                )
+            },
+        )
+    },
+    "/v1/events": {
+        "post": oa.operation(
+            "Record a batch of events (up to HERON_MAX_BATCH_EVENTS)",
+            tag="events",
+            auth="key_or_test",
+            operation_id="events",
+            parameters=[_IDEMPOTENCY],
+            body=oa.json_body(
+                {
+                    "oneOf": [
+                        oa.obj({"events": oa.array(_EVENT, minItems=1), "api_key": oa.STRING}, required=["events"]),
+                        oa.array(_EVENT, minItems=1),
+                    ]
+                }
+            ),
+            errors=_INGEST_ERRORS,
+            responses={
+                200: oa.json_response(
+                    oa.obj({"status": {"const": "stored"}, "count": {"type": "integer", "minimum": 1}}),
+                    "Stored (broker-confirmed); SDKs count exactly this answer as success",
+                )
+            },
+        )
+    },
+}

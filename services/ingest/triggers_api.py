@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from heron_common import messages
+from heron_common import openapi as oa
 from heron_common.db import JSON_NUL, iso
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
@@ -273,3 +274,128 @@ def add_routes(app: web.Application) -> None:
         handler = _action(name)
         app.router.add_post(f"/triggers/{{trigger_id}}/{name}", handler)
         app.router.add_post(f"/v1/triggers/{{trigger_id}}/{name}", handler)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_SECONDS = {"type": ["number", "string"], "description": "seconds, or a duration like `5m`"}
+_FIELDS = {
+    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+    "service_id": oa.nullable(oa.ID),
+    "kind": {"enum": list(tr.TRIGGER_KINDS), "default": tr.MANUAL},
+    "timeout": oa.nullable(_SECONDS),
+    "critical": oa.BOOLEAN,
+    "escalate": oa.BOOLEAN,
+}
+_TRIGGER = oa.obj(
+    {
+        "id": oa.ID,
+        "name": oa.STRING,
+        "kind": {"enum": list(tr.TRIGGER_KINDS)},
+        "state": oa.STRING,
+        "paused": oa.BOOLEAN,
+        "service_id": oa.nullable(oa.ID),
+        "service": oa.OPTIONAL_STRING,
+        "timeout": oa.OPTIONAL_NUMBER,
+        "critical": oa.BOOLEAN,
+        "escalate": oa.BOOLEAN,
+        "last_checkin": oa.OPTIONAL_TIME,
+        "deadline": oa.OPTIONAL_TIME,
+        "monitor_id": oa.ID,
+        "created_at": oa.TIME,
+    }
+)
+_TRIGGER_ID = oa.path_param("trigger_id")
+_QUEUED = {503: "Could not be queued; retry"}
+_ACTION_SUMMARY = {
+    "alert": "Alert: open the trigger's incident (once, however often it is called); the body is kept",
+    "acknowledge": "Acknowledge the trigger's open incident",
+    "resolve": "Resolve the trigger's incident",
+    "checkin": "Check in a liveness trigger (it alerts when check-ins stop for its timeout)",
+}
+
+
+def _action_op(name: str, prefix: str) -> dict[str, Any]:
+    body = None
+    if name == "alert":
+        body = {
+            "required": False,
+            "description": "kept with the incident (10,240 bytes at most; longer is cut and marked)",
+            "content": {
+                "application/json": {"schema": oa.ANY},
+                "application/x-www-form-urlencoded": {"schema": oa.OBJECT},
+                "text/plain": {"schema": oa.STRING},
+            },
+        }
+    op = oa.operation(
+        _ACTION_SUMMARY[name] + ("" if prefix else " (Heii's path)"),
+        tag="triggers",
+        auth="token",
+        operation_id=f"trigger{name.capitalize()}{'V1' if prefix else ''}",
+        parameters=[_TRIGGER_ID],
+        errors={409: "Only a liveness trigger takes check-ins", **_QUEUED} if name == "checkin" else _QUEUED,
+        responses={
+            200: oa.json_response(
+                oa.obj({"status": {"const": "ok"}, "trigger_id": oa.ID, "action": {"const": name}}),
+                "Recorded (a test key: answered, nothing changed)",
+            )
+        },
+    )
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/v1/triggers": {
+        "post": oa.operation(
+            "Declare a trigger (manual, or liveness with a timeout)",
+            tag="triggers",
+            operation_id="createTrigger",
+            body=oa.json_body(oa.obj(_FIELDS, required=["name"])),
+            errors={409: "A trigger of that name exists already in that service", **_QUEUED},
+            responses={201: oa.json_response(_TRIGGER, "Created")},
+        ),
+        "get": oa.operation(
+            "The project's triggers",
+            tag="triggers",
+            operation_id="listTriggers",
+            responses={200: oa.json_response(oa.array(_TRIGGER), "Every trigger, oldest first")},
+        ),
+    },
+    "/v1/triggers/{trigger_id}": {
+        "get": oa.operation(
+            "One trigger",
+            tag="triggers",
+            operation_id="getTrigger",
+            parameters=[_TRIGGER_ID],
+            responses={200: oa.json_response(_TRIGGER, "The trigger")},
+        ),
+        "patch": oa.operation(
+            "Change a trigger",
+            tag="triggers",
+            operation_id="updateTrigger",
+            parameters=[_TRIGGER_ID],
+            body=oa.json_body(oa.obj(_FIELDS, required=[])),
+            errors={409: "A trigger of that name exists already in that service", **_QUEUED},
+            responses={
+                200: oa.json_response(_TRIGGER, "Changed"),
+                202: oa.json_response(oa.accepted("trigger", _TRIGGER), "Queued for the detector; applied shortly"),
+            },
+        ),
+        "delete": oa.operation(
+            "Delete a trigger",
+            tag="triggers",
+            operation_id="deleteTrigger",
+            parameters=[_TRIGGER_ID],
+            errors=_QUEUED,
+            responses={
+                204: oa.NO_CONTENT,
+                202: oa.json_response(oa.obj({"status": {"const": "accepted"}}), "Queued; deleted shortly"),
+            },
+        ),
+    },
+}
+for _name in tr.ACTIONS:
+    PATHS[f"/triggers/{{trigger_id}}/{_name}"] = {"post": _action_op(_name, "")}
+    PATHS[f"/v1/triggers/{{trigger_id}}/{_name}"] = {"post": _action_op(_name, "/v1")}

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from aiohttp import web
 
+from heron_common import openapi as oa
 from heron_common.db import iso, to_dt
 from heron_common.outbound import check_url
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
@@ -375,3 +376,187 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/deliveries/redeliver", redeliver_failed)
     app.router.add_get("/v1/deliveries/{delivery_id}", get_delivery)
     app.router.add_post("/v1/deliveries/{delivery_id}/redeliver", redeliver)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_URL = {"type": "string", "format": "uri", "maxLength": MAX_URL, "description": "public http(s) URL"}
+_TOPICS = oa.array(
+    {"type": "string", "description": "a topic of GET /v1/topics, `*` or `prefix.*`"},
+    minItems=1,
+    maxItems=MAX_TOPICS,
+)
+_FIELDS = {
+    "url": _URL,
+    "topics": _TOPICS,
+    "description": {"type": "string", "maxLength": MAX_DESCRIPTION},
+    "format": {"enum": ["json", "slack"], "description": "default: slack for hooks.slack.com, else json"},
+    "enabled": oa.BOOLEAN,
+}
+_ENDPOINT_PROPS = {
+    "id": oa.ID,
+    "url": oa.STRING,
+    "topics": oa.array(oa.STRING),
+    "description": oa.STRING,
+    "format": {"enum": ["json", "slack"]},
+    "enabled": oa.BOOLEAN,
+    "disabled_reason": oa.OPTIONAL_STRING,
+    "disabled_at": oa.OPTIONAL_TIME,
+    "failing_since": oa.OPTIONAL_TIME,
+    "last_success_at": oa.OPTIONAL_TIME,
+    "previous_secret_valid_until": oa.OPTIONAL_TIME,
+    "created_at": oa.TIME,
+    "updated_at": oa.TIME,
+}
+_ENDPOINT = oa.obj(_ENDPOINT_PROPS)
+_WITH_SECRET = oa.obj({**_ENDPOINT_PROPS, "secret": {"type": "string", "description": "shown only now"}})
+_DELIVERY = oa.obj(
+    {
+        "id": oa.ID,
+        "alert_id": oa.STRING,
+        "topic": oa.STRING,
+        "endpoint_id": oa.nullable(oa.ID),
+        "target": {"enum": ["webhook", "slack", "slack_bot"]},
+        "channel": oa.OPTIONAL_STRING,
+        "status": {"enum": list(DELIVERY_STATUSES)},
+        "attempts": oa.INTEGER,
+        "next_attempt_at": oa.OPTIONAL_TIME,
+        "last_status_code": oa.OPTIONAL_INTEGER,
+        "last_error": oa.OPTIONAL_STRING,
+        "created_at": oa.TIME,
+        "finished_at": oa.OPTIONAL_TIME,
+        "attempt_log": oa.array(
+            oa.obj(
+                {
+                    "attempted_at": oa.TIME,
+                    "status_code": oa.OPTIONAL_INTEGER,
+                    "latency_ms": oa.OPTIONAL_NUMBER,
+                    "error": oa.OPTIONAL_STRING,
+                    "response": oa.OPTIONAL_STRING,
+                }
+            )
+        ),
+    }
+)
+_WEBHOOK = oa.path_param("webhook_id")
+_DELIVERY_ID = oa.path_param("delivery_id")
+
+PATHS = {
+    "/v1/webhooks": {
+        "post": oa.operation(
+            "Add a webhook endpoint (Standard Webhooks signing; the secret is shown once)",
+            tag="webhooks",
+            operation_id="createWebhook",
+            body=oa.json_body(oa.obj(_FIELDS, required=["url"])),
+            responses={201: oa.json_response(_WITH_SECRET, "Created")},
+        ),
+        "get": oa.operation(
+            "The project's webhook endpoints",
+            tag="webhooks",
+            operation_id="listWebhooks",
+            responses={200: oa.json_response(oa.array(_ENDPOINT), "Every endpoint, oldest first")},
+        ),
+    },
+    "/v1/webhooks/{webhook_id}": {
+        "get": oa.operation(
+            "One webhook endpoint",
+            tag="webhooks",
+            operation_id="getWebhook",
+            parameters=[_WEBHOOK],
+            responses={200: oa.json_response(_ENDPOINT, "The endpoint")},
+        ),
+        "patch": oa.operation(
+            "Change a webhook endpoint (enabled: true re-enables a disabled one)",
+            tag="webhooks",
+            operation_id="updateWebhook",
+            parameters=[_WEBHOOK],
+            body=oa.json_body(oa.obj(_FIELDS, required=[], minProperties=1)),
+            responses={200: oa.json_response(_ENDPOINT, "Changed")},
+        ),
+        "delete": oa.operation(
+            "Delete a webhook endpoint",
+            tag="webhooks",
+            operation_id="deleteWebhook",
+            parameters=[_WEBHOOK],
+            responses={204: oa.NO_CONTENT},
+        ),
+    },
+    "/v1/webhooks/{webhook_id}/rotate-secret": {
+        "post": oa.operation(
+            "A new signing secret; the old one keeps signing for HERON_WEBHOOK_SECRET_OVERLAP",
+            tag="webhooks",
+            operation_id="rotateWebhookSecret",
+            parameters=[_WEBHOOK],
+            errors={409: "Too many rotated-out secrets still in their overlap"},
+            responses={200: oa.json_response(_WITH_SECRET, "Rotated")},
+        )
+    },
+    "/v1/topics": {
+        "get": oa.operation(
+            "Every alert topic, with an example payload",
+            tag="webhooks",
+            auth="none",
+            operation_id="listTopics",
+            responses={
+                200: oa.json_response(
+                    oa.array(oa.obj({"topic": oa.STRING, "description": oa.STRING, "example": oa.OBJECT})),
+                    "The topics",
+                )
+            },
+        )
+    },
+    "/v1/deliveries": {
+        "get": oa.operation(
+            "The delivery log, newest first",
+            tag="webhooks",
+            operation_id="listDeliveries",
+            parameters=[
+                *oa.PAGE,
+                oa.query_param("endpoint_id", oa.ID, "only this endpoint's"),
+                oa.query_param("status", {"enum": list(DELIVERY_STATUSES)}, "only these"),
+                oa.query_param("topic", {"type": "string", "maxLength": 200}, "only this topic"),
+            ],
+            responses={200: oa.page_of(_DELIVERY, "One page of deliveries")},
+        )
+    },
+    "/v1/deliveries/redeliver": {
+        "post": oa.operation(
+            "Redeliver everything that failed since a time (optionally of one endpoint)",
+            tag="webhooks",
+            operation_id="redeliverFailed",
+            body=oa.json_body(
+                oa.obj(
+                    {
+                        "since": {"type": ["number", "string"], "description": "unix seconds or ISO 8601"},
+                        "endpoint_id": oa.ID,
+                    },
+                    required=["since"],
+                )
+            ),
+            responses={
+                202: oa.json_response(
+                    oa.obj({"redelivering": oa.INTEGER, "ids": oa.array(oa.ID)}), "Queued again, attempts reset"
+                )
+            },
+        )
+    },
+    "/v1/deliveries/{delivery_id}": {
+        "get": oa.operation(
+            "One delivery with its attempts",
+            tag="webhooks",
+            operation_id="getDelivery",
+            parameters=[_DELIVERY_ID],
+            responses={200: oa.json_response(_DELIVERY, "The delivery")},
+        )
+    },
+    "/v1/deliveries/{delivery_id}/redeliver": {
+        "post": oa.operation(
+            "Deliver a finished delivery again",
+            tag="webhooks",
+            operation_id="redeliver",
+            parameters=[_DELIVERY_ID],
+            errors={409: "Already pending"},
+            responses={202: oa.json_response(_DELIVERY, "Queued again, attempts reset")},
+        )
+    },
+}

@@ -225,3 +225,15 @@ async def test_fuzz_no_route_answers_500(system: System, ids) -> None:
                 assert "error" in orjson.loads(text), (method, url, text)
     failures = [s for s in seen if s[0] >= 500]
     assert not failures, failures[:10]
+
+
+@pytest.mark.parametrize("letter", ["-1", "1.5", "x", "99999999999999999999", "12"])
+async def test_replaying_a_dead_letter_that_is_not_there_is_404(
+    system: System, ids: dict[str, Any], letter: str
+) -> None:
+    # Found by the schemathesis fuzz (test_fuzz.py): a path id that names nothing answered 503
+    # "replay_failed", since the 404 was raised inside the guard meant for broker failures.
+    headers = {"Authorization": f"Bearer {ids['admin']}"}
+    async with system.http.post(f"{system.ingest.url}/v1/admin/dead-letters/{letter}/replay", headers=headers) as r:
+        assert r.status == 404, await r.text()
+        assert (await r.json())["error"]["code"] == "not_found"
