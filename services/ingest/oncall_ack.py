@@ -25,9 +25,10 @@ import orjson
 from aiohttp import web
 
 from heron_common import oncall_store, slack
+from heron_common import openapi as oa
 from heron_common.oncall import ack
 from heron_common.service import CLOCK, PG, SETTINGS, error_response, json_response
-from heron_common.views import incident_view
+from heron_common.views import INCIDENT_SCHEMA, incident_view
 from heron_ingest.commands import applied, send_command
 from heron_ingest.validation import InputError
 
@@ -219,3 +220,110 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ack/{token}", confirm_page)
     app.router.add_post("/ack/{token}", acknowledge_link)
     app.router.add_post("/slack/interactivity", slack_interactivity)
+
+
+# -- the contract (OpenAPI fragment) -------------------------------------------------------------
+
+_TOKEN = oa.path_param("token", "the signed, single-use acknowledge token the page carries", oa.STRING)
+_HTML = {"text/html": {"schema": oa.STRING}}
+
+
+def _page_or_json(description: str, schema: oa.Schema | None = None) -> oa.Schema:
+    """A response that is a page for a browser's form (or ``Accept: text/html``), else JSON."""
+    content: oa.Schema = {"application/json": {"schema": schema or {"$ref": "#/components/schemas/Error"}}, **_HTML}
+    return {"description": description, "content": content}
+
+
+_LINK_ERRORS = {
+    400: "The token is not one Heron signed",
+    404: "The incident no longer exists",
+    409: "The incident is resolved already",
+    410: "The link has expired or been used",
+    503: "Could not be queued; retry (the link stays usable)",
+}
+_ACKED = oa.obj({"status": {"enum": ["acknowledged", "accepted"]}, "incident": INCIDENT_SCHEMA})
+
+PATHS: dict[str, dict[str, oa.Schema]] = {
+    "/ack/{token}": {
+        "get": oa.operation(
+            "What an acknowledge link would acknowledge, and its button (a page; a GET changes nothing)",
+            tag="oncall",
+            auth="none",
+            operation_id="ackLinkPage",
+            parameters=[_TOKEN],
+            responses={
+                200: {"description": "The incident, and a button that POSTs to this URL", "content": _HTML},
+                **{
+                    status: {"description": f"{meaning}: a page that says so", "content": _HTML}
+                    for status, meaning in _LINK_ERRORS.items()
+                    if status in (400, 404, 410)
+                },
+            },
+        ),
+        "post": oa.operation(
+            "Acknowledge the incident a page's link names (single use). A form post is answered with a page",
+            tag="oncall",
+            auth="none",
+            operation_id="ackLink",
+            parameters=[_TOKEN],
+            responses={
+                200: _page_or_json("Acknowledged (or someone was quicker)", _ACKED),
+                202: _page_or_json("Queued for the detector; applies shortly", _ACKED),
+                **{status: _page_or_json(meaning) for status, meaning in _LINK_ERRORS.items()},
+            },
+        ),
+    },
+    "/slack/interactivity": {
+        "post": oa.operation(
+            "Slack's request URL for the Acknowledge button (signed by Slack)",
+            tag="slack",
+            auth="slack",
+            operation_id="slackInteractivity",
+            parameters=[
+                {
+                    "name": "X-Slack-Request-Timestamp",
+                    "in": "header",
+                    "required": True,
+                    "description": "unix seconds; older than five minutes is refused",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                },
+                {
+                    "name": "X-Slack-Signature",
+                    "in": "header",
+                    "required": True,
+                    "description": "`v0=` HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret",
+                    "schema": oa.STRING,
+                },
+            ],
+            body={
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": oa.obj({"payload": {"type": "string", "description": "Slack's JSON payload"}})
+                    }
+                },
+            },
+            errors={
+                400: "Not a form with a JSON payload, as Slack sends",
+                401: "Unsigned, wrongly signed or too old",
+                404: "SLACK_SIGNING_SECRET is not set: interactivity is off",
+                409: "The incident is resolved already",
+                410: "The button's link has expired or been used",
+                503: "Could not be queued; retry",
+            },
+            responses={
+                200: oa.json_response(
+                    oa.obj(
+                        {
+                            "ok": {"const": True},
+                            "status": {"enum": ["acknowledged", "accepted"]},
+                            "incident": INCIDENT_SCHEMA,
+                        },
+                        required=["ok"],
+                    ),
+                    "Done (another interaction: `{\"ok\": true}` and nothing else)",
+                )
+            },
+        )
+    },
+}

@@ -30,6 +30,7 @@ import asyncpg
 from aiohttp import web
 
 from heron_common import oncall_store, webhooks
+from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.oncall import escalation as esc
 from heron_common.oncall import rotation as rot
@@ -792,3 +793,317 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/v1/rotations/{rotation_id}/escalations/{escalation_id}", delete_escalation)
     r.add_put("/v1/services/{service_id}/rotation", map_service)
     r.add_get("/v1/services/{service_id}/oncall", service_oncall)
+
+
+# -- the OpenAPI description (heron_common.openapi) ----------------------------------------------
+
+_TAG = "oncall"
+_SECONDS = {"type": "number", "minimum": 0, "maximum": MAX_DELAY, "description": "seconds"}
+_WHEN = {"type": ["string", "number"], "description": "an ISO-8601 time or unix seconds"}
+_USER_ID = oa.path_param("user_id")
+_CHANNEL_ID = oa.path_param("channel_id")
+_ROTATION_ID = oa.path_param("rotation_id")
+_SHIFT_ID = oa.path_param("shift_id")
+_ESCALATION_ID = oa.path_param("escalation_id")
+_SERVICE_ID = oa.path_param("service_id")
+_CHANNEL = oa.obj(
+    {
+        "id": oa.ID,
+        "user_id": oa.ID,
+        "kind": {"enum": list(KINDS)},
+        "target": oa.STRING,
+        "delay": oa.NUMBER,
+        "created_at": oa.TIME,
+        "secret": {"type": "string", "description": "a webhook channel's signing secret, shown once at creation"},
+    },
+    required=["id", "user_id", "kind", "target", "delay", "created_at"],
+)
+_USER = oa.obj(
+    {
+        "id": oa.ID,
+        "email": oa.STRING,
+        "name": oa.STRING,
+        "time_zone": oa.STRING,
+        "channels": oa.array(_CHANNEL),
+        "created_at": oa.TIME,
+    }
+)
+_USER_FIELDS = {
+    "email": {"type": "string", "maxLength": rot.MAX_EMAIL_LENGTH},
+    "name": {"type": "string", "maxLength": MAX_NAME},
+    "time_zone": {"type": "string", "maxLength": rot.MAX_ZONE_LENGTH, "description": "IANA (Europe/Berlin) or PT, ET…"},
+}
+_CHANNEL_FIELDS = {
+    "kind": {"enum": list(KINDS)},
+    "target": {
+        "type": "string",
+        "maxLength": MAX_TARGET,
+        "description": "an email address, a Slack member id (U…) or incoming webhook URL, or a webhook URL",
+    },
+    "delay": oa.nullable(_SECONDS),
+}
+_SHIFT = oa.obj(
+    {
+        "id": oa.ID,
+        "rotation_id": oa.ID,
+        "email": oa.STRING,
+        "user_id": oa.nullable(oa.ID),
+        "name": oa.OPTIONAL_STRING,
+        "starts_at": oa.TIME,
+        "ends_at": oa.TIME,
+        "position": oa.INTEGER,
+    }
+)
+_ESCALATION = oa.obj(
+    {
+        "id": oa.ID,
+        "rotation_id": oa.ID,
+        "delay": oa.NUMBER,
+        "target": {"enum": list(esc.TARGETS)},
+        "user_id": oa.nullable(oa.ID),
+        "email": oa.OPTIONAL_STRING,
+    }
+)
+_ESCALATION_FIELDS = {
+    "delay": oa.nullable(_SECONDS),
+    "target": {"enum": list(esc.TARGETS)},
+    "user_id": oa.nullable(oa.ID),
+    "email": oa.nullable({"type": "string", "maxLength": rot.MAX_EMAIL_LENGTH}),
+}
+_ROTATION = oa.obj(
+    {
+        "id": oa.ID,
+        "name": oa.STRING,
+        "spec": oa.STRING,
+        "anchor": oa.TIME,
+        "repeat_every": oa.OPTIONAL_NUMBER,
+        "members": oa.array(oa.STRING),
+        "unknown_members": oa.array(oa.STRING, description="named in the text, but no user of the project"),
+        "escalations": oa.array(_ESCALATION),
+        "shifts_until": oa.OPTIONAL_TIME,
+        "created_at": oa.TIME,
+        "updated_at": oa.TIME,
+    }
+)
+_ROTATION_FIELDS = {
+    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+    "spec": {"type": "string", "maxLength": MAX_SPEC, "description": "the rotation text (docs/oncall.md)"},
+    "anchor": oa.nullable({**_WHEN, "description": "when the rotation starts (default now; within a year)"}),
+    "repeat_every": oa.nullable({"type": "number", "description": "seconds"}),
+}
+_ONCALL = oa.obj(
+    {
+        "service_id": oa.ID,
+        "rotation": oa.nullable(oa.obj({"id": oa.ID, "name": oa.STRING})),
+        "now": oa.nullable(_SHIFT),
+        "next": oa.nullable(_SHIFT),
+    }
+)
+_NAMED_USER = "user_id or email names no user of this project"
+
+
+def _op(summary: str, operation_id: str, **kw: Any) -> dict[str, Any]:
+    return oa.operation(summary, tag=_TAG, operation_id=operation_id, **kw)
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/v1/users": {
+        "post": _op(
+            "Add a person who can be on call",
+            "createUser",
+            body=oa.json_body(oa.obj(_USER_FIELDS, required=["email"])),
+            errors={409: "A user with that email exists already"},
+            responses={201: oa.json_response(_USER, "Created")},
+        ),
+        "get": _op(
+            "The project's users, with their channels",
+            "listUsers",
+            responses={200: oa.json_response(oa.array(_USER), "Every user, oldest first")},
+        ),
+    },
+    "/v1/users/{user_id}": {
+        "get": _op(
+            "One user", "getUser", parameters=[_USER_ID], responses={200: oa.json_response(_USER, "The user")}
+        ),
+        "patch": _op(
+            "Change a user's name or time zone (the email only in its case)",
+            "updateUser",
+            parameters=[_USER_ID],
+            body=oa.json_body(oa.obj(_USER_FIELDS, required=[])),
+            responses={200: oa.json_response(_USER, "Changed")},
+        ),
+        "delete": _op(
+            "Delete a user",
+            "deleteUser",
+            parameters=[_USER_ID],
+            errors={409: "An escalation strategy pages this user"},
+            responses={204: oa.NO_CONTENT},
+        ),
+    },
+    "/v1/users/{user_id}/channels": {
+        "post": _op(
+            "Add a way to page a user (slack, email, webhook), after a delay",
+            "createChannel",
+            parameters=[_USER_ID],
+            body=oa.json_body(oa.obj(_CHANNEL_FIELDS, required=["kind", "target"])),
+            errors={409: f"The user has {MAX_CHANNELS} channels already"},
+            responses={201: oa.json_response(_CHANNEL, "Created (a webhook's secret is shown this once)")},
+        ),
+        "get": _op(
+            "A user's channels",
+            "listChannels",
+            parameters=[_USER_ID],
+            responses={200: oa.json_response(oa.array(_CHANNEL), "By delay")},
+        ),
+    },
+    "/v1/users/{user_id}/channels/{channel_id}": {
+        "patch": _op(
+            "Change a channel's target or delay",
+            "updateChannel",
+            parameters=[_USER_ID, _CHANNEL_ID],
+            body=oa.json_body(oa.obj({k: _CHANNEL_FIELDS[k] for k in ("target", "delay")}, required=[])),
+            responses={200: oa.json_response(_CHANNEL, "Changed")},
+        ),
+        "delete": _op(
+            "Delete a channel",
+            "deleteChannel",
+            parameters=[_USER_ID, _CHANNEL_ID],
+            responses={204: oa.NO_CONTENT},
+        ),
+    },
+    "/v1/rotations": {
+        "post": _op(
+            "Add a rotation from its text; its shifts are generated ahead",
+            "createRotation",
+            body=oa.json_body(oa.obj(_ROTATION_FIELDS, required=["name", "spec"])),
+            errors={409: "A rotation of that name exists already", 422: "A field is wrong; a bad text names its line"},
+            responses={201: oa.json_response(_ROTATION, "Created")},
+        ),
+        "get": _op(
+            "The project's rotations",
+            "listRotations",
+            responses={200: oa.json_response(oa.array(_ROTATION), "Every rotation, oldest first")},
+        ),
+    },
+    "/v1/rotations/{rotation_id}": {
+        "get": _op(
+            "One rotation",
+            "getRotation",
+            parameters=[_ROTATION_ID],
+            responses={200: oa.json_response(_ROTATION, "The rotation")},
+        ),
+        "patch": _op(
+            "Change a rotation's name, text or repeat interval (applies to shifts generated from now on)",
+            "updateRotation",
+            parameters=[_ROTATION_ID],
+            body=oa.json_body(
+                oa.obj({k: v for k, v in _ROTATION_FIELDS.items() if k != "anchor"}, required=[])
+            ),
+            errors={409: "A rotation of that name exists already"},
+            responses={200: oa.json_response(_ROTATION, "Changed")},
+        ),
+        "delete": _op(
+            "Delete a rotation, its shifts and escalations",
+            "deleteRotation",
+            parameters=[_ROTATION_ID],
+            responses={204: oa.NO_CONTENT},
+        ),
+    },
+    "/v1/rotations/{rotation_id}/shifts": {
+        "get": _op(
+            "A rotation's shifts: those ending after `from` and starting before `until`",
+            "listShifts",
+            parameters=[
+                _ROTATION_ID,
+                oa.query_param("from", oa.STRING, "an ISO-8601 time (default now)"),
+                oa.query_param("until", oa.STRING, "an ISO-8601 time (default: no bound)"),
+                oa.query_param(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_SHIFTS, "default": DEFAULT_SHIFTS},
+                    "how many at most",
+                ),
+            ],
+            responses={200: oa.json_response(oa.array(_SHIFT), "In order of their start")},
+        ),
+        "delete": _op(
+            "Delete every shift starting at or after `from`",
+            "deleteShifts",
+            parameters=[_ROTATION_ID, oa.query_param("from", oa.STRING, "an ISO-8601 time", required=True)],
+            responses={200: oa.json_response(oa.obj({"deleted": oa.INTEGER}), "How many were deleted")},
+        ),
+    },
+    "/v1/rotations/{rotation_id}/shifts/full_rotation": {
+        "post": _op(
+            "Add one more turn of every line of the rotation, after the last shift",
+            "addFullRotation",
+            parameters=[_ROTATION_ID],
+            errors={409: "The schedule already reaches its end (the year 9990)"},
+            responses={201: oa.json_response(oa.array(_SHIFT), "The shifts added")},
+        ),
+    },
+    "/v1/rotations/{rotation_id}/shifts/{shift_id}": {
+        "patch": _op(
+            "Give a shift to another user (a trade)",
+            "reassignShift",
+            parameters=[_ROTATION_ID, _SHIFT_ID],
+            body=oa.json_body(
+                oa.obj({"user_id": _ESCALATION_FIELDS["user_id"], "email": _ESCALATION_FIELDS["email"]}, required=[])
+            ),
+            errors={422: f"Neither user_id nor email, or {_NAMED_USER}"},
+            responses={200: oa.json_response(_SHIFT, "Reassigned")},
+        ),
+    },
+    "/v1/rotations/{rotation_id}/escalations": {
+        "post": _op(
+            "Add an escalation strategy: after a delay, page the previous person, the rotation or a user",
+            "createEscalation",
+            parameters=[_ROTATION_ID],
+            body=oa.json_body(oa.obj(_ESCALATION_FIELDS, required=["delay", "target"])),
+            errors={409: f"The rotation has {MAX_ESCALATIONS} strategies already", 422: None},
+            responses={201: oa.json_response(_ESCALATION, "Created")},
+        ),
+        "get": _op(
+            "A rotation's escalation strategies",
+            "listEscalations",
+            parameters=[_ROTATION_ID],
+            responses={200: oa.json_response(oa.array(_ESCALATION), "By delay")},
+        ),
+    },
+    "/v1/rotations/{rotation_id}/escalations/{escalation_id}": {
+        "patch": _op(
+            "Change an escalation strategy",
+            "updateEscalation",
+            parameters=[_ROTATION_ID, _ESCALATION_ID],
+            body=oa.json_body(oa.obj(_ESCALATION_FIELDS, required=[])),
+            responses={200: oa.json_response(_ESCALATION, "Changed")},
+        ),
+        "delete": _op(
+            "Delete an escalation strategy",
+            "deleteEscalation",
+            parameters=[_ROTATION_ID, _ESCALATION_ID],
+            responses={204: oa.NO_CONTENT},
+        ),
+    },
+    "/v1/services/{service_id}/rotation": {
+        "put": _op(
+            "Put a rotation on call for a service (null takes it off)",
+            "mapServiceRotation",
+            parameters=[_SERVICE_ID],
+            body=oa.json_body(oa.obj({"rotation_id": oa.nullable(oa.ID)})),
+            errors={422: "rotation_id is missing or names no rotation of this project"},
+            responses={
+                200: oa.json_response(
+                    oa.obj({"id": oa.ID, "name": oa.STRING, "rotation_id": oa.nullable(oa.ID)}), "Mapped"
+                )
+            },
+        ),
+    },
+    "/v1/services/{service_id}/oncall": {
+        "get": _op(
+            "Who is on call for a service now (null in a gap) and next",
+            "serviceOncall",
+            parameters=[_SERVICE_ID],
+            responses={200: oa.json_response(_ONCALL, "Now and next")},
+        ),
+    },
+}

@@ -6,8 +6,8 @@ Each API module describes its own routes beside its handlers (``PATHS``, built w
 walks the router: a route the document does not describe, or an operation no route serves,
 fails it.
 
-Not the API, so not described: the dashboard's HTML pages (``/``, ``/dashboard…``) and the status
-badges (``/badge…``), excluded here by prefix.
+Not the API, so not described: the dashboard's HTML pages (``/``, ``/dashboard…``, ``GET
+/update-config``) and the status badges (``/badge…``), excluded here by prefix or route.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from heron_common import service
 # Routes that are not the API: the dashboard's pages and the badges (images for READMEs).
 EXCLUDED_PREFIXES = ("/dashboard", "/badge")
 EXCLUDED_PATHS = frozenset({"/"})  # the dashboard's front door (a redirect)
+# A dashboard page at an API path: GET /update-config in a browser redirects to the Heroku page
+# (POST /update-config is the API, described by heroku_api).
+EXCLUDED_ROUTES = frozenset({("GET", "/update-config")})
 DOCUMENT = web.AppKey("openapi_document", dict)
 _DOCUMENT_BYTES = web.AppKey("openapi_bytes", bytes)
 _DOCS_PAGE = web.AppKey("openapi_docs_page", bytes)
@@ -51,12 +54,13 @@ TAGS = [
     {"name": "heartbeats", "description": "Cron-style jobs that ping a URL"},
     {"name": "triggers", "description": "On-call triggers (Heii On-Call's calls)"},
     {"name": "services", "description": "The subsystems triggers belong to"},
+    {"name": "oncall", "description": "People, channels, rotations, shifts, escalations; acknowledge links"},
     {"name": "probes", "description": "HTTP checks run by the prober"},
     {"name": "heroku", "description": "Heroku app monitoring"},
     {"name": "webhooks", "description": "Signed webhooks, alert topics and the delivery log"},
     {"name": "projects", "description": "Projects, API keys, the Slack target"},
     {"name": "admin", "description": "Operators: dead letters"},
-    {"name": "slack", "description": "Slack's slash commands"},
+    {"name": "slack", "description": "Slack's slash commands and the Acknowledge button"},
     {"name": "operations", "description": "Health, readiness, metrics, this document"},
 ]
 
@@ -106,7 +110,7 @@ def api_routes(app: web.Application) -> set[tuple[str, str]]:
         if resource is None or route.method in ("HEAD", "*"):
             continue
         path = resource.canonical
-        if is_api(path):
+        if is_api(path) and (route.method, path) not in EXCLUDED_ROUTES:
             out.add((route.method, path))
     return out
 
