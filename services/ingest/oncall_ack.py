@@ -321,7 +321,7 @@ PATHS: dict[str, dict[str, oa.Schema]] = {
                         },
                         required=["ok"],
                     ),
-                    "Done (another interaction: `{\"ok\": true}` and nothing else)",
+                    'Done (another interaction: `{"ok": true}` and nothing else)',
                 )
             },
         )

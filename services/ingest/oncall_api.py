@@ -922,9 +922,7 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
     "/v1/users/{user_id}": {
-        "get": _op(
-            "One user", "getUser", parameters=[_USER_ID], responses={200: oa.json_response(_USER, "The user")}
-        ),
+        "get": _op("One user", "getUser", parameters=[_USER_ID], responses={200: oa.json_response(_USER, "The user")}),
         "patch": _op(
             "Change a user's name or time zone (the email only in its case)",
             "updateUser",
@@ -996,9 +994,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Change a rotation's name, text or repeat interval (applies to shifts generated from now on)",
             "updateRotation",
             parameters=[_ROTATION_ID],
-            body=oa.json_body(
-                oa.obj({k: v for k, v in _ROTATION_FIELDS.items() if k != "anchor"}, required=[])
-            ),
+            body=oa.json_body(oa.obj({k: v for k, v in _ROTATION_FIELDS.items() if k != "anchor"}, required=[])),
             errors={409: "A rotation of that name exists already"},
             responses={200: oa.json_response(_ROTATION, "Changed")},
         ),

@@ -122,10 +122,15 @@ async def alpha(system: System) -> dict[str, Any]:
     probe = await created(system, "/v1/probes", key, {"url": "http://127.0.0.1:9/alpha", "service": "alpha-service"})
     heroku = await created(system, "/v1/heroku-apps", key, {"app_name": "alpha-app", "slack_channel": "#alpha"})
     user = await created(system, "/v1/users", key, {"email": "alpha@example.com", "name": "alpha"})
-    channel = await created(system, f"/v1/users/{user['id']}/channels", key, {"kind": "email", "target": "alpha@example.com"})
+    channel = await created(
+        system, f"/v1/users/{user['id']}/channels", key, {"kind": "email", "target": "alpha@example.com"}
+    )
     rotation = await created(system, "/v1/rotations", key, {"name": "alpha-rotation", "spec": "alpha@example.com\n"})
     escalation = await created(
-        system, f"/v1/rotations/{rotation['id']}/escalations", key, {"delay": 300, "target": "user", "user_id": user["id"]}
+        system,
+        f"/v1/rotations/{rotation['id']}/escalations",
+        key,
+        {"delay": 300, "target": "user", "user_id": user["id"]},
     )
     status, text = await call(system, "GET", f"/v1/rotations/{rotation['id']}/shifts", key)
     assert status == 200, text
