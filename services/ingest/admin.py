@@ -12,6 +12,7 @@ from aiohttp import web
 from heron_common import deadletter_store
 from heron_common import openapi as oa
 from heron_common.service import AMQP, NAMES, PG, SETTINGS, json_response
+from heron_ingest import params
 from heron_ingest.requests import handles_errors, is_admin, next_link, page_args, path_id
 from heron_ingest.validation import InputError
 
@@ -26,6 +27,9 @@ def _admin(request: web.Request) -> None:
 def _queue(request: web.Request) -> str | None:
     """``?queue=`` as a full queue name, or the short ``detector`` / ``notifier``."""
     raw = request.query.get("queue")
+    problem = params.text_problem(raw) if raw is not None else None
+    if problem is not None:  # a NUL would reach Postgres as a 500
+        raise InputError(422, "invalid_parameter", f"queue {problem}")
     names = request.app[NAMES]
     return {"detector": names.detector_dead, "notifier": names.notifier_dead}.get(raw or "", raw)
 

@@ -103,6 +103,8 @@ CASES: list[tuple[str, str, str, Any, str, int, str, str]] = [
      b'{"since":0,"endpoint_id":99999999999999999999}', "key", 422, "invalid_field", "endpoint_id"),
     ("project name nul (query)", "POST", "/v1/projects?name=a%00", None, "admin", 422, "invalid_field", "name"),
     ("project name nul (body)", "POST", "/v1/projects", b'{"name":"a\\u0000"}', "admin", 422, "invalid_field", "name"),
+    ("dead letters queue nul", "GET", "/v1/admin/dead-letters?queue=a%00", None, "admin", 422, "invalid_parameter",
+     "queue"),
     ("key name nul", "POST", "/v1/projects/{project_id}/keys", b'{"name":"\\u0000"}', "key", 422, "invalid_field",
      "name"),
     ("webhook url nul", "POST", "/v1/webhooks", b'{"url":"http://127.0.0.1/\\u0000"}', "key", 422, "invalid_field",
