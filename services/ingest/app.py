@@ -43,6 +43,7 @@ from heron_ingest import (
     services_api,
     slack_commands,
     track,
+    trigger_calls,
     triggers_api,
     webhooks_api,
 )
@@ -64,6 +65,7 @@ API_MODULES = (
     monitors_api,
     services_api,
     triggers_api,
+    trigger_calls,
     pings,
     heartbeats_api,
     probes_api,

@@ -1,36 +1,27 @@
-"""On-call triggers (Heii On-Call semantics): declare them, and the calls integrations make.
+"""Managing on-call triggers (Heii On-Call semantics): ``POST/GET /v1/triggers``,
+``GET/PATCH/DELETE /v1/triggers/{id}``.
 
-- ``POST/GET /v1/triggers``, ``GET/PATCH/DELETE /v1/triggers/{id}``: management.
-- ``POST /triggers/{id}/alert|acknowledge|resolve|checkin`` (Heii's paths, no ``/v1``; also under
-  ``/v1/triggers/{id}/…``), with ``Authorization: Bearer <key>`` or — discouraged, since URLs end
-  up in logs and histories — ``?token=<key>``. Each publishes an observation to the trigger's shard
-  (with the broker's confirm) and answers ``200 {"status": "ok", …}``; the detector applies them in
-  order, idempotently (alerting twice opens one incident and notifies once). ``alert`` may carry a
-  body — JSON, form-encoded or plain text — kept up to 10,240 bytes (longer is cut and marked).
-- A test key gets the same answers and changes nothing: nothing is published.
+The calls integrations make (``/triggers/{id}/alert|acknowledge|resolve|checkin``) are a hot path
+and live apart, in ``trigger_calls``.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 import asyncpg
-import orjson
 from aiohttp import web
 
 from heron_common import messages
 from heron_common import openapi as oa
-from heron_common.db import JSON_NUL, iso
+from heron_common.db import iso
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
-from heron_ingest.auth import bearer_token, presented_key
-from heron_ingest.commands import applied, delete_monitor, send_command, send_observation, who
+from heron_ingest.commands import applied, delete_monitor, send_command
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
-    is_test,
     json_object,
     owned_monitor,
     path_id,
@@ -223,62 +214,17 @@ async def delete(request: web.Request) -> web.Response:
     return await delete_monitor(request, await own_trigger(request, await caller_project(request)))
 
 
-def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
-    """What an alert's body shows with its incident: the text (cut to 10,240 bytes, marked), its
-    type and, for JSON or a form that arrived whole, the parsed ``data``. Pure."""
-    if not raw.strip():
-        return None
-    # Whatever arrives is shown, never refused: undecodable bytes become U+FFFD, and NUL (which
-    # Postgres cannot store) too.
-    text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    kept = tr.cut_body(text)
-    body: dict[str, Any] = {"body": kept, "content_type": content_type}
-    if kept == text and content_type == "application/json" and JSON_NUL not in raw:
-        try:
-            body["data"] = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    elif kept == text and content_type == "application/x-www-form-urlencoded":
-        fields = parse_qs(text, keep_blank_values=True)
-        body["data"] = {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
-    return body
-
-
-def _action(name: str) -> Any:
-    @handles_errors
-    async def act(request: web.Request) -> web.Response:
-        # Heii's ?token= for integrations that cannot set a header (discouraged: URLs get logged).
-        key = bearer_token(request) or request.query.get("token") or presented_key(request)
-        project_id = await caller_project(request, key=key or None, test_ok=True)
-        row = await own_trigger(request, project_id)
-        config = row["config"] or {}
-        if name == "checkin" and config.get("trigger_kind") != tr.LIVENESS:
-            raise InputError(409, "not_liveness", "only a liveness trigger takes check-ins")
-        body = alert_body(await request.read(), request.content_type) if name == "alert" else None
-        if not is_test(request):
-            payload = {"action": name, "body": body, "by": who(request, key)}
-            await send_observation(request, row["id"], project_id, row["shard"], payload, "the call")
-        return json_response({"status": "ok", "trigger_id": row["id"], "action": name})
-
-    act.__name__ = name
-    return act
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/triggers", create)
     app.router.add_get("/v1/triggers", list_all)
     app.router.add_get("/v1/triggers/{trigger_id}", show)
     app.router.add_patch("/v1/triggers/{trigger_id}", update)
     app.router.add_delete("/v1/triggers/{trigger_id}", delete)
-    for name in tr.ACTIONS:
-        handler = _action(name)
-        app.router.add_post(f"/triggers/{{trigger_id}}/{name}", handler)
-        app.router.add_post(f"/v1/triggers/{{trigger_id}}/{name}", handler)
 
 
 # -- the contract (OpenAPI fragment) -------------------------------------------------------------
 
-_SECONDS = {"type": ["number", "string"], "description": "seconds, or a duration like `5m`"}
+_SECONDS = {"type": "number", "description": "seconds, at least HERON_MIN_INTERVAL"}
 _FIELDS = {
     "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
     "service_id": oa.nullable(oa.ID),
@@ -307,45 +253,6 @@ _TRIGGER = oa.obj(
 )
 _TRIGGER_ID = oa.path_param("trigger_id")
 _QUEUED = {503: "Could not be queued; retry"}
-_ACTION_SUMMARY = {
-    "alert": "Alert: open the trigger's incident (once, however often it is called); the body is kept",
-    "acknowledge": "Acknowledge the trigger's open incident",
-    "resolve": "Resolve the trigger's incident",
-    "checkin": "Check in a liveness trigger (it alerts when check-ins stop for its timeout)",
-}
-
-
-def _action_op(name: str, prefix: str) -> dict[str, Any]:
-    body = None
-    if name == "alert":
-        body = {
-            "required": False,
-            "description": "kept with the incident (10,240 bytes at most; longer is cut and marked)",
-            "content": {
-                "application/json": {"schema": oa.ANY},
-                "application/x-www-form-urlencoded": {"schema": oa.OBJECT},
-                "text/plain": {"schema": oa.STRING},
-            },
-        }
-    op = oa.operation(
-        _ACTION_SUMMARY[name] + ("" if prefix else " (Heii's path)"),
-        tag="triggers",
-        auth="token",
-        operation_id=f"trigger{name.capitalize()}{'V1' if prefix else ''}",
-        parameters=[_TRIGGER_ID],
-        errors={409: "Only a liveness trigger takes check-ins", **_QUEUED} if name == "checkin" else _QUEUED,
-        responses={
-            200: oa.json_response(
-                oa.obj({"status": {"const": "ok"}, "trigger_id": oa.ID, "action": {"const": name}}),
-                "Recorded (a test key: answered, nothing changed)",
-            )
-        },
-    )
-    if body is not None:
-        op["requestBody"] = body
-    return op
-
-
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/triggers": {
         "post": oa.operation(
@@ -396,6 +303,3 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
 }
-for _name in tr.ACTIONS:
-    PATHS[f"/triggers/{{trigger_id}}/{_name}"] = {"post": _action_op(_name, "")}
-    PATHS[f"/v1/triggers/{{trigger_id}}/{_name}"] = {"post": _action_op(_name, "/v1")}
