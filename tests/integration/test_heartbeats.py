@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
+import redis.asyncio as redis_asyncio
 
+from heron_common import messages
+from heron_common.monitors import heartbeat as hb
 from heron_common.settings import Settings
+from heron_detector.core import Detector
 from tests.support.fakes import FakeReceiver
 from tests.support.system import System, running_system
 from tests.support.waiting import eventually
@@ -209,6 +214,14 @@ async def test_start_fail_and_exit_codes(settings: Settings) -> None:
         _, resolved = await call(system, "GET", "/v1/incidents", key)
         assert len(resolved) == 3  # fail, exit 3, the hung run
 
+        # The first 10 KiB of a body is kept with the ping; the rest is dropped, the ping accepted.
+        async with system.http.post(url, data=b"y" * 20_000) as r:
+            assert r.status == 200
+        n += 1
+        await state_after(system, key, beat, n, "up")
+        _, [kept, *_] = await call(system, "GET", f"/v1/heartbeats/{beat['id']}/pings", key)
+        assert kept["body"] == "y" * 10 * 1024
+
         for bad in ("/abc", "/256", "/-1"):
             async with system.http.post(url + bad) as r:
                 assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
@@ -282,3 +295,64 @@ async def test_bad_input_is_422_naming_the_field(settings: Settings, body: dict[
         status, error = await call(system, "POST", "/v1/heartbeats", key, body)
         assert status == 422, error
         assert field in error["error"]["message"], error
+
+
+async def test_interval_5_min_grace_2_min_opens_the_incident_at_t_plus_7_min_and_not_before_frozen_time(
+    pg: asyncpg.Pool, redis: redis_asyncio.Redis, settings: Settings, project: tuple[int, str]
+) -> None:
+    """The reference document's example through the real detector and Postgres, on explicit
+    (frozen) times: a ping at T, late at T+5 min, the incident at T+7 min and not a moment before
+    (New → Up → Late → Down → Up), with the alerts for each step in the outbox."""
+    project_id, _ = project
+    config = hb.Config(grace=120.0, interval=300.0)
+    monitor_id = await pg.fetchval(
+        "INSERT INTO monitors (project_id, kind, name, service, environment, shard, state, config, ping_token)"
+        " VALUES ($1, 'heartbeat', 'Daily DB backup', '', '', 0, 'new', $2, 'frozen-token') RETURNING id",
+        project_id,
+        config.to_dict(),
+    )
+    detector = Detector(pg, redis, None, settings)
+    t = 1_800_000_000.0
+
+    async def at(now: float, message: dict[str, Any]) -> None:
+        handled = await detector.handle_many(0, [messages.encode(message)], now)
+        assert not handled.poison
+
+    async def ping(now: float) -> None:
+        payload = {"kind": hb.SUCCESS, "exit_code": None, "rid": None, "body": "", "user_agent": "curl/8"}
+        await at(now, messages.observation_message(monitor_id, project_id, now, payload))
+
+    async def state() -> str:
+        return await pg.fetchval("SELECT state FROM monitors WHERE id = $1", monitor_id)
+
+    async def outbox() -> list[str]:
+        return [r["routing_key"] for r in await pg.fetch("SELECT routing_key FROM outbox ORDER BY id")]
+
+    await at(t + 3600, messages.tick_message(0, t + 3600))  # new: nothing is expected before a ping
+    assert await state() == "new"
+    await ping(t)
+    assert await state() == "up"
+    for now in (t + 60, t + 299.999):
+        await at(now, messages.tick_message(0, now))
+    assert await state() == "up" and await outbox() == []
+    await at(t + 300, messages.tick_message(0, t + 300))
+    assert await state() == "late" and await outbox() == ["heartbeat.late"]
+    await at(t + 419.999, messages.tick_message(0, t + 419.999))
+    assert await state() == "late" and await pg.fetchval("SELECT count(*) FROM incidents") == 0
+    await at(t + 420, messages.tick_message(0, t + 420))
+    assert await state() == "down"
+    incident = await pg.fetchrow("SELECT * FROM incidents WHERE monitor_id = $1", monitor_id)
+    assert incident["opened_at"].timestamp() == t + 420 and incident["kind"] == "heartbeat"
+    assert await outbox() == ["heartbeat.late", "incident.opened.heartbeat", "heartbeat.down"]
+
+    await ping(t + 500)
+    assert await state() == "up"
+    assert (await pg.fetchrow("SELECT resolved_at FROM incidents WHERE id = $1", incident["id"]))["resolved_at"]
+    assert (await outbox())[3:] == ["incident.resolved.heartbeat", "heartbeat.up"]
+    flips = await pg.fetch("SELECT from_state, to_state FROM flips WHERE monitor_id = $1 ORDER BY id", monitor_id)
+    assert [(f["from_state"], f["to_state"]) for f in flips] == [
+        ("new", "up"),
+        ("up", "late"),
+        ("late", "down"),
+        ("down", "up"),
+    ]

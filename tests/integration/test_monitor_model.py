@@ -114,6 +114,55 @@ async def test_a_paused_monitor_never_alerts_and_is_judged_again_once_resumed(se
         assert incident["monitor_id"] == monitor["id"]
 
 
+async def test_paused_heartbeats_and_triggers_never_alert_and_are_judged_again_once_resumed(
+    settings: Settings,
+) -> None:
+    async with running_system(settings) as system:
+        _, key = await system.create_project("pause-declared")
+        status, beat = await call(
+            system, "POST", "/v1/heartbeats", key, {"name": "backup", "interval": 0.3, "grace": 0.3}
+        )
+        assert status == 201, beat
+        status, service = await call(system, "POST", "/v1/services", key, {"name": "API"})
+        assert status == 201, service
+        status, trigger = await call(system, "POST", "/v1/triggers", key, {"name": "cron", "service_id": service["id"]})
+        assert status == 201, trigger
+        for monitor_id in (beat["id"], trigger["monitor_id"]):
+            status, paused = await call(system, "POST", f"/v1/monitors/{monitor_id}/pause", key)
+            assert status == 200 and paused["state"] == "paused" and paused["deadline"] is None, paused
+
+        # While paused, a failing run and an alert are taken (and the ping recorded) but open nothing,
+        # and a liveness timeout set meanwhile does not run.
+        async with system.http.post(beat["ping_url"] + "/fail") as r:
+            assert r.status == 200
+        assert (await call(system, "POST", f"/triggers/{trigger['id']}/alert", key))[0] == 200
+        status, changed = await call(
+            system, "PATCH", f"/v1/triggers/{trigger['id']}", key, {"kind": "liveness", "timeout": 0.3}
+        )
+        assert status == 200 and changed["state"] == "paused" and changed["deadline"] is None, changed
+        await eventually(
+            lambda: call(system, "GET", f"/v1/heartbeats/{beat['id']}/pings", key), lambda r: len(r[1]) == 1
+        )
+        await _ticked_past(system, time.time() + 2.0)  # far past the timeout and interval + grace
+        assert (await call(system, "GET", "/v1/incidents", key))[1] == []
+        for path in (f"/v1/heartbeats/{beat['id']}", f"/v1/triggers/{trigger['id']}"):
+            assert (await call(system, "GET", path, key))[1]["state"] == "paused"
+
+        # Resumed, each is judged again: the trigger's timer restarts and runs out, the heartbeat
+        # waits for its next ping and then misses its deadline.
+        status, resumed = await call(system, "POST", f"/v1/monitors/{trigger['monitor_id']}/resume", key)
+        assert status == 200 and resumed["state"] == "resolved", resumed
+        status, resumed = await call(system, "POST", f"/v1/monitors/{beat['id']}/resume", key)
+        assert status == 200 and resumed["state"] == "new", resumed
+        async with system.http.post(beat["ping_url"]) as r:
+            assert r.status == 200
+        _, opened = await eventually(
+            lambda: call(system, "GET", "/v1/incidents/active", key),
+            lambda r: sorted(i["kind"] for i in r[1]) == ["heartbeat", "trigger"],
+        )
+        assert {i["monitor_id"] for i in opened} == {beat["id"], trigger["monitor_id"]}
+
+
 async def test_overrides_fix_the_deadline_and_bad_ones_are_refused(settings: Settings) -> None:
     async with running_system(settings) as system:
         _, key = await system.create_project("overrides")

@@ -441,7 +441,15 @@ async def test_webhook_endpoints_api(system: System, receiver: FakeReceiver) -> 
     status, topics = await call(system, "GET", "/v1/topics", key)
     names = {t["topic"] for t in topics}
     assert {"incident.opened", "incident.acknowledged", "incident.resolved", "notice.endpoint_disabled"} <= names
+    # Issue #8's per-kind topics, each with an example a subscriber can read.
+    per_kind = {"heartbeat.late", "heartbeat.down", "heartbeat.up"}
+    per_kind |= {"trigger.alerting", "trigger.acknowledged", "trigger.resolved"}
+    assert per_kind <= names
     assert all("example" in t for t in topics)
+    examples = {t["topic"]: t["example"] for t in topics}
+    assert all(examples[f"incident.{step}"]["data"]["incident"]["kind"] for step in ("opened", "resolved"))
+    assert examples["trigger.alerting"]["data"]["incident"]["kind"] == "trigger"
+    assert examples["heartbeat.down"]["data"]["heartbeat"]["state"] == "down"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from heron_common.monitors import OPEN, PAUSED, RESOLVE, pause, rate
 from heron_common.monitors import event as ev
 from heron_common.monitors.rate import Rate, RateParams
-from heron_common.views import incident_title, incident_view
+from heron_common.views import alert_data, incident_title, incident_view
 
 P = RateParams(learning_threshold=3, min_tolerance=1.0)
 
@@ -93,6 +93,10 @@ def test_incident_view_keeps_the_event_fields_and_adds_the_kind() -> None:
     assert view["service"] is None and view["environment"] == "production"
     assert view["started_at"] == "2026-11-01T14:22:00Z" and view["kind"] == "event"
     assert view["acknowledged_at"] is None and view["details"] == {}
+    # The seed's response shape is kept (every field it had), and the alerts carry this very view.
+    seed = {"id", "monitor_id", "event_name", "service", "environment", "started_at", "opened_at", "resolved_at"}
+    assert seed | {"duration", "expected_interval"} <= view.keys()
+    assert alert_data(row, 3, "MyApp") == {"incident": view, "project": {"id": 3, "name": "MyApp"}}
 
 
 def test_slack_says_who_acknowledged() -> None:

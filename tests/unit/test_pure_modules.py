@@ -237,6 +237,22 @@ def test_settings_errors_name_the_variable() -> None:
         Settings.from_env({"HERON_ADMIN_TOKEN_FILE": "/nonexistent/token"})
 
 
+def test_one_setting_bounds_interval_grace_and_timeout() -> None:
+    """HERON_MIN_INTERVAL (default 60 s) is the smallest heartbeat interval and grace and liveness
+    timeout accepted; tests and demos set it to seconds."""
+    from heron_common.monitors import heartbeat as hb
+
+    assert Settings.from_env({}).min_interval == 60.0
+    assert Settings.from_env({"HERON_MIN_INTERVAL": "2"}).min_interval == 2.0
+    with pytest.raises(SettingsError, match="HERON_MIN_INTERVAL"):
+        Settings.from_env({"HERON_MIN_INTERVAL": "0"})
+    for body, field in (({"interval": 59, "grace": 60}, "interval"), ({"interval": 60, "grace": 59}, "grace")):
+        with pytest.raises(hb.ConfigError) as caught:
+            hb.parse_config(body, min_interval=Settings.from_env({}).min_interval, now=0.0)
+        assert caught.value.field == field
+    assert hb.parse_config({"interval": 2, "grace": 2}, min_interval=2.0, now=0.0).interval == 2.0
+
+
 def test_secret_files_and_masking(tmp_path) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\n")
