@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,3 +99,23 @@ def test_the_walk_sees_a_cross_service_import(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text("from heron_detector.store import apply\nimport heron_ingest.track as t\n")
     assert {"heron_detector", "heron_ingest"} <= top_packages(source)
+
+
+# SQL that changes monitor state, incidents, flips or the outbox: the detector's alone.
+STATE_WRITES = re.compile(
+    r"UPDATE\s+monitors\s+SET\s+(?!ping_token\s*=\s*\$\d+\s+WHERE)|UPDATE\s+incidents\b|"
+    r"INSERT\s+INTO\s+(incidents|flips|outbox)\b|DELETE\s+FROM\s+(incidents|flips|outbox)\b",
+    re.IGNORECASE,
+)
+
+
+def test_only_the_detector_writes_monitor_state_incidents_and_alerts() -> None:
+    """Other services create a declared monitor's row (nothing else can know of it yet), regenerate
+    a heartbeat's ping token and may remove a row they just created; every change of state after
+    that is a command or observation the detector applies."""
+    for service in ("ingest", "notifier", "prober"):
+        for source in (ROOT / "services" / service).rglob("*.py"):
+            found = STATE_WRITES.search(source.read_text())
+            assert found is None, f"{source.relative_to(ROOT)}: {found.group(0)!r}"
+    assert STATE_WRITES.search("UPDATE monitors SET state = 'down' WHERE id = $1")
+    assert not STATE_WRITES.search("UPDATE monitors SET ping_token = $2 WHERE id = $1")
