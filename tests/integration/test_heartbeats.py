@@ -144,6 +144,9 @@ async def test_late_then_down_opens_an_incident_alerted_once_per_topic_and_a_pin
             assert [i["id"] for i in all_incidents] == [incident["id"]]
             _, down = await call(system, "GET", f"/v1/heartbeats/{beat['id']}", key)
             assert down["state"] == "down" and down["deadline"] is None
+            # A heartbeat's incident resolves with its next ping, not by hand.
+            status, error = await call(system, "POST", f"/v1/incidents/{incident['id']}/resolve", key)
+            assert status == 409 and error["error"]["code"] == "not_resolvable", error
 
             # A longer interval first, so the heartbeat stays up once the ping resolves it.
             status, changed = await call(system, "PATCH", f"/v1/heartbeats/{beat['id']}", key, {"interval": "1h"})
@@ -221,6 +224,20 @@ async def test_start_fail_and_exit_codes(settings: Settings) -> None:
         await state_after(system, key, beat, n, "up")
         _, [kept, *_] = await call(system, "GET", f"/v1/heartbeats/{beat['id']}/pings", key)
         assert kept["body"] == "y" * 10 * 1024
+
+        # Both histories are paginated: newest first, a Link to the next (older) page.
+        auth = {"Authorization": f"Bearer {key}"}
+        for history in ("pings", "flips"):
+            _, whole = await call(system, "GET", f"/v1/heartbeats/{beat['id']}/{history}", key)
+            pages, path = [], f"/v1/heartbeats/{beat['id']}/{history}?limit=2"
+            while path:
+                async with system.http.get(system.ingest.url + path, headers=auth) as r:
+                    assert r.status == 200
+                    pages.append(await r.json())
+                    link = r.headers.get("Link", "")  # '<path?before=…&limit=2>; rel="next"'
+                    path = link[1 : link.index(">")] if link else ""
+            assert all(len(p) <= 2 for p in pages) and len(pages) >= 3, (history, pages)
+            assert [row["id"] for p in pages for row in p] == [row["id"] for row in whole], history
 
         for bad in ("/abc", "/256", "/-1"):
             async with system.http.post(url + bad) as r:
