@@ -16,9 +16,14 @@ from tests.support.waiting import eventually
 TIMEOUT = 15_000  # ms: bounds a broken run, not a timing assertion
 
 
-async def signed_in(browser: Any, world: World, key: str, project_id: int, **context: Any) -> Any:
-    """A fresh browser context signed in through the sign-in link ``make run`` prints."""
+async def signed_in(
+    browser: Any, world: World, key: str, project_id: int, *, init_script: str | None = None, **context: Any
+) -> Any:
+    """A fresh browser context signed in through the sign-in link ``make run`` prints
+    (``init_script`` runs in every page before the page's own scripts)."""
     ctx = await browser.new_context(base_url=world.url, **context)
+    if init_script is not None:
+        await ctx.add_init_script(init_script)
     page = await ctx.new_page()
     page.set_default_timeout(TIMEOUT)
     await page.goto(f"/dashboard/signin#token={key}")
@@ -123,6 +128,45 @@ async def test_a_state_change_arrives_live_without_reloading(browser: Any, world
     assert await page.evaluate("window.__same_page") is True
     assert "Payment gateway errors is alerting" in await page.inner_text("#toast")
     await screenshot(page, "04-overview-live-change")
+    await page.context.close()
+
+
+# The page's half-minute refresh never runs: whatever changes below can only have come live.
+NO_QUIET_REFRESH = "window.setInterval = function () { return 0; };"
+
+
+async def test_changes_that_alert_nobody_arrive_live_too(browser: Any, world: World) -> None:
+    """A heartbeat's first ping, a trigger paused, a monitor created: no alert for any of them,
+    each on the open page within moments (the monitor.changed notices)."""
+    project_id, key = await world.project("Quiet Creek")
+    status, beat = await world.api("POST", "/v1/heartbeats", key, {"name": "Ranch sync", "interval": 3600, "grace": 600})
+    assert status == 201, beat
+    windmill = await trigger(world, key, "Windmill pressure")
+    page = await signed_in(browser, world, key, project_id, init_script=NO_QUIET_REFRESH)
+    await page.wait_for_selector("body[data-live=connected]")
+    beat_row = f'#monitors tr[data-monitor-id="{beat["id"]}"]'
+    windmill_row = f'#monitors tr[data-monitor-id="{windmill["id"]}"]'
+    assert await page.get_attribute(beat_row, "data-state") == "new"
+    assert await page.get_attribute(windmill_row, "data-state") == "up"
+    await page.evaluate("window.__same_page = true")  # gone if the page were reloaded
+
+    # Paused through the API (a command the detector applies).
+    status, body = await world.api("POST", f"/v1/monitors/{windmill['id']}/pause", key)
+    assert status in (200, 202), body
+    await page.wait_for_selector(f'{windmill_row}[data-state="paused"]')
+
+    # The heartbeat's first ping (new -> up).
+    async with world.system.http.get(beat["ping_url"]) as r:
+        assert r.status == 200
+    await page.wait_for_selector(f'{beat_row}[data-state="up"]')
+
+    # A new monitor, created by someone else.
+    created = await trigger(world, key, "Water tower level")
+    await page.wait_for_selector(f'#monitors tr[data-monitor-id="{created["id"]}"][data-state="up"]')
+
+    assert await page.evaluate("window.__same_page") is True
+    assert (await page.inner_text("#toast")).strip() == ""  # none of it alerted: no toast, only fresh rows
+    await screenshot(page, "04b-overview-live-quiet-changes")
     await page.context.close()
 
 
