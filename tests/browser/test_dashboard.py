@@ -139,7 +139,8 @@ async def test_changes_that_alert_nobody_arrive_live_too(browser: Any, world: Wo
     """A heartbeat's first ping, a trigger paused, a monitor created: no alert for any of them,
     each on the open page within moments (the monitor.changed notices)."""
     project_id, key = await world.project("Quiet Creek")
-    status, beat = await world.api("POST", "/v1/heartbeats", key, {"name": "Ranch sync", "interval": 3600, "grace": 600})
+    sync = {"name": "Ranch sync", "interval": 3600, "grace": 600}
+    status, beat = await world.api("POST", "/v1/heartbeats", key, sync)
     assert status == 201, beat
     windmill = await trigger(world, key, "Windmill pressure")
     page = await signed_in(browser, world, key, project_id, init_script=NO_QUIET_REFRESH)
