@@ -405,3 +405,63 @@ async def test_accessibility_basics(browser: Any, world: World) -> None:
     await screenshot(signin, "21-signin")
     await signin.context.close()
     await page.context.close()
+
+
+async def test_the_oncall_page(browser: Any, world: World) -> None:
+    """Who is on call now and next for each service, the rotation text refused with the parser's
+    own message beside the field (what was typed kept), then saved; the upcoming shifts."""
+    project_id, key = await world.project("Night Watch")
+    for email in ("alice@example.com", "bob@example.com"):
+        status, body = await world.api("POST", "/v1/users", key, {"email": email, "name": email[:5]})
+        assert status == 201, body
+    spec = "alice@example.com, until Mon 9:00am PT\nbob@example.com, until Mon 9:00am PT\n"
+    status, rotation = await world.api("POST", "/v1/rotations", key, {"name": "Platform", "spec": spec})
+    assert status == 201, rotation
+    status, service = await world.api("POST", "/v1/services", key, {"name": "Checkout"})
+    assert status == 201, service
+    status, body = await world.api(
+        "PUT", f"/v1/services/{service['id']}/rotation", key, {"rotation_id": rotation["id"]}
+    )
+    assert status == 200, body
+    _, oncall = await world.api("GET", f"/v1/services/{service['id']}/oncall", key)
+    _, shifts = await world.api("GET", f"/v1/rotations/{rotation['id']}/shifts", key)
+
+    page = await signed_in(browser, world, key, project_id)
+    await page.click('nav a:text("On-call")')
+    await page.wait_for_url(f"**/dashboard/p/{project_id}/oncall")
+    row = page.locator('tr[data-service="Checkout"]')
+    assert (await row.locator("td").nth(1).inner_text()).strip() == "Platform"
+    assert oncall["now"]["email"] in await row.locator(".oncall-now").inner_text()
+    assert oncall["next"]["email"] in await row.locator("td").nth(3).inner_text()
+    section = page.locator(f'section[data-rotation-id="{rotation["id"]}"]')
+    upcoming = await section.locator("tbody tr").all_inner_texts()
+    assert upcoming and upcoming[0].startswith(oncall["now"]["email"])
+    # The API's upcoming shifts, in the same order.
+    assert [s["email"] for s in shifts[: len(upcoming)]] == [u.split("\t")[0] for u in upcoming]
+    assert await page.input_value(f"#spec-{rotation['id']}") == spec
+    assert await page.evaluate(UNLABELLED) == []
+    await screenshot(page, "39-oncall")
+
+    # A line the parser refuses: 422, its message next to the field, the text kept as typed.
+    bad = "alice@example.com, until Mon 9:00am PT\ncarol@example.com until Tue\n"
+    await page.fill(f"#spec-{rotation['id']}", bad)
+    async with page.expect_navigation() as navigation:
+        await section.locator('button[type="submit"]').click()
+    assert (await navigation.value).status == 422
+    _, api_error = await world.api("PATCH", f"/v1/rotations/{rotation['id']}", key, {"spec": bad})
+    error = page.locator(f"#e-spec-{rotation['id']}")
+    assert (await error.inner_text()).strip() == api_error["error"]["message"]
+    assert "line 2" in api_error["error"]["message"]
+    assert await page.get_attribute(f"#spec-{rotation['id']}", "aria-invalid") == "true"
+    assert await page.input_value(f"#spec-{rotation['id']}") == bad
+    await screenshot(page, "40-oncall-invalid")
+    assert (await world.api("GET", f"/v1/rotations/{rotation['id']}", key))[1]["spec"] == spec
+
+    # A valid text is saved, as the API would save it.
+    good = "bob@example.com, until Mon 9:00am PT\nalice@example.com, until Mon 9:00am PT\n"
+    await page.fill(f"#spec-{rotation['id']}", good)
+    await page.locator(f'section[data-rotation-id="{rotation["id"]}"] button[type="submit"]').click()
+    await page.wait_for_selector("p.notice")
+    assert "Rotation saved" in await page.inner_text("p.notice")
+    assert (await world.api("GET", f"/v1/rotations/{rotation['id']}", key))[1]["spec"] == good
+    await page.context.close()
