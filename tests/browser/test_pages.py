@@ -246,4 +246,5 @@ async def test_create_a_probe_with_an_invalid_then_a_valid_value(browser: Any, r
     assert await page.input_value("#f-interval") == "60"
     assert await page.input_value("#f-body_contains") == "all good"
     await accessible(page, "probe-edit")
+    await screenshot(page, "42-probe-edit")
     await page.context.close()
