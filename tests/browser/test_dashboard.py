@@ -94,6 +94,11 @@ async def test_sign_in_and_see_every_monitor_in_its_state(browser: Any, world: W
         assert await row.get_attribute("data-state") == state
         label = (await row.locator(".badge").inner_text()).strip()
         assert label == {"acknowledged": "Acknowledged"}.get(state, state.capitalize())
+    # Last seen, the expected interval and a sparkline of the recent event rate, per monitor.
+    stream = page.locator(f'#monitors tr[data-monitor-id="{ids["up"]}"] td')
+    assert await stream.nth(4).locator("time").count() == 1
+    assert (await stream.nth(5).inner_text()).strip() not in ("", "—")
+    assert "1 event in the last 24 hours" == await stream.nth(6).locator("svg.spark").get_attribute("aria-label")
     # Open incidents come first, above the monitors.
     assert await page.locator("#open-incidents tr[data-incident-id]").count() == 2
     await screenshot(page, "01-overview")
