@@ -7,6 +7,10 @@ Topology (``P`` is ``HERON_AMQP_PREFIX``):
   events are processed in order; a standby takes over when the owner's channel closes.
 - ``P.alerts``  topic exchange (``incident.opened.event`` …) → quorum queue ``P.notifier.alerts``
   shared by competing notifiers.
+- ``P.changes`` topic exchange (``project.<id>``) of ``monitor.changed`` notices: which monitors of a
+  project changed (a flip, a ping, a probe result, a command, a new monitor), for live views only.
+  Transient and best-effort: no queue of its own; a view that misses one catches up on its next
+  refresh, so losing one loses nothing.
 - ``P.dlx``     topic exchange for poison messages: after ``x-delivery-limit`` redeliveries a
   message lands in ``P.detector.dead`` or ``P.notifier.dead`` to be inspected, never dropped.
 
@@ -15,6 +19,7 @@ Every declaration is idempotent, so each service declares what it uses at start-
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +42,14 @@ class Names:
     @property
     def alerts_exchange(self) -> str:
         return f"{self.prefix}.alerts"
+
+    @property
+    def changes_exchange(self) -> str:
+        return f"{self.prefix}.changes"
+
+    @staticmethod
+    def changes_key(project_id: int) -> str:
+        return f"project.{project_id}"
 
     @property
     def dlx(self) -> str:
@@ -114,6 +127,33 @@ async def declare_alerts(channel: AbstractChannel, names: Names) -> AbstractExch
     return await channel.declare_exchange(names.alerts_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
+async def declare_changes(channel: AbstractChannel, names: Names) -> AbstractExchange:
+    return await channel.declare_exchange(names.changes_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def publish_changes(
+    exchange: AbstractExchange, names: Names, changed: Iterable[tuple[int, int]], now: float
+) -> None:
+    """Tell live views which monitors changed: one ``monitor.changed`` notice per project of the
+    ``(project_id, monitor_id)`` pairs, transient and not mandatory (nobody may be watching)."""
+    by_project: dict[int, set[int]] = {}
+    for project_id, monitor_id in changed:
+        by_project.setdefault(project_id, set()).add(monitor_id)
+    for project_id, monitor_ids in by_project.items():
+        message = messages.change_message(project_id, sorted(monitor_ids), now)
+        await exchange.publish(
+            aio_pika.Message(
+                messages.encode(message),
+                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                content_type="application/json",
+                message_id=message["id"],
+                type=message["type"],
+            ),
+            routing_key=names.changes_key(project_id),
+            mandatory=False,  # no dashboard open is the usual case, not an error
+        )
+
+
 async def declare_notifier_queue(channel: AbstractChannel, names: Names) -> AbstractQueue:
     await declare_dead_letters(channel, names)
     exchange = await declare_alerts(channel, names)
@@ -155,7 +195,7 @@ async def delete_topology(url: str, names: Names, shards: int) -> None:
                 await channel.queue_delete(queue_name)
             except aio_pika.exceptions.AMQPError:
                 pass
-        for exchange_name in (names.ingest_exchange, names.alerts_exchange, names.dlx):
+        for exchange_name in (names.ingest_exchange, names.alerts_exchange, names.changes_exchange, names.dlx):
             channel = await connection.channel()
             try:
                 await channel.exchange_delete(exchange_name)

@@ -179,3 +179,17 @@ def expand_observations(message: dict[str, Any]) -> list[dict[str, Any]]:
 def alert_message(alert_type: str, alert_id: str, now: float, data: dict[str, Any]) -> dict[str, Any]:
     """``alert_type`` is a topic such as ``incident.opened``; ``data`` is what receivers see."""
     return {"type": alert_type, "v": SCHEMA_VERSION, "id": alert_id, "at": now, "data": data}
+
+
+CHANGED = "monitor.changed"  # detector/ingest -> live views (P.changes): these monitors changed
+
+
+def change_message(project_id: int, monitor_ids: list[int], now: float) -> dict[str, Any]:
+    """A ``monitor.changed`` notice: ``monitor_ids`` of ``project_id`` changed at ``now``."""
+    return {
+        "type": CHANGED,
+        "v": SCHEMA_VERSION,
+        "id": str(uuid.uuid4()),
+        "at": now,
+        "data": {"project": {"id": project_id}, "monitor_ids": monitor_ids},
+    }

@@ -116,10 +116,14 @@ async def _detector_ctx(app: web.Application) -> AsyncIterator[None]:
     await bus.declare_notifier_queue(channel, names)
     await channel.close()
     alerts = Publisher(app[LINK], partial(bus.declare_alerts, names=names))
+    changes = Publisher(app[LINK], partial(bus.declare_changes, names=names))
     # A Publisher offers the exchange's ``publish`` and re-opens its channel after an outage.
-    app[DETECTOR] = Detector(app[PG], app[REDIS], cast(AbstractExchange, alerts), settings)
+    app[DETECTOR] = Detector(
+        app[PG], app[REDIS], cast(AbstractExchange, alerts), settings, changes=cast(AbstractExchange, changes)
+    )
     yield
     await alerts.close()
+    await changes.close()
 
 
 async def _declare_shard(channel: AbstractChannel, *, names: bus.Names, shard: int) -> AbstractQueue:

@@ -5,6 +5,7 @@ The service loops in ``app.py`` call these; tests call them directly with a cont
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ POISON_ROWS = Counter(
 )
 
 SCAN_BATCH = 500
+CHANGES_TIMEOUT = 2.0  # seconds a change notice may hold the shard up (the broker is slow or away)
 
 
 @dataclass
@@ -91,10 +93,12 @@ class Detector:
         redis: redis_asyncio.Redis,
         alerts: AbstractExchange | None,
         settings: Settings,
+        changes: AbstractExchange | None = None,
     ) -> None:
         self.pool = pool
         self.index = DeadlineIndex(redis, settings.redis_prefix)
         self.alerts = alerts
+        self.changes = changes  # live views' monitor.changed notices (bus.publish_changes)
         self.params = rate_params(settings)
         self.settings = settings
         self.names = bus.Names(settings.amqp_prefix)
@@ -228,14 +232,27 @@ class Detector:
             await self._observe(shard, run[middle:], now, handled)
             return
         deadlines = {int(m["monitor_id"]): o.deadline for m, o in outcomes if o is not None}
-        await self._after_commit(shard, deadlines, [i for _, o in outcomes if o is not None for i in o.outbox_ids])
+        # Every applied observation changed its monitor (a ping's last seen, a probe's result).
+        changed = {(int(m["project_id"]), int(m["monitor_id"])) for m, o in outcomes if o is not None}
+        await self._after_commit(
+            shard, deadlines, [i for _, o in outcomes if o is not None for i in o.outbox_ids], changed, now
+        )
 
-    async def _after_commit(self, shard: int, deadlines: dict[int, float | None], outbox_ids: list[int]) -> None:
-        """Index the new deadlines and publish the alerts of a committed change.
+    async def _after_commit(
+        self,
+        shard: int,
+        deadlines: dict[int, float | None],
+        outbox_ids: list[int],
+        changed: set[tuple[int, int]] | None = None,
+        now: float = 0.0,
+    ) -> None:
+        """Index the new deadlines, publish the alerts of a committed change and tell live views
+        which monitors (``(project_id, monitor_id)``) changed.
 
         Committed already: retrying the messages would only find them processed, so nothing here
         may raise. A deadline the index missed is restored by rebuilding the shard's index from
-        Postgres before its next scan; an unsent alert by the outbox relay.
+        Postgres before its next scan; an unsent alert by the outbox relay; a lost change notice
+        by the live view's next refresh.
         """
         try:
             await self.index.update(shard, deadlines)
@@ -246,12 +263,28 @@ class Detector:
             await self.publish_outbox(outbox_ids)
         except Exception as exc:
             log.warning("alerts not published yet; the outbox relay will", shard=shard, error=str(exc))
+        await self.announce(changed, now)
+
+    async def announce(self, changed: set[tuple[int, int]] | None, now: float) -> None:
+        """Publish ``monitor.changed`` notices for live views (best effort: never raises, and
+        never holds the shard up for long while the broker is slow)."""
+        if self.changes is None or not changed:
+            return
+        try:
+            async with asyncio.timeout(CHANGES_TIMEOUT):
+                await bus.publish_changes(self.changes, self.names, changed, now)
+        except Exception as exc:
+            log.info("change notices not published; live views catch up on their next refresh", error=str(exc))
 
     async def command(self, shard: int, message: dict, now: float) -> None:
         """Apply a change asked for through the API (``commands.py``), in queue order."""
         async with self.pool.acquire() as conn:
             done = await commands.apply(conn, message, now, self.params, self.context(conn, message.get("by")))
-        await self._after_commit(shard, done.deadlines, done.outbox_ids)
+        # A command that did something (a deadline set or removed, an alert) changed its monitor.
+        changed = None
+        if done.deadlines or done.outbox_ids:
+            changed = {(int(message["project_id"]), int(message["monitor_id"]))}
+        await self._after_commit(shard, done.deadlines, done.outbox_ids, changed, now)
 
     async def tick(self, shard: int, at: float) -> int:
         """The shard's watermark reached ``at``: open everything overdue by then."""
@@ -304,7 +337,7 @@ class Detector:
             log.warning("event rows Postgres cannot store dead-lettered", rows=rows, shard=shard)
         if applied.dropped:
             log.warning("events for unknown projects dropped", count=applied.dropped, shard=shard)
-        await self._after_commit(shard, applied.deadlines, applied.outbox_ids)
+        await self._after_commit(shard, applied.deadlines, applied.outbox_ids, applied.changed, now)
 
     async def scan(self, shard: int, now: float) -> tuple[bool, int]:
         """Open incidents for what is overdue on ``shard`` at ``now``. Returns (found work, opened)."""
@@ -314,11 +347,13 @@ class Detector:
         due = await self.index.due(shard, now, SCAN_BATCH, lambda s: store.due_from_postgres(self.pool, s))
         if not due:
             return False, 0
+        changed: set[tuple[int, int]] = set()
         async with self.pool.acquire() as conn:
-            outbox_ids, corrections, opened = await store.open_overdue(conn, due, now, self.params)
+            outbox_ids, corrections, opened = await store.open_overdue(conn, due, now, self.params, changed)
         await self.index.update(shard, corrections)
         OPENED.inc(opened)
         await self.publish_outbox(outbox_ids)
+        await self.announce(changed, now)
         return True, opened
 
     async def publish_outbox(self, ids: list[int] | None = None) -> int:

@@ -38,6 +38,8 @@ class Applied:
     dropped: int = 0  # events of projects that no longer exist
     rejected: list[str] = field(default_factory=list)  # messages whose refused rows were dead-lettered now
     repeated_events: int = 0  # events whose idempotency key was seen before, skipped
+    # (project id, monitor id) of the streams that flipped or were created: for live views
+    changed: set[tuple[int, int]] = field(default_factory=set)
 
 
 def _stream_key(e: TrackedEvent) -> StreamKey:
@@ -130,6 +132,8 @@ async def apply_events_messages(
                 col.append(value)
             for flip in flips:
                 await _record_flip(conn, row, flip, now, applied)
+            if flips or row["event_count"] == 0:  # a new state, or a stream seen for the first time
+                applied.changed.add((row["project_id"], row["id"]))
         applied.dropped = sum(len(v) for v in streams.values())
 
         if event_records:
@@ -202,15 +206,21 @@ async def _record_flip(
 
 
 async def open_overdue(
-    conn: asyncpg.Connection, monitor_ids: list[int], now: float, params: RateParams
+    conn: asyncpg.Connection,
+    monitor_ids: list[int],
+    now: float,
+    params: RateParams,
+    changed: set[tuple[int, int]] | None = None,
 ) -> tuple[list[int], dict[int, float | None], int]:
     """Open an incident for every monitor in ``monitor_ids`` that is still overdue at ``now``
     (a declared kind decides through its ``due``).
 
     Returns the outbox rows written, for every id that was not opened its true deadline (None if
     it no longer has one) so the caller can correct the deadline index, and how many incidents
-    were opened.
+    were opened. ``changed`` collects ``(project id, monitor id)`` of the monitors whose state
+    (or deadline) this changed, for live views.
     """
+    changed = changed if changed is not None else set()
     outbox_ids: list[int] = []
     corrections: dict[int, float | None] = {}
     async with conn.transaction():
@@ -237,6 +247,9 @@ async def open_overdue(
                 outcome = await kinds.of(row).due(conn, row, now, ctx)
                 corrections[row["id"]] = outcome.deadline
                 outbox_ids.extend(outcome.outbox_ids)
+                # A kind that did something moved the deadline (a heartbeat up -> late -> down).
+                if outcome.outbox_ids or outcome.deadline != to_ts(row["deadline"]):
+                    changed.add((row["project_id"], row["id"]))
                 continue
             monitor = _load(row, params)
             flip = machine.check_silence(monitor, now, params)
@@ -269,6 +282,7 @@ async def open_overdue(
             if status != "UPDATE 1":
                 continue
             corrections[row["id"]] = None
+            changed.add((row["project_id"], row["id"]))
             outbox_ids.extend(
                 await incidents.record_flip(conn, row, flip, now, expected_interval=monitor.expected_interval(params))
             )

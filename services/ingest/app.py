@@ -48,7 +48,7 @@ from heron_ingest import (
     webhooks_api,
 )
 from heron_ingest.auth import KeyAuthenticator
-from heron_ingest.context import ADDRESS_LIMIT, AUTH, KEY_LIMIT, PUBLISHER, REVOCATIONS, SECRETS
+from heron_ingest.context import ADDRESS_LIMIT, AUTH, CHANGES, KEY_LIMIT, PUBLISHER, REVOCATIONS, SECRETS
 from heron_ingest.publisher import GroupPublisher
 from heron_ingest.ratelimit import Limiter, client_address, retry_after
 from heron_ingest.revocations import RevocationListener
@@ -160,6 +160,7 @@ async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     exchange = await bus.declare_ingest(channel, app[NAMES])
     publisher = GroupPublisher(exchange, settings.shards, app[CLOCK])
     app[PUBLISHER] = publisher
+    app[CHANGES] = await bus.declare_changes(channel, app[NAMES])
     yield
     await publisher.drain()
     await channel.close()

@@ -14,15 +14,19 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from heron_common import messages
+from heron_common import bus, messages
 from heron_common.keys import key_hint
-from heron_common.service import CLOCK, PG, json_response
+from heron_common.logging import get_logger
+from heron_common.service import CLOCK, NAMES, PG, json_response
 from heron_ingest.auth import presented_key
-from heron_ingest.context import PUBLISHER
+from heron_ingest.context import CHANGES, PUBLISHER
 from heron_ingest.validation import InputError
 
 # How long a handler waits for the detector to apply its command before answering 202.
 APPLY_WAIT = 2.0
+# How long creating a monitor may wait to tell open dashboards about it (best effort).
+ANNOUNCE_WAIT = 1.0
+log = get_logger("ingest")
 # Who acts, when it is not the key on the request (the dashboard sets it from its session).
 ACTOR = web.RequestKey("actor", str)
 
@@ -63,6 +67,19 @@ async def send_observation(
     """What happened to a declared monitor (a ping, a trigger call), for the detector to apply."""
     message = messages.observation_message(monitor_id, project_id, request.app[CLOCK].now(), payload)
     await _publish(request, shard, message, what)
+
+
+async def announce_new(request: web.Request, row: asyncpg.Record) -> None:
+    """Tell the project's open dashboards a monitor was created (a ``monitor.changed`` notice; the
+    detector sends the others). Best effort: a lost notice shows on their next refresh."""
+    if CHANGES not in request.app:
+        return
+    try:
+        async with asyncio.timeout(ANNOUNCE_WAIT):
+            now = request.app[CLOCK].now()
+            await bus.publish_changes(request.app[CHANGES], request.app[NAMES], [(row["project_id"], row["id"])], now)
+    except Exception as exc:
+        log.info("change notice not published", error=str(exc) or type(exc).__name__)
 
 
 async def applied(check: Callable[[], Awaitable[Any]]) -> Any:

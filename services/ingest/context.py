@@ -1,5 +1,6 @@
 """Typed keys for what the ingest app holds."""
 
+from aio_pika.abc import AbstractExchange
 from aiohttp import web
 
 from heron_common.secretbox import SecretBox
@@ -10,6 +11,8 @@ from heron_ingest.revocations import RevocationListener
 
 AUTH = web.AppKey("auth", KeyAuthenticator)
 PUBLISHER = web.AppKey("publisher", GroupPublisher)
+# Live views' monitor.changed notices (heron_common.bus.publish_changes): ingest sends one per new monitor.
+CHANGES = web.AppKey("changes", AbstractExchange)
 REVOCATIONS = web.AppKey("revocations", RevocationListener)
 # Rate limits per API key and per client address (see ratelimit.py).
 KEY_LIMIT = web.AppKey("key_limit", Limiter)

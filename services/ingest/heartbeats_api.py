@@ -20,7 +20,7 @@ from heron_common.messages import stream_shard
 from heron_common.monitors import heartbeat as hb
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
-from heron_ingest.commands import delete_monitor, monitor_after, send_command
+from heron_ingest.commands import announce_new, delete_monitor, monitor_after, send_command
 from heron_ingest.pings import TOKENS
 from heron_ingest.requests import (
     caller_project,
@@ -108,6 +108,7 @@ async def create_heartbeat(request: web.Request, project_id: int, body: dict[str
         config.to_dict(),
         new_token(),
     )
+    await announce_new(request, row)
     return row
 
 

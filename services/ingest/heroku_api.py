@@ -28,7 +28,7 @@ from heron_common.service import CLOCK, PG, SETTINGS, STOPPING, json_response, s
 from heron_common.settings import Settings
 from heron_ingest import params
 from heron_ingest.auth import presented_key
-from heron_ingest.commands import delete_monitor, monitor_after, send_command
+from heron_ingest.commands import announce_new, delete_monitor, monitor_after, send_command
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -124,6 +124,7 @@ async def _create(request: web.Request, project_id: int, config: hk.Config) -> A
     row = await insert(request.app[PG], request.app[SETTINGS], project_id, config)
     if row is None:
         raise _already(config.app_name)
+    await announce_new(request, row)
     return Applied(row, created=True)
 
 

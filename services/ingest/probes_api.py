@@ -22,7 +22,7 @@ from heron_common.messages import stream_shard
 from heron_common.monitors import probe as pr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
-from heron_ingest.commands import delete_monitor, monitor_after, send_command
+from heron_ingest.commands import announce_new, delete_monitor, monitor_after, send_command
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -146,6 +146,7 @@ async def create_probe(request: web.Request, project_id: int, body: dict[str, An
             row["id"],
             to_dt(request.app[CLOCK].now()),
         )
+    await announce_new(request, row)
     return row
 
 

@@ -18,7 +18,7 @@ from heron_common.db import iso
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
-from heron_ingest.commands import applied, delete_monitor, send_command
+from heron_ingest.commands import announce_new, applied, delete_monitor, send_command
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -141,6 +141,7 @@ async def create_trigger(request: web.Request, project_id: int, body: dict[str, 
         except InputError:
             await pool.execute("DELETE FROM monitors WHERE id = $1", row["id"])
             raise
+    await announce_new(request, row)
     return row
 
 

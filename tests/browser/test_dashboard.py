@@ -16,9 +16,14 @@ from tests.support.waiting import eventually
 TIMEOUT = 15_000  # ms: bounds a broken run, not a timing assertion
 
 
-async def signed_in(browser: Any, world: World, key: str, project_id: int, **context: Any) -> Any:
-    """A fresh browser context signed in through the sign-in link ``make run`` prints."""
+async def signed_in(
+    browser: Any, world: World, key: str, project_id: int, *, init_script: str | None = None, **context: Any
+) -> Any:
+    """A fresh browser context signed in through the sign-in link ``make run`` prints
+    (``init_script`` runs in every page before the page's own scripts)."""
     ctx = await browser.new_context(base_url=world.url, **context)
+    if init_script is not None:
+        await ctx.add_init_script(init_script)
     page = await ctx.new_page()
     page.set_default_timeout(TIMEOUT)
     await page.goto(f"/dashboard/signin#token={key}")
@@ -89,6 +94,11 @@ async def test_sign_in_and_see_every_monitor_in_its_state(browser: Any, world: W
         assert await row.get_attribute("data-state") == state
         label = (await row.locator(".badge").inner_text()).strip()
         assert label == {"acknowledged": "Acknowledged"}.get(state, state.capitalize())
+    # Last seen, the expected interval and a sparkline of the recent event rate, per monitor.
+    stream = page.locator(f'#monitors tr[data-monitor-id="{ids["up"]}"] td')
+    assert await stream.nth(4).locator("time").count() == 1
+    assert (await stream.nth(5).inner_text()).strip() not in ("", "—")
+    assert "1 event in the last 24 hours" == await stream.nth(6).locator("svg.spark").get_attribute("aria-label")
     # Open incidents come first, above the monitors.
     assert await page.locator("#open-incidents tr[data-incident-id]").count() == 2
     await screenshot(page, "01-overview")
@@ -123,6 +133,46 @@ async def test_a_state_change_arrives_live_without_reloading(browser: Any, world
     assert await page.evaluate("window.__same_page") is True
     assert "Payment gateway errors is alerting" in await page.inner_text("#toast")
     await screenshot(page, "04-overview-live-change")
+    await page.context.close()
+
+
+# The page's half-minute refresh never runs: whatever changes below can only have come live.
+NO_QUIET_REFRESH = "window.setInterval = function () { return 0; };"
+
+
+async def test_changes_that_alert_nobody_arrive_live_too(browser: Any, world: World) -> None:
+    """A heartbeat's first ping, a trigger paused, a monitor created: no alert for any of them,
+    each on the open page within moments (the monitor.changed notices)."""
+    project_id, key = await world.project("Quiet Creek")
+    sync = {"name": "Ranch sync", "interval": 3600, "grace": 600}
+    status, beat = await world.api("POST", "/v1/heartbeats", key, sync)
+    assert status == 201, beat
+    windmill = await trigger(world, key, "Windmill pressure")
+    page = await signed_in(browser, world, key, project_id, init_script=NO_QUIET_REFRESH)
+    await page.wait_for_selector("body[data-live=connected]")
+    beat_row = f'#monitors tr[data-monitor-id="{beat["id"]}"]'
+    windmill_row = f'#monitors tr[data-monitor-id="{windmill["id"]}"]'
+    assert await page.get_attribute(beat_row, "data-state") == "new"
+    assert await page.get_attribute(windmill_row, "data-state") == "up"
+    await page.evaluate("window.__same_page = true")  # gone if the page were reloaded
+
+    # Paused through the API (a command the detector applies).
+    status, body = await world.api("POST", f"/v1/monitors/{windmill['id']}/pause", key)
+    assert status in (200, 202), body
+    await page.wait_for_selector(f'{windmill_row}[data-state="paused"]')
+
+    # The heartbeat's first ping (new -> up).
+    async with world.system.http.get(beat["ping_url"]) as r:
+        assert r.status == 200
+    await page.wait_for_selector(f'{beat_row}[data-state="up"]')
+
+    # A new monitor, created by someone else.
+    created = await trigger(world, key, "Water tower level")
+    await page.wait_for_selector(f'#monitors tr[data-monitor-id="{created["id"]}"][data-state="up"]')
+
+    assert await page.evaluate("window.__same_page") is True
+    assert (await page.inner_text("#toast")).strip() == ""  # none of it alerted: no toast, only fresh rows
+    await screenshot(page, "04b-overview-live-quiet-changes")
     await page.context.close()
 
 
@@ -333,8 +383,7 @@ async def test_accessibility_basics(browser: Any, world: World) -> None:
         for badge in await page.evaluate(BADGE_COLOURS):
             ratio = contrast_ratio(badge["color"], badge["background"])
             assert ratio >= MIN_CONTRAST, (name, badge, ratio)
-        if name in ("triggers", "monitor-heartbeat"):
-            await screenshot(page, f"{n}-{name}")
+        await screenshot(page, f"{n}-{name}")
     await page.goto(f"{base}/")
     shown = {b["text"] for b in await page.evaluate(BADGE_COLOURS)}
     assert {"New", "Up", "Late", "Down", "Acknowledged", "Paused"} <= shown
@@ -359,4 +408,122 @@ async def test_accessibility_basics(browser: Any, world: World) -> None:
     assert await signin.evaluate(UNLABELLED) == []
     await screenshot(signin, "21-signin")
     await signin.context.close()
+    await page.context.close()
+
+
+async def test_the_oncall_page(browser: Any, world: World) -> None:
+    """Who is on call now and next for each service, the rotation text refused with the parser's
+    own message beside the field (what was typed kept), then saved; the upcoming shifts."""
+    project_id, key = await world.project("Night Watch")
+    for email in ("alice@example.com", "bob@example.com"):
+        status, body = await world.api("POST", "/v1/users", key, {"email": email, "name": email[:5]})
+        assert status == 201, body
+    spec = "alice@example.com, until Mon 9:00am PT\nbob@example.com, until Mon 9:00am PT\n"
+    status, rotation = await world.api("POST", "/v1/rotations", key, {"name": "Platform", "spec": spec})
+    assert status == 201, rotation
+    status, service = await world.api("POST", "/v1/services", key, {"name": "Checkout"})
+    assert status == 201, service
+    status, body = await world.api(
+        "PUT", f"/v1/services/{service['id']}/rotation", key, {"rotation_id": rotation["id"]}
+    )
+    assert status == 200, body
+    _, oncall = await world.api("GET", f"/v1/services/{service['id']}/oncall", key)
+    _, shifts = await world.api("GET", f"/v1/rotations/{rotation['id']}/shifts", key)
+
+    page = await signed_in(browser, world, key, project_id)
+    await page.click('nav a:text("On-call")')
+    await page.wait_for_url(f"**/dashboard/p/{project_id}/oncall")
+    row = page.locator('tr[data-service="Checkout"]')
+    assert (await row.locator("td").nth(1).inner_text()).strip() == "Platform"
+    assert oncall["now"]["email"] in await row.locator(".oncall-now").inner_text()
+    assert oncall["next"]["email"] in await row.locator("td").nth(3).inner_text()
+    section = page.locator(f'section[data-rotation-id="{rotation["id"]}"]')
+    upcoming = await section.locator("tbody tr").all_inner_texts()
+    assert upcoming and upcoming[0].startswith(oncall["now"]["email"])
+    # The API's upcoming shifts, in the same order.
+    assert [s["email"] for s in shifts[: len(upcoming)]] == [u.split("\t")[0] for u in upcoming]
+    assert await page.input_value(f"#spec-{rotation['id']}") == spec
+    assert await page.evaluate(UNLABELLED) == []
+    await screenshot(page, "39-oncall")
+
+    # A line the parser refuses: 422, its message next to the field, the text kept as typed.
+    bad = "alice@example.com, until Mon 9:00am PT\ncarol@example.com until Tue\n"
+    await page.fill(f"#spec-{rotation['id']}", bad)
+    async with page.expect_navigation() as navigation:
+        await section.locator('button[type="submit"]').click()
+    assert (await navigation.value).status == 422
+    _, api_error = await world.api("PATCH", f"/v1/rotations/{rotation['id']}", key, {"spec": bad})
+    error = page.locator(f"#e-spec-{rotation['id']}")
+    assert (await error.inner_text()).strip() == api_error["error"]["message"]
+    assert "line 2" in api_error["error"]["message"]
+    assert await page.get_attribute(f"#spec-{rotation['id']}", "aria-invalid") == "true"
+    assert await page.input_value(f"#spec-{rotation['id']}") == bad
+    await screenshot(page, "40-oncall-invalid")
+    assert (await world.api("GET", f"/v1/rotations/{rotation['id']}", key))[1]["spec"] == spec
+
+    # A valid text is saved, as the API would save it.
+    good = "bob@example.com, until Mon 9:00am PT\nalice@example.com, until Mon 9:00am PT\n"
+    await page.fill(f"#spec-{rotation['id']}", good)
+    await page.locator(f'section[data-rotation-id="{rotation["id"]}"] button[type="submit"]').click()
+    await page.wait_for_selector("p.notice")
+    assert "Rotation saved" in await page.inner_text("p.notice")
+    assert (await world.api("GET", f"/v1/rotations/{rotation['id']}", key))[1]["spec"] == good
+    await page.context.close()
+
+
+async def test_triggers_created_then_incidents_filtered_and_resolved(browser: Any, world: World) -> None:
+    """A service and a trigger made from the Triggers page (a bad timeout refused beside its
+    field), its incident found with the kind and service filters and resolved with its button."""
+    project_id, key = await world.project("Cattle Drive")
+    page = await signed_in(browser, world, key, project_id)
+    await page.click('nav a:text("Triggers")')
+    await page.fill("#s-name", "Billing")
+    await page.click('#service-form button[type="submit"]')
+    await page.wait_for_selector("p.notice")
+
+    await page.fill("#f-name", "Invoice export stalled")
+    await page.select_option("#f-service_id", label="Billing")
+    await page.select_option("#f-kind", "liveness")
+    await page.fill("#f-timeout", "soon")
+    await page.click('#trigger-form button[type="submit"]')
+    assert (await page.inner_text("#e-timeout")).strip()
+    assert await page.get_attribute("#f-timeout", "aria-invalid") == "true"
+    assert await page.input_value("#f-name") == "Invoice export stalled"
+    assert (await world.api("GET", "/v1/triggers", key))[1] == []
+    assert await page.evaluate(UNLABELLED) == []
+    await screenshot(page, "43-trigger-invalid")
+
+    await page.select_option("#f-kind", "manual")
+    await page.fill("#f-timeout", "")
+    await page.click('#trigger-form button[type="submit"]')
+    await page.wait_for_selector("p.notice")
+    _, [made] = await world.api("GET", "/v1/triggers", key)
+    assert (made["name"], made["service"]) == ("Invoice export stalled", "Billing")
+    # Another trigger's incident, in no service: the filters leave it out.
+    other = await trigger(world, key, "Branding iron cold")
+    await call(world, key, other["id"], "alert")
+    await call(world, key, made["id"], "alert")
+    await monitor_state(world, key, made["id"], "alerting")
+    await monitor_state(world, key, other["id"], "alerting")
+
+    await page.click('nav a:text("Incidents")')
+    await page.select_option("#f-kind", "trigger")
+    await page.select_option("#f-service", "Billing")
+    await page.click('form.filters button[type="submit"]')
+    await page.wait_for_url("**/incidents?**service=Billing**")
+    rows = page.locator("#incident-list tr[data-incident-id]")
+    assert await rows.count() == 1
+    assert "Invoice export stalled" in await rows.first.inner_text()
+    await page.click('#incident-list button[aria-label="Resolve: Invoice export stalled is alerting"]')
+    await page.wait_for_selector("p.notice")
+    incidents = (await world.api("GET", "/v1/incidents", key))[1]
+    resolved = next(i for i in incidents if i["monitor_id"] == made["id"])
+    assert resolved["resolved_at"] is not None and resolved["resolved_by"].startswith("dashboard")
+    assert next(i for i in incidents if i["monitor_id"] == other["id"])["resolved_at"] is None
+    await page.select_option("#f-status", "resolved")
+    await page.click('form.filters button[type="submit"]')
+    await page.wait_for_url("**/incidents?status=resolved**")
+    row = page.locator(f'#incident-list tr[data-incident-id="{resolved["id"]}"]')
+    assert "resolved by dashboard" in await row.inner_text()
+    await screenshot(page, "41-incidents-filtered-resolved")
     await page.context.close()

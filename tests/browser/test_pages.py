@@ -143,6 +143,13 @@ async def test_the_heroku_form_with_invalid_then_valid_values(browser: Any, ranc
     assert await card.locator(".status").inner_text() == "ACTIVE"
     assert await card.locator('tr[data-dyno="worker.1"] .badge').inner_text() == "up"
     await screenshot(page, "32-heroku-updated")
+    # Its monitor page shows the latest check too (no history is kept: the latest one).
+    await card.locator(f'a[href$="/monitors/{created["id"]}"]').click()
+    check = page.locator("#heroku-check")
+    assert await check.locator('tr[data-dyno="worker.1"] .badge').inner_text() == "up"
+    assert "every 1 minute" in await check.inner_text()
+    await accessible(page, "monitor-heroku")
+    await screenshot(page, "38-monitor-heroku")
     await page.context.close()
 
     # An app Heroku does not know: the page says why, INACTIVE, and the state is Error.
@@ -211,9 +218,11 @@ async def test_create_a_probe_with_an_invalid_then_a_valid_value(browser: Any, r
     await accessible(page, "probes")
     await screenshot(page, "34-probes")
 
-    # Its monitor page lists its results.
+    # Its monitor page lists its results and charts their response times.
     await row.locator(f'a[href$="/monitors/{probe["id"]}"]').click()
     await page.wait_for_selector('#results tr[data-up="true"]')
+    assert await page.locator("#latency-chart rect.bar").count() >= 1
+    assert "response times" in (await page.text_content("#chart-title") or "").lower()
     await accessible(page, "monitor-probe")
     await screenshot(page, "35-monitor-probe")
 
@@ -237,4 +246,5 @@ async def test_create_a_probe_with_an_invalid_then_a_valid_value(browser: Any, r
     assert await page.input_value("#f-interval") == "60"
     assert await page.input_value("#f-body_contains") == "all good"
     await accessible(page, "probe-edit")
+    await screenshot(page, "42-probe-edit")
     await page.context.close()

@@ -70,8 +70,8 @@ async def events(http: aiohttp.ClientSession, url: str) -> AsyncIterator[aiohttp
         yield r
 
 
-async def next_alert(stream: aiohttp.ClientResponse) -> dict[str, Any]:
-    """The next ``event: alert`` of a server-sent event stream, decoded."""
+async def next_alert(stream: aiohttp.ClientResponse, wanted: str = "alert") -> dict[str, Any]:
+    """The next ``event: alert`` (or ``wanted``) of a server-sent event stream, decoded."""
     import orjson
 
     kind = None
@@ -79,7 +79,7 @@ async def next_alert(stream: aiohttp.ClientResponse) -> dict[str, Any]:
         line = (await stream.content.readline()).decode().rstrip("\n")
         if line.startswith("event: "):
             kind = line[7:]
-        elif line.startswith("data: ") and kind == "alert":
+        elif line.startswith("data: ") and kind == wanted:
             return orjson.loads(line[6:])
 
 
@@ -113,6 +113,29 @@ async def test_the_live_stream_carries_only_its_projects_alerts_and_its_queue_go
         # Signed out (or another project's stream): no stream.
         async with browser() as stranger, stranger.get(f"{system.ingest.url}/dashboard/p/{mine}/events") as r:
             assert r.status == 401 and (await r.json())["error"]["code"] == "signed_out"
+
+
+async def test_the_live_stream_carries_its_projects_quiet_changes(settings: Settings) -> None:
+    """A pause alerts nobody; the detector's monitor.changed notice still reaches the project's
+    stream as a ``change`` event (and another project's pause does not)."""
+    async with running_system(settings, services=("detector",)) as system, browser() as http:
+        mine, my_key = await system.create_project("mine")
+        _, their_key = await system.create_project("theirs")
+        my_trigger = await new_trigger(system, my_key, "Mine, paused")
+        their_trigger = await new_trigger(system, their_key, "Theirs, paused")
+        await sign_in(http, system.ingest.url, my_key)
+        async with events(http, f"{system.ingest.url}/dashboard/p/{mine}/events") as stream:
+            assert stream.status == 200
+            assert await stream.content.readline() == b"retry: 3000\n"
+            # Theirs first: were the stream not filtered, theirs would be the first to arrive.
+            assert (await api(system, "POST", f"/v1/monitors/{their_trigger}/pause", their_key))[0] in (200, 202)
+            assert (await api(system, "POST", f"/v1/monitors/{my_trigger}/pause", my_key))[0] in (200, 202)
+            change = await asyncio.wait_for(next_alert(stream, "change"), 20)
+            assert change == {"topic": "monitor.changed", "monitor_ids": [my_trigger]}
+            # A monitor created through the API is announced by ingest itself.
+            created = await new_trigger(system, my_key, "Mine, new")
+            change = await asyncio.wait_for(next_alert(stream, "change"), 20)
+            assert change == {"topic": "monitor.changed", "monitor_ids": [created]}
 
 
 async def _async(value: Any) -> Any:

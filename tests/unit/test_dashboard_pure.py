@@ -429,3 +429,16 @@ def test_probe_timings_are_shown_by_phase() -> None:
 def test_heroku_forms_become_the_update_config_body() -> None:
     form = {"app_name": " my-app ", "slack_channel": "#ops", "check_interval": "", "monitor_id": "9", "csrf_token": "x"}
     assert heroku.body_of(form) == {"app_name": "my-app", "slack_channel": "#ops", "monitor_id": "9"}
+
+
+def test_a_live_stream_forwards_only_its_projects_change_notices() -> None:
+    from heron_common import messages
+    from heron_ingest.dashboard.live import _change
+
+    notice = messages.decode(messages.encode(messages.change_message(7, [3, 5], 1.0)))
+    assert _change(notice, 7) == {"topic": "monitor.changed", "monitor_ids": [3, 5]}
+    assert _change(notice, 8) is None  # another project's
+    assert _change({"type": "incident.opened", "data": {"project": {"id": 7}}}, 7) is None  # an alert
+    malformed = {"type": "monitor.changed", "data": {"project": {"id": 7}, "monitor_ids": ["x", 4, True]}}
+    assert _change(malformed, 7) == {"topic": "monitor.changed", "monitor_ids": [4]}
+    assert _change({"type": "monitor.changed", "data": []}, 7) is None

@@ -3,7 +3,12 @@ monitor go down, get acknowledged or recover within a moment, without reloading.
 
 Each stream binds its own exclusive, auto-delete queue to the alerts exchange (``#``: every
 ``incident.*``, ``heartbeat.*``, ``trigger.*`` and ``notice.*`` alert the detector and notifier
-publish) and forwards the alerts of its project (``views.alert_summary``). The queue is deleted
+publish) and forwards the alerts of its project (``views.alert_summary``) as ``alert`` events. The
+same queue is bound to the changes exchange with its project's key (``project.<id>``): the
+``monitor.changed`` notices the detector publishes after every committed state change (a flip, a
+ping, a probe result, a command) and ingest after creating a monitor, forwarded as ``change``
+events, so a page shows a heartbeat going late or a monitor being paused as soon as it happens,
+not only the changes that alert someone. The queue is deleted
 when the browser goes away (noticed within a second) and, failing that, with the connection;
 it lives on the ingest's own broker connection, so nothing here touches the publishing path.
 Streams end when the process shuts down (browsers reconnect by themselves).
@@ -56,16 +61,23 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, project_id: int) -> web.StreamResponse:
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX)
+    inbox: asyncio.Queue[tuple[bytes, dict[str, Any]]] = asyncio.Queue(maxsize=INBOX)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         try:
-            found = alert_summary(messages.decode(message.body))
+            decoded = messages.decode(message.body)
         except messages.MessageError:
             return
-        if found is not None and found[0] == project_id:
-            with contextlib.suppress(asyncio.QueueFull):
-                inbox.put_nowait(found[1])
+        change = _change(decoded, project_id)
+        if change is not None:
+            entry = (b"change", change)
+        else:
+            found = alert_summary(decoded)
+            if found is None or found[0] != project_id:
+                return
+            entry = (b"alert", found[1])
+        with contextlib.suppress(asyncio.QueueFull):
+            inbox.put_nowait(entry)
 
     names = request.app[NAMES]
     config = request.app[DASHBOARD]
@@ -77,6 +89,8 @@ async def _stream(request: web.Request, project_id: int) -> web.StreamResponse:
             exchange = await bus.declare_alerts(channel, names)
             queue = await channel.declare_queue(queue_name, exclusive=True, auto_delete=True)
             await queue.bind(exchange, "#")
+            changes = await bus.declare_changes(channel, names)
+            await queue.bind(changes, names.changes_key(project_id))
             consumer_tag = await queue.consume(on_message, no_ack=True)
     except Exception as exc:
         log.warning("live stream not started", error=str(exc) or type(exc).__name__)
@@ -107,7 +121,22 @@ async def _stream(request: web.Request, project_id: int) -> web.StreamResponse:
     return response
 
 
-async def _forward(request: web.Request, response: web.StreamResponse, inbox: asyncio.Queue[dict[str, Any]]) -> None:
+def _change(message: Any, project_id: int) -> dict[str, Any] | None:
+    """What a ``change`` event says of a ``monitor.changed`` notice of ``project_id``, else None."""
+    if not isinstance(message, dict) or message.get("type") != messages.CHANGED:
+        return None
+    data = message.get("data")
+    project = data.get("project") if isinstance(data, dict) else None
+    if not isinstance(project, dict) or project.get("id") != project_id:
+        return None
+    ids = data.get("monitor_ids") if isinstance(data, dict) else None
+    monitor_ids = [i for i in ids if type(i) is int] if isinstance(ids, list) else []
+    return {"topic": messages.CHANGED, "monitor_ids": monitor_ids}
+
+
+async def _forward(
+    request: web.Request, response: web.StreamResponse, inbox: asyncio.Queue[tuple[bytes, dict[str, Any]]]
+) -> None:
     loop = asyncio.get_running_loop()
     stopping = request.app[STOPPING]
     last_write = loop.time()
@@ -117,13 +146,13 @@ async def _forward(request: web.Request, response: web.StreamResponse, inbox: as
             return
         try:
             async with asyncio.timeout(CHECK):
-                item = await inbox.get()
+                event, item = await inbox.get()
         except TimeoutError:
             if loop.time() - last_write >= KEEPALIVE:
                 await response.write(b": keepalive\n\n")
                 last_write = loop.time()
             continue
-        await response.write(b"event: alert\ndata: " + orjson.dumps(item) + b"\n\n")
+        await response.write(b"event: " + event + b"\ndata: " + orjson.dumps(item) + b"\n\n")
         last_write = loop.time()
 
 

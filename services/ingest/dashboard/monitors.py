@@ -1,6 +1,7 @@
 """The overview (every monitor of the project, open incidents on top) and a monitor's detail page
-(its learned cadence, recent intervals against the deadline, flips, incidents, pings), with pause
-and resume, which go to the detector as the API's commands do."""
+(its learned cadence, recent intervals against the deadline, flips, incidents, pings; a probe's
+results and response times; a Heroku app's latest check), with pause and resume, which go to the
+detector as the API's commands do."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from heron_common.monitors import rate as rate_model
 from heron_common.monitors import trigger as tr
 from heron_common.service import CLOCK, PG, SETTINGS
 from heron_common.views import DISPLAY_STATES, display_state, human_seconds, monitor_view, worst_state
-from heron_ingest import heartbeats_api, heroku_api, monitors_api, params, probes_api, read, triggers_api
-from heron_ingest.dashboard import probes, queries
+from heron_ingest import heartbeats_api, monitors_api, params, probes_api, read, triggers_api
+from heron_ingest.dashboard import heroku, probes, queries
 from heron_ingest.dashboard.badges import service_badge_urls
 from heron_ingest.dashboard.core import DASHBOARD, back, form_of, page, render, scope, viewer, writable
 from heron_ingest.dashboard.incidents import shown
@@ -141,6 +142,13 @@ async def _chart(request: web.Request, row: asyncpg.Record, view: dict[str, Any]
     elif row["kind"] == hb.KIND:
         times = await queries.finished_ping_times(pool, row["id"], CHART_POINTS + 1)
         expected, tolerance = config.get("interval"), config.get("grace")
+    elif row["kind"] == pr.KIND:
+        # Response times (oldest first) against the probe's latency limit, if it has one.
+        results = await probes_api.history(pool, "probe_results", row["id"], before=None, limit=CHART_POINTS)
+        totals = [(r["timings"] or {}).get("total") for r in reversed(results)]
+        seconds = [float(t) for t in totals if isinstance(t, int | float) and not isinstance(t, bool)]
+        limit = config.get("max_latency")
+        return charts.interval_chart(seconds, limit, 0.0 if limit is not None else None) if seconds else None
     else:
         return None
     gaps = charts.gaps(times)
@@ -169,7 +177,8 @@ async def monitor(request: web.Request) -> web.StreamResponse:
             for r in await probes_api.history(pool, "probe_results", row["id"], before=None, limit=HISTORY)
         ]
     elif row["kind"] == hk.KIND:
-        kind_view = heroku_api.view(row, request.app[SETTINGS], request.app[CLOCK].now())
+        # Heroku checks keep no history: the latest one (dynos, add-ons, release), as its page shows.
+        kind_view = heroku.card(row, acknowledged, request.app[SETTINGS], request.app[CLOCK].now())
     elif row["kind"] == hb.KIND:
         kind_view = heartbeats_api.view(request, row)
         pings = [

@@ -32,6 +32,14 @@ nav.register(
 )
 
 
+def _timed(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A shift (API view) with its times as timestamps too, for the page's "in 2 d" texts."""
+    if item is None:
+        return None
+    stamps = {f"{k}_ts": datetime.fromisoformat(item[k]).timestamp() for k in ("starts_at", "ends_at") if item.get(k)}
+    return {**item, **stamps}
+
+
 async def _page(
     request: web.Request, project: Any, forms: dict[int, FormState] | None = None, status: int = 200
 ) -> web.Response:
@@ -40,15 +48,26 @@ async def _page(
     services = await pool.fetch("SELECT * FROM services WHERE project_id = $1 ORDER BY name, id", project.id)
     rotations = await pool.fetch("SELECT * FROM rotations WHERE project_id = $1 ORDER BY name, id", project.id)
     names = {r["id"]: r["name"] for r in rotations}
-    service_items = [
-        {"name": s["name"], "rotation": names.get(s["rotation_id"]), **(await oncall_api.oncall_of(pool, s, now))}
-        for s in services
-    ]
+    service_items = []
+    for s in services:
+        oncall = await oncall_api.oncall_of(pool, s, now)
+        # The rotation's name: oncall_of's own "rotation" is an object, not text to show.
+        service_items.append(
+            {
+                "name": s["name"],
+                "rotation": names.get(s["rotation_id"]),
+                "now": _timed(oncall["now"]),
+                "next": _timed(oncall["next"]),
+            }
+        )
     forms = forms or {}
     rotation_items = [
         {
             **(await oncall_api.rotation_view(pool, r)),
-            "shifts": await oncall_api.upcoming_shifts(pool, project.id, r["id"], now, SHIFTS_SHOWN),
+            "shifts": [
+                _timed(shift)
+                for shift in await oncall_api.upcoming_shifts(pool, project.id, r["id"], now, SHIFTS_SHOWN)
+            ],
             "form": forms.get(r["id"], FormState({"spec": r["spec"]}, {})),
         }
         for r in rotations
@@ -80,6 +99,8 @@ async def edit_rotation(request: web.Request) -> web.StreamResponse:
         raise InputError(404, "not_found", "no such rotation")
     row = await owned_row(request.app[PG], "rotations", int(rotation_id), project.id, "rotation")
     spec = form.get("spec") if isinstance(form.get("spec"), str) else ""
+    # Browsers send a textarea's lines ending in CRLF: store the text as the API would have it.
+    spec = spec.replace("\r\n", "\n")
     try:
         await oncall_api.change_rotation(request, row, {"spec": spec})
     except InputError as exc:

@@ -2,9 +2,9 @@
    - a sign-in link (#token=…) fills in the sign-in form and submits it;
    - "Copy" buttons put their text on the clipboard;
    - pages that show live data listen to /dashboard/p/{id}/events (server-sent events) and, when an
-     alert of their project arrives, fetch themselves again and swap in the fresh [data-live-region]s;
-     they also refresh every half minute while visible ("last seen" times, and the changes that
-     publish no alert, such as a stream that finished learning). */
+     alert or a change of a monitor of their project arrives, fetch themselves again and swap in the
+     fresh [data-live-region]s; they also refresh every half minute while visible ("last seen" and
+     "ago" times age without any change, and a change notice lost while the broker was away). */
 (function () {
   "use strict";
 
@@ -114,6 +114,9 @@
       if (alert.text) toast(alert.text);
       refresh();
     });
+    // Any other change of a monitor (a heartbeat going late, a pause, a ping, a probe result, a
+    // new monitor): no toast, just the fresh page.
+    source.addEventListener("change", function () { refresh(); });
   }
 
   signInFromLink();
