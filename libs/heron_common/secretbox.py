@@ -1,4 +1,4 @@
-"""Secrets at rest: webhook signing secrets, encrypted in Postgres.
+"""Secrets at rest: webhook signing secrets and third-party credentials, encrypted in Postgres.
 
 A stored secret is ``enc:v1:`` followed by a Fernet token (AES-128-CBC with HMAC-SHA256, from the
 ``cryptography`` package: authenticated, so a value altered in the database fails to open rather
@@ -25,13 +25,16 @@ PREFIX = "enc:v1:"
 GENERATE = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 # Every stored secret: (table, key column, secret column). Constants of ours, never input.
-# Not yet here: a project's Slack incoming-webhook URL, which the notifier's ledger also uses as a
-# delivery's target identity (deliveries.target); sealing it needs that identity changed first.
 SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("webhook_endpoints", "id", "secret"),
     ("webhook_endpoints", "id", "previous_secret"),
     ("webhook_secrets", "id", "secret"),
     ("user_channels", "id", "secret"),  # on-call webhook channels
+    # A Slack incoming-webhook URL is a credential (whoever has it posts to the channel). A
+    # project's is not a delivery's identity: deliveries.target says "project:<id>" instead.
+    ("projects", "id", "slack_webhook_url"),
+    # On-call channels: a Slack webhook URL, a webhook URL (may carry a token) or an address.
+    ("user_channels", "id", "target"),
 )
 
 

@@ -205,6 +205,8 @@ class Settings:
 
     # Ingest.
     max_body_bytes: int = 1_048_576
+    # The longest request line (so the query string) and header line ingest reads: longer is 400.
+    max_header_bytes: int = 8190
     max_batch_events: int = 1000
     max_metadata_bytes: int = 8192
     key_cache_seconds: float = 10.0
@@ -324,6 +326,7 @@ class Settings:
             notifier_port=_int(env, "HERON_NOTIFIER_PORT", d.notifier_port, maximum=65535),
             prober_port=_int(env, "HERON_PROBER_PORT", d.prober_port, maximum=65535),
             max_body_bytes=_int(env, "HERON_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            max_header_bytes=_int(env, "HERON_MAX_HEADER_BYTES", d.max_header_bytes, minimum=1024),
             max_batch_events=_int(env, "HERON_MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
             max_metadata_bytes=_int(env, "HERON_MAX_METADATA_BYTES", d.max_metadata_bytes, minimum=2),
             key_cache_seconds=_float(env, "HERON_KEY_CACHE_SECONDS", d.key_cache_seconds),

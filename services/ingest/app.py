@@ -188,6 +188,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         settings,
         clock,
         client_max_size=settings.max_body_bytes,
+        # Bounds every header line and the request line, so the query string too (aiohttp answers 400).
+        handler_args={"max_line_size": settings.max_header_bytes, "max_field_size": settings.max_header_bytes},
         middlewares=[json_errors, address_limit, body_deadline],
     )
     use_postgres(app, max_size=20)

@@ -12,7 +12,7 @@ from heron_common.keys import hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
 from heron_common.service import PG, SETTINGS, json_response
 from heron_ingest import params, revocations
-from heron_ingest.context import AUTH
+from heron_ingest.context import AUTH, SECRETS
 from heron_ingest.requests import caller_project, handles_errors, is_admin, json_object, path_id
 from heron_ingest.validation import InputError
 
@@ -136,7 +136,9 @@ async def set_slack(request: web.Request) -> web.Response:
         problem = check_url(url, request.app[SETTINGS].outbound_allow_cidrs)
         if problem:
             raise InputError(422, "invalid_field", f"slack_webhook_url {problem}")
-    await request.app[PG].execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", url, project_id)
+    # Stored sealed (secretbox.py): the URL is a credential; the notifier opens it to send.
+    sealed = request.app[SECRETS].seal(url)
+    await request.app[PG].execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", sealed, project_id)
     return json_response({"project_id": project_id, "slack_webhook_url": url})
 
 

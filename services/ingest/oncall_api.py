@@ -36,6 +36,7 @@ from heron_common.oncall import escalation as esc
 from heron_common.oncall import rotation as rot
 from heron_common.oncall import shifts as sh
 from heron_common.outbound import check_url
+from heron_common.secretbox import SecretBox
 from heron_common.service import CLOCK, PG, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.context import SECRETS
@@ -122,12 +123,12 @@ def repeat_field(body: dict[str, Any], minimum: float) -> float | None:
 # -- views ------------------------------------------------------------------------------------
 
 
-def channel_view(row: Any, *, secret: str | None = None) -> dict[str, Any]:
+def channel_view(row: Any, box: SecretBox, *, secret: str | None = None) -> dict[str, Any]:
     out = {
         "id": row["id"],
         "user_id": row["user_id"],
         "kind": row["kind"],
-        "target": row["target"],
+        "target": box.open(row["target"]),  # stored sealed: a Slack or webhook URL is a credential
         "delay": row["delay"],
         "created_at": iso(row["created_at"]),
     }
@@ -136,13 +137,13 @@ def channel_view(row: Any, *, secret: str | None = None) -> dict[str, Any]:
     return out
 
 
-def user_view(row: Any, channels: list[Any]) -> dict[str, Any]:
+def user_view(row: Any, channels: list[Any], box: SecretBox) -> dict[str, Any]:
     return {
         "id": row["id"],
         "email": row["email"],
         "name": row["name"],
         "time_zone": row["time_zone"],
-        "channels": [channel_view(c) for c in channels],
+        "channels": [channel_view(c, box) for c in channels],
         "created_at": iso(row["created_at"]),
     }
 
@@ -231,7 +232,7 @@ async def create_user(request: web.Request) -> web.Response:
         )
     except asyncpg.UniqueViolationError:
         raise InputError(409, "email_taken", f"a user with the email {email!r} exists already") from None
-    return json_response(user_view(row, []), status=201)
+    return json_response(user_view(row, [], request.app[SECRETS]), status=201)
 
 
 @handles_errors
@@ -243,7 +244,7 @@ async def list_users(request: web.Request) -> web.Response:
     by_user: dict[int, list[Any]] = {}
     for c in channels:
         by_user.setdefault(c["user_id"], []).append(c)
-    return json_response([user_view(r, by_user.get(r["id"], [])) for r in rows])
+    return json_response([user_view(r, by_user.get(r["id"], []), request.app[SECRETS]) for r in rows])
 
 
 async def _own_user(request: web.Request, project_id: int) -> asyncpg.Record:
@@ -254,7 +255,7 @@ async def _own_user(request: web.Request, project_id: int) -> asyncpg.Record:
 async def show_user(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await _own_user(request, project_id)
-    return json_response(user_view(row, await _channels(request.app[PG], row["id"])))
+    return json_response(user_view(row, await _channels(request.app[PG], row["id"]), request.app[SECRETS]))
 
 
 @handles_errors
@@ -278,7 +279,7 @@ async def update_user(request: web.Request) -> web.Response:
         zone,
         email_field(body) if "email" in body else None,  # only its case can change
     )
-    return json_response(user_view(row, await _channels(pool, row["id"])))
+    return json_response(user_view(row, await _channels(pool, row["id"]), request.app[SECRETS]))
 
 
 @handles_errors
@@ -323,18 +324,18 @@ async def create_channel(request: web.Request) -> web.Response:
             user["id"],
             project_id,
             kind,
-            target,
+            request.app[SECRETS].seal(target),
             delay,
             request.app[SECRETS].seal(secret),
         )
-    return json_response(channel_view(row, secret=secret), status=201)
+    return json_response(channel_view(row, request.app[SECRETS], secret=secret), status=201)
 
 
 @handles_errors
 async def list_channels(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     user = await _own_user(request, project_id)
-    return json_response([channel_view(c) for c in await _channels(request.app[PG], user["id"])])
+    return json_response([channel_view(c, request.app[SECRETS]) for c in await _channels(request.app[PG], user["id"])])
 
 
 async def _own_channel(request: web.Request, project_id: int) -> asyncpg.Record:
@@ -363,10 +364,10 @@ async def update_channel(request: web.Request) -> web.Response:
     row = await request.app[PG].fetchrow(
         "UPDATE user_channels SET target = coalesce($2, target), delay = coalesce($3, delay) WHERE id = $1 RETURNING *",
         row["id"],
-        target,
+        request.app[SECRETS].seal(target),
         delay,
     )
-    return json_response(channel_view(row))
+    return json_response(channel_view(row, request.app[SECRETS]))
 
 
 @handles_errors

@@ -31,6 +31,16 @@ SLACK, WEBHOOK = "slack", "webhook"
 SLACK_BOT = "slack_bot"
 
 
+def project_slack(project_id: int) -> str:
+    """The target identity of a project's Slack incoming-webhook URL (``deliveries.target``).
+
+    Not the URL: that is a credential, stored sealed (secretbox.py) in ``projects`` and read, and
+    opened, when the delivery is attempted. An alert is recorded once per project, so this keeps
+    ``(alert_id, target_kind, target)`` unique exactly as the URL did.
+    """
+    return f"project:{project_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
@@ -43,7 +53,7 @@ class Claimed:
     attempts: int
     lease: float
     endpoint_id: int | None = None
-    url: str | None = None  # where to send: the Slack URL or the endpoint's current URL
+    url: str | None = None  # where to send: the project's Slack URL (sealed) or the endpoint's current URL
     format: str = "json"
     secrets: tuple[str, ...] = ()  # newest first
     endpoint_enabled: bool = True
@@ -72,7 +82,8 @@ class Disabled:
 def slack_targets(
     topic: str, data: dict[str, Any], project_slack_url: str | None, slack_bot: bool
 ) -> list[tuple[str, str, int | None]]:
-    """Where Slack hears of an alert (pure).
+    """Where Slack hears of an alert (pure). ``project_slack_url`` is the target standing for the
+    project's Slack URL (:func:`project_slack`), None when the project has none.
 
     The project's Slack URL gets incidents and notices; a kind's own topic (trigger.alerting…)
     repeats the incident.* alert of the same change, so it goes only to endpoints that ask for it.
@@ -108,10 +119,13 @@ async def record_alert(
     topic = message["type"]
     project_id = int(message["data"]["project"]["id"])
     alert_id = uuid.UUID(message["id"])
-    project = await conn.fetchrow("SELECT slack_webhook_url FROM projects WHERE id = $1", project_id)
+    project = await conn.fetchrow(
+        "SELECT slack_webhook_url IS NOT NULL AS slack FROM projects WHERE id = $1", project_id
+    )
     if project is None:
         return 0
-    targets = slack_targets(topic, message["data"], project["slack_webhook_url"], slack_bot)
+    slack = project_slack(project_id) if project["slack"] else None
+    targets = slack_targets(topic, message["data"], slack, slack_bot)
     endpoints = await conn.fetch(
         "SELECT id, topics FROM webhook_endpoints WHERE project_id = $1 AND enabled ORDER BY id", project_id
     )
@@ -162,10 +176,12 @@ async def claim(
         "), claimed AS ("
         "  UPDATE deliveries d SET locked_until = $2 FROM picked WHERE d.id = picked.id"
         "  AND d.status = 'pending' AND (d.locked_until IS NULL OR d.locked_until < $1) RETURNING d.*"
-        ") SELECT c.*, e.url, e.format, e.secret, e.enabled,"
+        ") SELECT c.*, e.url, e.format, e.secret, e.enabled, p.slack_webhook_url AS project_slack,"
         "  ARRAY(SELECT s.secret FROM webhook_secrets s WHERE s.endpoint_id = e.id AND s.expires_at > $1"
         "   ORDER BY s.id DESC) AS previous_secrets"  # every rotated-out secret still in its overlap
-        " FROM claimed c LEFT JOIN webhook_endpoints e ON e.id = c.endpoint_id ORDER BY c.next_attempt_at, c.id",
+        " FROM claimed c LEFT JOIN webhook_endpoints e ON e.id = c.endpoint_id"
+        " LEFT JOIN projects p ON p.id = c.project_id AND c.target_kind = 'slack'"
+        " ORDER BY c.next_attempt_at, c.id",
         to_dt(now),
         to_dt(lease),
         limit,
@@ -181,7 +197,8 @@ async def claim(
             give_back.append(r["id"])
             continue
         taken[target] = taken.get(target, 0) + 1
-        webhook = r["target_kind"] == WEBHOOK
+        kind = r["target_kind"]
+        webhook = kind == WEBHOOK
         claimed.append(
             Claimed(
                 id=r["id"],
@@ -194,7 +211,8 @@ async def claim(
                 attempts=r["attempts"],
                 lease=lease,
                 endpoint_id=r["endpoint_id"],
-                url=r["url"] if webhook else target,
+                # Slack: the project's URL now, still sealed (the worker opens it); None once removed.
+                url=r["url"] if webhook else r["project_slack"] if kind == SLACK else target,
                 format=(r["format"] or "json") if webhook else SLACK_BOT if r["target_kind"] == SLACK_BOT else "slack",
                 secrets=(r["secret"], *r["previous_secrets"]) if webhook and r["secret"] else (),
                 endpoint_enabled=bool(r["enabled"]) if webhook else True,

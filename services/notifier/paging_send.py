@@ -29,7 +29,7 @@ from heron_common.db import to_dt
 from heron_common.logging import get_logger
 from heron_common.oncall import ack
 from heron_common.outbound import ForbiddenTarget, GuardedSession
-from heron_common.secretbox import SecretBox
+from heron_common.secretbox import SecretBox, SecretsKeyError
 from heron_common.settings import Settings
 from heron_common.views import incident_view
 from heron_notifier import paging_render, policy
@@ -311,6 +311,8 @@ class PageSender:
             error, final = str(exc), exc.permanent
         except ForbiddenTarget as exc:
             error, final = str(exc), True
+        except SecretsKeyError as exc:  # a key missing from HERON_SECRETS_KEY: retried, it may come back
+            error = str(exc)
         except (aiohttp.InvalidURL, ValueError) as exc:
             error, final = f"invalid URL: {exc}", True
         except TimeoutError:
@@ -337,11 +339,12 @@ class PageSender:
         self._results.append(Result(claimed, status, next_at, error, attempted_at))
 
     async def _email(self, claimed: Claimed) -> None:
-        assert claimed.target is not None
+        address = self.box.open(claimed.target)  # channel targets are stored sealed (secretbox.py)
+        assert address is not None
         page = claimed.page
         message = mail.build(
             self.settings.smtp_from,
-            claimed.target,
+            address,
             paging_render.subject(page),
             paging_render.email_text(page),
             message_id=page.step_id,
@@ -350,22 +353,23 @@ class PageSender:
 
     async def _http(self, claimed: Claimed, now: float) -> tuple[int | None, dict[str, str], str | None, bool]:
         """POST the page; (status code, headers, error, final)."""
-        assert claimed.target is not None
+        target = self.box.open(claimed.target)  # stored sealed (secretbox.py): a URL may be a credential
+        assert target is not None
         headers = {"Content-Type": "application/json"}
         bot = False
         if claimed.kind == "slack":
-            if claimed.target.startswith(("http://", "https://")):
-                url, body = claimed.target, webhooks.body_bytes(paging_render.slack_message(claimed.page))
+            if target.startswith(("http://", "https://")):
+                url, body = target, webhooks.body_bytes(paging_render.slack_message(claimed.page))
             else:
                 token = self.settings.slack_bot_token
                 if not token:
                     return None, {}, "Slack member ids need SLACK_BOT_TOKEN (a bot token with chat:write)", True
                 url = f"{self.settings.slack_api_url}/chat.postMessage"
-                body = webhooks.body_bytes(paging_render.slack_message(claimed.page, channel=claimed.target))
+                body = webhooks.body_bytes(paging_render.slack_message(claimed.page, channel=target))
                 headers = {"Content-Type": "application/json; charset=utf-8", "Authorization": f"Bearer {token}"}
                 bot = True
         else:
-            url = claimed.target
+            url = target
             body = webhooks.body_bytes(paging_render.webhook_payload(claimed.page))
             secret = self.box.open(claimed.secret)  # stored sealed (secretbox.py)
             if secret:

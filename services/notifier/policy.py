@@ -26,7 +26,9 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if raw.isdigit():
+    # ASCII digits only: str.isdigit() is also true of "²", which float() refuses (a receiver
+    # answering that must not crash the attempt).
+    if raw.isascii() and raw.isdigit():
         return min(float(raw), MAX_RETRY_AFTER)
     try:
         return min(max(0.0, parsedate_to_datetime(raw).timestamp() - now), MAX_RETRY_AFTER)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import time
@@ -171,8 +172,13 @@ class DeliveryWorker:
 
     async def _attempt(self, claimed: Claimed) -> None:
         attempted_at = self.clock.now()
+        if claimed.target_kind == ledger.SLACK:
+            # The project's Slack URL is stored sealed (secretbox.py); opened only here, to send.
+            claimed = dataclasses.replace(claimed, url=self.box.open(claimed.url))
         if not claimed.endpoint_enabled or not claimed.url:
-            decision = policy.Decision("failed", reason="endpoint disabled")
+            slack = claimed.target_kind == ledger.SLACK
+            reason = "the project's Slack URL was removed" if slack else "endpoint disabled"
+            decision = policy.Decision("failed", reason=reason)
             self._results.append(Outcome(claimed, decision, attempted_at, None, 0.0, None, None, sent=False))
             return
         if not await self._paced(claimed):

@@ -80,7 +80,9 @@ _RELEASE = (
 
 def backoff(failures: int, base: float, retry_after: float | None) -> float:
     """How long to leave an app alone after its ``failures``-th 429 in a row (pure)."""
-    wait = min(base * 2 ** max(0, failures - 1), MAX_BACKOFF)
+    # The exponent is capped: past 2**40 every base is over the cap anyway, and an unbounded one
+    # overflows a float after about a thousand 429s in a row (a week of an app that stays refused).
+    wait = min(base * 2 ** min(max(0, failures - 1), 40), MAX_BACKOFF)
     return max(wait, retry_after or 0.0)
 
 

@@ -62,3 +62,22 @@ async def test_each_quota_is_enforced_per_project(settings: Settings) -> None:
         hooks = hooks["data"] if isinstance(hooks, dict) else hooks
         assert (await call(system, "DELETE", f"/v1/webhooks/{hooks[0]['id']}", key))[0] == 204
         assert (await call(system, "POST", "/v1/webhooks", key, {"url": "http://127.0.0.1:9/again"}))[0] == 201
+
+
+async def test_header_lines_and_the_query_string_are_bounded_by_a_setting(settings: Settings) -> None:
+    async with running_system(replace(settings, max_header_bytes=2048), services=()) as system:
+        _, key = await system.create_project()
+
+        async def get(path: str, **extra: str) -> tuple[int, str, str]:
+            headers = {"Authorization": f"Bearer {key}", **extra}
+            async with system.http.get(f"{system.ingest.url}{path}", headers=headers) as r:
+                return r.status, r.content_type, await r.text()
+
+        assert (await get("/v1/services", **{"X-Note": "n" * 1500}))[0] == 200
+        assert (await get("/v1/services?name=" + "q" * 1500))[0] == 200
+        # aiohttp's parser answers these before any middleware runs: plain text, not the error shape.
+        status, _, text = await get("/v1/services", **{"X-Note": "n" * 3000})
+        assert status == 400 and "2048" in text
+        status, _, text = await get("/v1/services?name=" + "q" * 3000)
+        assert status == 400 and "2048" in text
+        assert (await get("/v1/services"))[0] == 200  # the listener still serves
