@@ -55,3 +55,88 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
 
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+# -- the settings the services read, and whether a deployment's environment starts them ---------
+
+# Read by the image's health check or the logging set-up, never by Settings.
+OTHER_VARIABLES = frozenset({"HERON_HEALTHCHECK_SERVICE", "HERON_LOG_COPY"})
+
+
+class _Recording(dict[str, str]):
+    """An environment that records every name looked up in it."""
+
+    def __init__(self, data: dict[str, str], seen: set[str]) -> None:
+        super().__init__(data)
+        self.seen = seen
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.seen.add(str(key))
+        return super().__contains__(key)
+
+    def __getitem__(self, key: str) -> str:
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+
+def variables_read() -> set[str]:
+    """Every environment variable ``Settings.from_env`` looks up (``_FILE`` variants included)."""
+    from heron_common.settings import Settings
+
+    seen: set[str] = set()
+    Settings.from_env(_Recording({}, seen))
+    return seen
+
+
+def variables_to_set() -> set[str]:
+    """Settings that a deployment must set explicitly: every ``*_url`` setting whose default is
+    this machine (Postgres, Redis, RabbitMQ, the public address), and HERON_SHARDS, which must be
+    the same in every service. (Settings a service cannot start without are found by starting it:
+    ``start_services``.)"""
+    from heron_common.settings import Settings
+
+    read = variables_read()
+    names = {"HERON_SHARDS"}
+    for field, default in vars(Settings()).items():
+        if field.endswith("_url") and isinstance(default, str) and ("127.0.0.1" in default or "localhost" in default):
+            name = f"HERON_{field.upper()}"
+            assert name in read, f"Settings.{field}: expected it to be read from {name}"
+            names.add(name)
+    return names
+
+
+def start_service(service: str, env: dict[str, str]) -> Any:
+    """Validate ``env`` as the service does at start and build its app (connections are opened
+    only when it serves, so nothing is contacted). Raises what the process would die of."""
+    import importlib
+
+    from heron_common.settings import Settings
+
+    settings = Settings.from_env(env)
+    if service == "migrate":
+        return settings
+    return importlib.import_module(f"heron_{service}.app").create_app(settings)
+
+
+def drain_bound(service: str, env: dict[str, str]) -> float:
+    """The longest a service can take to stop after SIGTERM (libs/heron_common/service.py): in-flight
+    requests get SHUTDOWN_TIMEOUT, then each background loop LOOP_STOP_TIMEOUT, one after another."""
+    from heron_common.service import LOOP_STOP_TIMEOUT, SHUTDOWN_TIMEOUT
+
+    app = start_service(service, env)
+    loops = sum(1 for ctx in app.cleanup_ctx if getattr(ctx, "__qualname__", "") == "background.<locals>.ctx")
+    return SHUTDOWN_TIMEOUT + loops * LOOP_STOP_TIMEOUT
+
+
+# Closing the pools, the broker link and the consumers after the loops: a margin on top of the bound.
+DRAIN_MARGIN = 10.0
+
+
+def fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
