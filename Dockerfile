@@ -12,7 +12,13 @@
 # Every dependency ships manylinux wheels for CPython 3.11 (amd64 and arm64), so nothing is
 # compiled; if one ever needs to be, add `apt-get install build-essential` to the builder only.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base is pinned to an exact Python patch release and Debian release, so a rebuild gets the
+# same interpreter and OS (tests/unit/test_deploy_image.py keeps it pinned, on the Python minor
+# version the lock files are compiled for). Pinning the digest too (`python:3.11.14-slim-bookworm@sha256:…`)
+# makes it immutable: do that in your build pipeline. It is not written here because no image
+# registry is reachable from where this repository is developed and tested, so a digest could
+# not be looked up or checked. Move to a newer patch release deliberately, for its fixes.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 
@@ -25,19 +31,23 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone, so editing the code does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# Dependencies first, exactly as pinned in requirements/runtime.lock (`make lock` writes it from
+# pyproject.toml; the tests run the same versions), so editing the code does not reinstall them.
+# --no-deps: the lock names every package, direct and indirect, so nothing unpinned can come in;
+# `pip check` then proves the pinned set is complete and consistent.
+COPY requirements/runtime.lock ./requirements/runtime.lock
+RUN pip install --no-deps -r requirements/runtime.lock \
+    && pip check
 
-# Then the project itself (runtime dependencies only: no [dev] extras). A non-editable install,
-# so the packages and the SQL migrations are copied into site-packages.
+# Then the project itself, with --no-deps: its dependencies are the pinned ones above. A
+# non-editable install, so the packages and the SQL migrations are copied into site-packages.
 # If pyproject.toml starts naming other files (a readme, a new package dir), COPY them here.
+COPY pyproject.toml ./
 COPY libs ./libs
 COPY services ./services
 RUN pip install --no-deps . \
     && python -c "from heron_common.db import _migration_files; assert _migration_files(), 'migrations missing from the install'" \
+    && pip check \
     && python -c "from heron_ingest.dashboard import STATIC, TEMPLATES; assert (TEMPLATES / 'base.html').exists() and (STATIC / 'dashboard.css').exists(), 'dashboard templates missing from the install'"
 
 
@@ -63,6 +73,7 @@ USER 10001:10001
 WORKDIR /tmp
 
 # ingest, detector, notifier, prober; each serves /healthz, /readyz and /metrics on its port.
+# Ingest's port also serves the API (/v1/...) and the operators' dashboard (/dashboard; sign in at /dashboard/signin).
 EXPOSE 8080 8081 8082 8083
 
 # Liveness of whichever service this container runs (the script finds its port; see

