@@ -261,7 +261,8 @@ def _with_test_key_refusal(method: str, op: Schema) -> Schema:
     the method is known, so no write can forget to say so."""
     if method in READS or op.get(AUTH_FIELD) not in ("key", "key_or_admin") or "403" in op["responses"]:
         return op
-    responses = {**op["responses"], "403": error_response(403, "A test key changes nothing: this needs a real key")}
+    refusal = error_response(403, "A test key that could not be run without a change (a key sent in the body)")
+    responses = {**op["responses"], "403": refusal}
     return {**op, "responses": dict(sorted(responses.items()))}
 
 

@@ -49,6 +49,7 @@ from heron_ingest import (
 )
 from heron_ingest.auth import KeyAuthenticator
 from heron_ingest.context import ADDRESS_LIMIT, AUTH, CHANGES, KEY_LIMIT, PUBLISHER, REVOCATIONS, SECRETS
+from heron_ingest.dryrun import test_keys_change_nothing
 from heron_ingest.publisher import GroupPublisher
 from heron_ingest.ratelimit import Limiter, client_address, retry_after
 from heron_ingest.revocations import RevocationListener
@@ -190,7 +191,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         client_max_size=settings.max_body_bytes,
         # Bounds every header line and the request line, so the query string too (aiohttp answers 400).
         handler_args={"max_line_size": settings.max_header_bytes, "max_field_size": settings.max_header_bytes},
-        middlewares=[json_errors, address_limit, body_deadline],
+        middlewares=[json_errors, address_limit, body_deadline, test_keys_change_nothing],
     )
     use_postgres(app, max_size=20)
     use_rabbitmq(app, "heron-ingest")

@@ -17,9 +17,10 @@ from aiohttp import web
 from heron_common import bus, messages
 from heron_common.keys import key_hint
 from heron_common.logging import get_logger
-from heron_common.service import CLOCK, NAMES, PG, json_response
+from heron_common.service import CLOCK, NAMES, json_response
 from heron_ingest.auth import presented_key
 from heron_ingest.context import CHANGES, PUBLISHER
+from heron_ingest.dryrun import db, dry_run
 from heron_ingest.validation import InputError
 
 # How long a handler waits for the detector to apply its command before answering 202.
@@ -40,6 +41,8 @@ def who(request: web.Request, key: str | None = None) -> str:
 
 
 async def _publish(request: web.Request, shard: int, message: dict[str, Any], what: str) -> None:
+    if dry_run():
+        return  # a test key's change is never sent (heron_ingest.dryrun)
     try:
         await request.app[PUBLISHER].publish_message(shard, message)
     except Exception:
@@ -72,7 +75,7 @@ async def send_observation(
 async def announce_new(request: web.Request, row: asyncpg.Record) -> None:
     """Tell the project's open dashboards a monitor was created (a ``monitor.changed`` notice; the
     detector sends the others). Best effort: a lost notice shows on their next refresh."""
-    if CHANGES not in request.app:
+    if CHANGES not in request.app or dry_run():
         return
     try:
         async with asyncio.timeout(ANNOUNCE_WAIT):
@@ -89,14 +92,15 @@ async def applied(check: Callable[[], Awaitable[Any]]) -> Any:
     give_up = loop.time() + APPLY_WAIT
     while True:
         result = await check()
-        if result or loop.time() > give_up:
+        # A test key's change was never sent: answer at once as the detector not yet done with it.
+        if result or loop.time() > give_up or dry_run():
             return result or None
         await asyncio.sleep(0.02)
 
 
 async def monitor_after(request: web.Request, monitor_id: int, done: Callable[[asyncpg.Record], bool]) -> Any:
     """The monitor row once ``done(row)`` holds (the detector applied the change), else None."""
-    pool = request.app[PG]
+    pool = db(request)
 
     async def check() -> asyncpg.Record | None:
         row = await pool.fetchrow("SELECT * FROM monitors WHERE id = $1", monitor_id)
@@ -108,7 +112,7 @@ async def monitor_after(request: web.Request, monitor_id: int, done: Callable[[a
 async def delete_monitor(request: web.Request, monitor: asyncpg.Record) -> web.Response:
     """Delete any monitor: ``204`` once the detector removed it, ``202`` if it is still queued."""
     await send_command(request, monitor, "delete")
-    pool = request.app[PG]
+    pool = db(request)
     gone = await applied(
         lambda: pool.fetchval("SELECT NOT EXISTS (SELECT 1 FROM monitors WHERE id = $1)", monitor["id"])
     )

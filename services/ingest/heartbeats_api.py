@@ -18,9 +18,10 @@ from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.messages import stream_shard
 from heron_common.monitors import heartbeat as hb
-from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_common.service import CLOCK, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.commands import announce_new, delete_monitor, monitor_after, send_command
+from heron_ingest.dryrun import db
 from heron_ingest.pings import TOKENS
 from heron_ingest.requests import (
     caller_project,
@@ -94,9 +95,9 @@ async def create_heartbeat(request: web.Request, project_id: int, body: dict[str
     labels = _labels(body, name_required=True)
     config = _config(request, body)
     limit = request.app[SETTINGS].max_heartbeats_per_project
-    await within_quota(request.app[PG], project_id, limit, "heartbeats", "HERON_MAX_HEARTBEATS_PER_PROJECT", hb.KIND)
+    await within_quota(db(request), project_id, limit, "heartbeats", "HERON_MAX_HEARTBEATS_PER_PROJECT", hb.KIND)
     shard = stream_shard(project_id, f"{hb.KIND}:{labels['name']}", None, None, request.app[SETTINGS].shards)
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         "INSERT INTO monitors (project_id, kind, name, service, environment, shard, state, config, ping_token)"
         " VALUES ($1, $2, $3, $4, $5, $6, 'new', $7, $8) RETURNING *",
         project_id,
@@ -118,7 +119,7 @@ async def _own(request: web.Request) -> asyncpg.Record:
 
 async def own_heartbeat(request: web.Request, project_id: int) -> asyncpg.Record:
     """The heartbeat in the path, of ``project_id``; 404 for anything else."""
-    return await owned_monitor(request.app[PG], path_id(request, "heartbeat_id"), project_id, hb.KIND, "heartbeat")
+    return await owned_monitor(db(request), path_id(request, "heartbeat_id"), project_id, hb.KIND, "heartbeat")
 
 
 async def _after(request: web.Request, row: asyncpg.Record, done: Callable[[asyncpg.Record], bool]) -> web.Response:
@@ -148,7 +149,7 @@ async def heartbeat_rows(
 async def listing(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = page_args(request)
-    rows = await heartbeat_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
+    rows = await heartbeat_rows(db(request), project_id, before=before, limit=limit, environment=environment)
     return json_response([view(request, r) for r in rows], headers=next_link(request, rows, limit))
 
 
@@ -218,7 +219,7 @@ async def regenerate_token(request: web.Request) -> web.Response:
     """A new ping URL; the old one stops working (at once here, within the token cache's lifetime
     on other ingest replicas). The token is no monitor state, so it is written here directly."""
     row = await _own(request)
-    changed = await request.app[PG].fetchrow(
+    changed = await db(request).fetchrow(
         "UPDATE monitors SET ping_token = $2 WHERE id = $1 RETURNING *", row["id"], new_token()
     )
     request.app[TOKENS].forget(row["ping_token"])
@@ -267,7 +268,7 @@ async def _history(request: web.Request, table: str, shape: Callable[[Any], dict
     """A heartbeat's pings or flips, newest first, paginated."""
     row = await _own(request)
     limit, before, _ = page_args(request)
-    rows = await history(request.app[PG], table, row["id"], before=before, limit=limit)
+    rows = await history(db(request), table, row["id"], before=before, limit=limit)
     return json_response([shape(r) for r in rows], headers=next_link(request, rows, limit))
 
 

@@ -29,6 +29,7 @@ from heron_common.settings import Settings
 from heron_ingest import params
 from heron_ingest.auth import presented_key
 from heron_ingest.commands import announce_new, delete_monitor, monitor_after, send_command
+from heron_ingest.dryrun import db
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -121,7 +122,7 @@ class Applied:
 
 
 async def _create(request: web.Request, project_id: int, config: hk.Config) -> Applied:
-    row = await insert(request.app[PG], request.app[SETTINGS], project_id, config)
+    row = await insert(db(request), request.app[SETTINGS], project_id, config)
     if row is None:
         raise _already(config.app_name)
     await announce_new(request, row)
@@ -133,7 +134,7 @@ async def _change(request: web.Request, row: asyncpg.Record, config: hk.Config) 
     if dict(row["config"]) == wanted:
         return Applied(row)
     if config.app_name != row["config"].get("app_name"):
-        taken = await request.app[PG].fetchval(
+        taken = await db(request).fetchval(
             "SELECT 1 FROM monitors WHERE project_id = $1 AND kind = $2 AND config ->> 'app_name' = $3 AND id <> $4",
             row["project_id"],
             hk.KIND,
@@ -166,7 +167,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def _own(request: web.Request) -> asyncpg.Record:
     project_id = await caller_project(request)
-    return await owned_monitor(request.app[PG], path_id(request, "heroku_id"), project_id, hk.KIND, "Heroku app")
+    return await owned_monitor(db(request), path_id(request, "heroku_id"), project_id, hk.KIND, "Heroku app")
 
 
 async def heroku_rows(pool: asyncpg.Pool, project_id: int, *, before: int | None, limit: int) -> list[asyncpg.Record]:
@@ -185,7 +186,7 @@ async def heroku_rows(pool: asyncpg.Pool, project_id: int, *, before: int | None
 async def listing(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, _ = page_args(request)
-    rows = await heroku_rows(request.app[PG], project_id, before=before, limit=limit)
+    rows = await heroku_rows(db(request), project_id, before=before, limit=limit)
     settings, now = request.app[SETTINGS], request.app[CLOCK].now()
     return json_response([view(r, settings, now) for r in rows], headers=next_link(request, rows, limit))
 
@@ -285,7 +286,7 @@ async def apply_config(request: web.Request, project_id: int, body: dict[str, An
     session): find the monitor (``monitor_id``, else the project's only one, else a new one),
     check all three fields (InputError naming the first bad one, ``errors`` every one) and apply
     the change through the detector (the prober sees it on its next look and checks at once)."""
-    pool = request.app[PG]
+    pool = db(request)
     raw_id = body.get("monitor_id")
     if raw_id not in (None, ""):
         text = str(raw_id) if type(raw_id) is int else raw_id

@@ -10,9 +10,10 @@ from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.keys import hash_key, key_hint, new_api_key
 from heron_common.outbound import check_url
-from heron_common.service import PG, SETTINGS, json_response
+from heron_common.service import SETTINGS, json_response
 from heron_ingest import params, revocations
 from heron_ingest.context import AUTH, SECRETS
+from heron_ingest.dryrun import db
 from heron_ingest.requests import caller_project, handles_errors, is_admin, json_object, path_id
 from heron_ingest.validation import InputError
 
@@ -34,7 +35,7 @@ async def _project_scope(request: web.Request, body: Any = None) -> int:
     """
     project_id = path_id(request, "project_id")
     if is_admin(request):
-        exists = await request.app[PG].fetchval("SELECT 1 FROM projects WHERE id = $1", project_id)
+        exists = await db(request).fetchval("SELECT 1 FROM projects WHERE id = $1", project_id)
     else:
         exists = await caller_project(request, body) == project_id
     if not exists:
@@ -45,7 +46,7 @@ async def _project_scope(request: web.Request, body: Any = None) -> int:
 async def _create_key(request: web.Request, project_id: int, name: str | None, test: bool = False) -> dict[str, Any]:
     # A test key (Heii's heii_TEST_…) reads like one, so nobody mistakes it for a working key.
     key = TEST_KEY_PREFIX + new_api_key().removeprefix("heron_") if test else new_api_key()
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         "INSERT INTO api_keys (project_id, key_hash, hint, name, test) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         project_id,
         hash_key(key),
@@ -63,7 +64,7 @@ async def create_project(request: web.Request) -> web.Response:
     name = params.text_field(request.query if "name" in request.query else body, "name", max_len=MAX_PROJECT_NAME)
     if name is None or not name.strip():
         raise InputError(422, "missing_field", 'name is required (?name=MyApp or {"name": "MyApp"})')
-    async with request.app[PG].acquire() as conn, conn.transaction():
+    async with db(request).acquire() as conn, conn.transaction():
         project_id = await conn.fetchval("INSERT INTO projects (name) VALUES ($1) RETURNING id", name.strip())
         key = new_api_key()
         await conn.execute(
@@ -78,7 +79,7 @@ async def create_project(request: web.Request) -> web.Response:
 @handles_errors
 async def list_keys(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
-    rows = await request.app[PG].fetch(
+    rows = await db(request).fetch(
         "SELECT id, hint, name, test, created_at, revoked_at FROM api_keys WHERE project_id = $1 ORDER BY id",
         project_id,
     )
@@ -112,7 +113,7 @@ async def add_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     project_id = await _project_scope(request)
     key_id = path_id(request, "key_id")
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND project_id = $2"
         " RETURNING key_hash",
         key_id,
@@ -138,7 +139,7 @@ async def set_slack(request: web.Request) -> web.Response:
             raise InputError(422, "invalid_field", f"slack_webhook_url {problem}")
     # Stored sealed (secretbox.py): the URL is a credential; the notifier opens it to send.
     sealed = request.app[SECRETS].seal(url)
-    await request.app[PG].execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", sealed, project_id)
+    await db(request).execute("UPDATE projects SET slack_webhook_url = $1 WHERE id = $2", sealed, project_id)
     return json_response({"project_id": project_id, "slack_webhook_url": url})
 
 

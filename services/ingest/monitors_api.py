@@ -17,17 +17,18 @@ from aiohttp import web
 from heron_common import openapi as oa
 from heron_common.monitors import RESOLVABLE_BY_HAND
 from heron_common.monitors.event import MAX_SENSITIVITY, MIN_SENSITIVITY
-from heron_common.service import PG, json_response
+from heron_common.service import json_response
 from heron_common.views import INCIDENT_SCHEMA, MONITOR_SCHEMA, incident_view, monitor_view
 from heron_ingest import params
 from heron_ingest.commands import applied, delete_monitor, monitor_after, send_command
+from heron_ingest.dryrun import db
 from heron_ingest.requests import caller_project, handles_errors, json_object, monitor_params, owned_row, path_id
 from heron_ingest.validation import InputError
 
 
 async def own_incident(request: web.Request, project_id: int) -> tuple[asyncpg.Record, asyncpg.Record]:
     """The incident in the path and its monitor, both of ``project_id``; 404 otherwise."""
-    pool = request.app[PG]
+    pool = db(request)
     incident = await owned_row(pool, "incidents", path_id(request, "incident_id"), project_id, "incident")
     monitor = await owned_row(pool, "monitors", incident["monitor_id"], project_id, "monitor")
     return incident, monitor
@@ -53,7 +54,7 @@ async def acknowledge_incident(
         raise InputError(409, "incident_resolved", "the incident is resolved already; nothing to acknowledge")
     if incident["acknowledged_at"] is None:
         await send_command(request, monitor, "acknowledge", {"incident_id": incident["id"]})
-    pool = request.app[PG]
+    pool = db(request)
     return await applied(
         lambda: pool.fetchrow(
             "SELECT * FROM incidents WHERE id = $1 AND (acknowledged_at IS NOT NULL OR resolved_at IS NOT NULL)",
@@ -80,7 +81,7 @@ async def resolve_incident(
         )
     if incident["resolved_at"] is None:
         await send_command(request, monitor, "resolve", {"incident_id": incident["id"]})
-    pool = request.app[PG]
+    pool = db(request)
     return await applied(
         lambda: pool.fetchrow("SELECT * FROM incidents WHERE id = $1 AND resolved_at IS NOT NULL", incident["id"])
     )
@@ -88,7 +89,7 @@ async def resolve_incident(
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
     project_id = await caller_project(request)
-    return await owned_row(request.app[PG], "monitors", path_id(request, "monitor_id"), project_id, "monitor")
+    return await owned_row(db(request), "monitors", path_id(request, "monitor_id"), project_id, "monitor")
 
 
 # What each state change is asked as, and how to tell it was applied.

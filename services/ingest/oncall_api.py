@@ -37,9 +37,10 @@ from heron_common.oncall import rotation as rot
 from heron_common.oncall import shifts as sh
 from heron_common.outbound import check_url
 from heron_common.secretbox import SecretBox
-from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_common.service import CLOCK, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.context import SECRETS
+from heron_ingest.dryrun import db
 from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
 from heron_ingest.validation import InputError
 
@@ -223,7 +224,7 @@ async def create_user(request: web.Request) -> web.Response:
     name = (params.text_field(body, "name", max_len=MAX_NAME) or "").strip()
     zone = zone_field(body, "time_zone") or "UTC"
     try:
-        row = await request.app[PG].fetchrow(
+        row = await db(request).fetchrow(
             "INSERT INTO users (project_id, email, name, time_zone) VALUES ($1, $2, $3, $4) RETURNING *",
             project_id,
             email,
@@ -238,7 +239,7 @@ async def create_user(request: web.Request) -> web.Response:
 @handles_errors
 async def list_users(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    pool = request.app[PG]
+    pool = db(request)
     rows = await pool.fetch("SELECT * FROM users WHERE project_id = $1 ORDER BY id", project_id)
     channels = await pool.fetch("SELECT * FROM user_channels WHERE project_id = $1 ORDER BY delay, id", project_id)
     by_user: dict[int, list[Any]] = {}
@@ -248,14 +249,14 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def _own_user(request: web.Request, project_id: int) -> asyncpg.Record:
-    return await owned_row(request.app[PG], "users", path_id(request, "user_id"), project_id, "user")
+    return await owned_row(db(request), "users", path_id(request, "user_id"), project_id, "user")
 
 
 @handles_errors
 async def show_user(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await _own_user(request, project_id)
-    return json_response(user_view(row, await _channels(request.app[PG], row["id"]), request.app[SECRETS]))
+    return json_response(user_view(row, await _channels(db(request), row["id"]), request.app[SECRETS]))
 
 
 @handles_errors
@@ -270,7 +271,7 @@ async def update_user(request: web.Request) -> web.Response:
         raise InputError(422, "invalid_field", "email cannot be changed (shifts name people by it); create a new user")
     name = params.text_field(body, "name", max_len=MAX_NAME)
     zone = zone_field(body, "time_zone")
-    pool = request.app[PG]
+    pool = db(request)
     row = await pool.fetchrow(
         "UPDATE users SET name = coalesce($2, name), time_zone = coalesce($3, time_zone), email = coalesce($4, email),"
         " updated_at = now() WHERE id = $1 RETURNING *",
@@ -287,7 +288,7 @@ async def delete_user(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await _own_user(request, project_id)
     try:
-        await request.app[PG].execute("DELETE FROM users WHERE id = $1", row["id"])
+        await db(request).execute("DELETE FROM users WHERE id = $1", row["id"])
     except asyncpg.ForeignKeyViolationError:
         raise InputError(
             409, "user_in_use", "an escalation strategy pages this user; change or delete it first"
@@ -311,7 +312,7 @@ async def create_channel(request: web.Request) -> web.Response:
     assert raw is not None
     target = channel_target(kind, raw, request.app[SETTINGS].outbound_allow_cidrs)
     delay = delay_field(body) or 0.0
-    pool = request.app[PG]
+    pool = db(request)
     secret = webhooks.new_secret() if kind == "webhook" else None
     async with pool.acquire() as conn, conn.transaction():
         # Locked: two creations racing cannot both pass the count.
@@ -335,12 +336,12 @@ async def create_channel(request: web.Request) -> web.Response:
 async def list_channels(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     user = await _own_user(request, project_id)
-    return json_response([channel_view(c, request.app[SECRETS]) for c in await _channels(request.app[PG], user["id"])])
+    return json_response([channel_view(c, request.app[SECRETS]) for c in await _channels(db(request), user["id"])])
 
 
 async def _own_channel(request: web.Request, project_id: int) -> asyncpg.Record:
     user = await _own_user(request, project_id)
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         "SELECT * FROM user_channels WHERE id = $1 AND user_id = $2", path_id(request, "channel_id"), user["id"]
     )
     if row is None:
@@ -361,7 +362,7 @@ async def update_channel(request: web.Request) -> web.Response:
         assert raw is not None
         target = channel_target(row["kind"], raw, request.app[SETTINGS].outbound_allow_cidrs)
     delay = delay_field(body)
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         "UPDATE user_channels SET target = coalesce($2, target), delay = coalesce($3, delay) WHERE id = $1 RETURNING *",
         row["id"],
         request.app[SECRETS].seal(target),
@@ -374,7 +375,7 @@ async def update_channel(request: web.Request) -> web.Response:
 async def delete_channel(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await _own_channel(request, project_id)
-    await request.app[PG].execute("DELETE FROM user_channels WHERE id = $1", row["id"])
+    await db(request).execute("DELETE FROM user_channels WHERE id = $1", row["id"])
     return web.Response(status=204)
 
 
@@ -402,7 +403,7 @@ async def create_rotation(request: web.Request) -> web.Response:
     repeat = repeat_field(body, settings.oncall_min_repeat)
     now = _now(request)
     anchor = _anchor(body, now)
-    pool = request.app[PG]
+    pool = db(request)
     async with pool.acquire() as conn, conn.transaction():
         try:
             row = await conn.fetchrow(
@@ -425,19 +426,19 @@ async def create_rotation(request: web.Request) -> web.Response:
 @handles_errors
 async def list_rotations(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    pool = request.app[PG]
+    pool = db(request)
     rows = await pool.fetch("SELECT * FROM rotations WHERE project_id = $1 ORDER BY id", project_id)
     return json_response([await rotation_view(pool, r) for r in rows])
 
 
 async def _own_rotation(request: web.Request, project_id: int) -> asyncpg.Record:
-    return await owned_row(request.app[PG], "rotations", path_id(request, "rotation_id"), project_id, "rotation")
+    return await owned_row(db(request), "rotations", path_id(request, "rotation_id"), project_id, "rotation")
 
 
 @handles_errors
 async def show_rotation(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    return json_response(await rotation_view(request.app[PG], await _own_rotation(request, project_id)))
+    return json_response(await rotation_view(db(request), await _own_rotation(request, project_id)))
 
 
 @handles_errors
@@ -449,7 +450,7 @@ async def update_rotation(request: web.Request) -> web.Response:
     project_id = await caller_project(request, body)
     row = await _own_rotation(request, project_id)
     row = await change_rotation(request, row, body)
-    return json_response(await rotation_view(request.app[PG], row))
+    return json_response(await rotation_view(db(request), row))
 
 
 async def change_rotation(request: web.Request, row: asyncpg.Record, body: dict[str, Any]) -> asyncpg.Record:
@@ -465,7 +466,7 @@ async def change_rotation(request: web.Request, row: asyncpg.Record, body: dict[
     if "repeat_every" in body:
         repeat = repeat_field(body, request.app[SETTINGS].oncall_min_repeat)
     try:
-        changed: asyncpg.Record = await request.app[PG].fetchrow(
+        changed: asyncpg.Record = await db(request).fetchrow(
             "UPDATE rotations SET name = $2, spec = $3, repeat_every = $4, updated_at = now()"
             " WHERE id = $1 RETURNING *",
             row["id"],
@@ -483,7 +484,7 @@ async def delete_rotation(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await _own_rotation(request, project_id)
     # Its shifts and strategies go with it; services it was on call for have none any more.
-    await request.app[PG].execute("DELETE FROM rotations WHERE id = $1", row["id"])
+    await db(request).execute("DELETE FROM rotations WHERE id = $1", row["id"])
     return web.Response(status=204)
 
 
@@ -500,7 +501,7 @@ async def list_shifts(request: web.Request) -> web.Response:
     start = params.time_value(q["from"], "from") if "from" in q else _now(request)
     until = params.time_value(q["until"], "until") if "until" in q else None
     limit = params.query_int(q, "limit", default=DEFAULT_SHIFTS, minimum=1, maximum=MAX_SHIFTS)
-    pool = request.app[PG]
+    pool = db(request)
     rows = await pool.fetch(
         "SELECT * FROM shifts WHERE rotation_id = $1 AND ends_at > $2 AND ($3::timestamptz IS NULL OR starts_at < $3)"
         " ORDER BY starts_at, id LIMIT $4",
@@ -518,7 +519,7 @@ async def add_full_rotation(request: web.Request) -> web.Response:
     """One more turn of every line of the rotation, after the last shift ("Add Full Rotation")."""
     project_id = await caller_project(request)
     row = await _own_rotation(request, project_id)
-    pool = request.app[PG]
+    pool = db(request)
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow("SELECT * FROM rotations WHERE id = $1 FOR UPDATE", row["id"])
         if row is None:
@@ -541,7 +542,7 @@ async def reassign_shift(request: web.Request) -> web.Response:
     project_id = await caller_project(request, body)
     rotation = await _own_rotation(request, project_id)
     params.known_fields(body, {"email", "user_id"})
-    pool = request.app[PG]
+    pool = db(request)
     user = await _named_user(pool, body, project_id)
     if user is None:
         raise InputError(422, "missing_field", "send the user to reassign the shift to: email or user_id")
@@ -565,7 +566,7 @@ async def delete_shifts(request: web.Request) -> web.Response:
     if "from" not in request.query:
         raise InputError(422, "missing_parameter", "from is required: the time from which shifts are deleted")
     start = params.time_value(request.query["from"], "from")
-    pool = request.app[PG]
+    pool = db(request)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT 1 FROM rotations WHERE id = $1 FOR UPDATE", row["id"])  # not while topping up
         status = await conn.execute("DELETE FROM shifts WHERE rotation_id = $1 AND starts_at >= $2", row["id"], start)
@@ -621,7 +622,7 @@ async def create_escalation(request: web.Request) -> web.Response:
     params.known_fields(body, {"delay", "target", "user_id", "email"})
     delay = delay_field(body, required=True)
     target = _target(body, required=True)
-    pool = request.app[PG]
+    pool = db(request)
     user = await _named_user(pool, body, project_id)
     if (target == esc.USER) != (user is not None):
         raise InputError(
@@ -648,12 +649,12 @@ async def create_escalation(request: web.Request) -> web.Response:
 async def list_escalations(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     rotation = await _own_rotation(request, project_id)
-    return json_response([escalation_view(r) for r in await _escalations(request.app[PG], rotation["id"])])
+    return json_response([escalation_view(r) for r in await _escalations(db(request), rotation["id"])])
 
 
 async def _own_escalation(request: web.Request, project_id: int) -> asyncpg.Record:
     rotation = await _own_rotation(request, project_id)
-    row = await _escalation_row(request.app[PG], path_id(request, "escalation_id"))
+    row = await _escalation_row(db(request), path_id(request, "escalation_id"))
     if row is None or row["rotation_id"] != rotation["id"]:
         raise InputError(404, "not_found", "no such escalation strategy")
     return row
@@ -668,7 +669,7 @@ async def update_escalation(request: web.Request) -> web.Response:
     params.known_fields(body, {"delay", "target", "user_id", "email"})
     delay = delay_field(body)
     target = _target(body, required=False) or row["target"]
-    pool = request.app[PG]
+    pool = db(request)
     user = await _named_user(pool, body, project_id)
     user_id = user["id"] if user is not None else (row["user_id"] if target == esc.USER else None)
     if (target == esc.USER) != (user_id is not None):
@@ -689,7 +690,7 @@ async def update_escalation(request: web.Request) -> web.Response:
 async def delete_escalation(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await _own_escalation(request, project_id)
-    await request.app[PG].execute("DELETE FROM escalation_strategies WHERE id = $1", row["id"])
+    await db(request).execute("DELETE FROM escalation_strategies WHERE id = $1", row["id"])
     return web.Response(status=204)
 
 
@@ -705,7 +706,7 @@ async def map_service(request: web.Request) -> web.Response:
     params.known_fields(body, {"rotation_id"})
     if "rotation_id" not in body:
         raise InputError(422, "missing_field", "rotation_id is required (null takes the rotation off)")
-    pool = request.app[PG]
+    pool = db(request)
     service = await owned_row(pool, "services", path_id(request, "service_id"), project_id, "service")
     rotation_id = params.id_field(body, "rotation_id", "a rotation id (or null)")
     if rotation_id is not None and not await pool.fetchval(
@@ -722,7 +723,7 @@ async def map_service(request: web.Request) -> web.Response:
 async def service_oncall(request: web.Request) -> web.Response:
     """Who is on call for the service now (null in a gap) and who is next."""
     project_id = await caller_project(request)
-    pool = request.app[PG]
+    pool = db(request)
     service = await owned_row(pool, "services", path_id(request, "service_id"), project_id, "service")
     return json_response(await oncall_of(pool, service, _now(request)))
 

@@ -39,8 +39,8 @@ Heron's HTTP API: events in, monitors and incidents out, and their management.
 Authenticate with a project API key as `Authorization: Bearer heron_…` (or `?api_key=`; trigger
 calls also take Heii's `?token=`). A test key (`heron_TEST_…`) reads, and is answered as usual
 by the calls integrations make (`/v1/track`, `/v1/events`, trigger calls), but changes nothing;
-other writes refuse it (403). Another project's resource is 404, the same as one that does not
-exist. Administration takes `HERON_ADMIN_TOKEN`.
+every other write is answered as with a real key, in a transaction that is rolled back.
+Another project's resource is 404, the same as one that does not exist. Administration takes `HERON_ADMIN_TOKEN`.
 
 Every error is JSON `{"error": {"code": "...", "message": "..."}}`: the code is stable, the
 message names the field. Lists are newest first, paginated with `limit` and `before`; the

@@ -20,9 +20,10 @@ from heron_common import openapi as oa
 from heron_common.db import iso, to_dt
 from heron_common.messages import stream_shard
 from heron_common.monitors import probe as pr
-from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_common.service import CLOCK, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.commands import announce_new, delete_monitor, monitor_after, send_command
+from heron_ingest.dryrun import db
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -125,7 +126,7 @@ async def create_probe(request: web.Request, project_id: int, body: dict[str, An
     name = labels.get("name") or pr.shown_url(config.url)[:200]
     settings = request.app[SETTINGS]
     shard = stream_shard(project_id, f"{pr.KIND}:{name}", labels["service"], labels.get("environment"), settings.shards)
-    pool = request.app[PG]
+    pool = db(request)
     limit = settings.max_probes_per_project
     await within_quota(pool, project_id, limit, "probes", "HERON_MAX_PROBES_PER_PROJECT", pr.KIND)
     async with pool.acquire() as conn, conn.transaction():
@@ -156,12 +157,12 @@ async def _own(request: web.Request) -> asyncpg.Record:
 
 async def own_probe(request: web.Request, project_id: int) -> asyncpg.Record:
     """The probe in the path, of ``project_id``; 404 for anything else."""
-    return await owned_monitor(request.app[PG], path_id(request, "probe_id"), project_id, pr.KIND, "probe")
+    return await owned_monitor(db(request), path_id(request, "probe_id"), project_id, pr.KIND, "probe")
 
 
 async def _due_now(request: web.Request, monitor_id: int) -> None:
     """Probe it at once (the schedule is the probers', not monitor state)."""
-    await request.app[PG].execute(
+    await db(request).execute(
         "UPDATE probe_schedule SET next_at = least(next_at, $2) WHERE monitor_id = $1",
         monitor_id,
         to_dt(request.app[CLOCK].now()),
@@ -188,7 +189,7 @@ async def probe_rows(
 async def listing(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = page_args(request)
-    rows = await probe_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
+    rows = await probe_rows(db(request), project_id, before=before, limit=limit, environment=environment)
     return json_response([view(r) for r in rows], headers=next_link(request, rows, limit))
 
 
@@ -311,7 +312,7 @@ async def _history(request: web.Request, table: str, shape: Callable[[Any], dict
     """A probe's results or flips, newest first, paginated."""
     row = await _own(request)
     limit, before, _ = page_args(request)
-    rows = await history(request.app[PG], table, row["id"], before=before, limit=limit)
+    rows = await history(db(request), table, row["id"], before=before, limit=limit)
     return json_response([shape(r) for r in rows], headers=next_link(request, rows, limit))
 
 

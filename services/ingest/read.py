@@ -7,8 +7,9 @@ from aiohttp import web
 
 from heron_common import openapi as oa
 from heron_common.db import iso
-from heron_common.service import PG, json_response
+from heron_common.service import json_response
 from heron_common.views import INCIDENT_SCHEMA, MONITOR_SCHEMA, incident_view, monitor_view
+from heron_ingest.dryrun import db
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -73,7 +74,7 @@ async def _incidents(request: web.Request, active_only: bool) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = page_args(request)
     rows = await incident_rows(
-        request.app[PG],
+        db(request),
         project_id,
         before=before,
         limit=limit,
@@ -97,14 +98,14 @@ async def active_incidents(request: web.Request) -> web.Response:
 async def monitors(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     limit, before, environment = page_args(request)
-    rows = await monitor_rows(request.app[PG], project_id, before=before, limit=limit, environment=environment)
+    rows = await monitor_rows(db(request), project_id, before=before, limit=limit, environment=environment)
     params, now = monitor_params(request)
     return json_response([monitor_view(r, params, now) for r in rows], headers=next_link(request, rows, limit))
 
 
 async def _own_monitor(request: web.Request) -> asyncpg.Record:
     project_id = await caller_project(request)
-    return await owned_row(request.app[PG], "monitors", path_id(request, "monitor_id"), project_id, "monitor")
+    return await owned_row(db(request), "monitors", path_id(request, "monitor_id"), project_id, "monitor")
 
 
 @handles_errors
@@ -125,7 +126,7 @@ async def recent_events(pool: asyncpg.Pool, monitor_id: int, limit: int) -> list
 async def monitor_events(request: web.Request) -> web.Response:
     row = await _own_monitor(request)
     limit, _, _ = page_args(request)
-    events = await recent_events(request.app[PG], row["id"], limit)
+    events = await recent_events(db(request), row["id"], limit)
     return json_response(
         [
             {"timestamp": iso(e["event_time"]), "received_at": iso(e["received_at"]), "metadata": e["metadata"]}

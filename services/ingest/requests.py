@@ -14,6 +14,7 @@ from heron_common.service import CLOCK, SETTINGS, error_response
 from heron_ingest import params
 from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.context import AUTH, KEY_LIMIT
+from heron_ingest.dryrun import dry_run
 from heron_ingest.ratelimit import retry_after
 from heron_ingest.validation import InputError, parse_json
 
@@ -27,7 +28,8 @@ async def caller_project(
 ) -> int:
     """The caller's project. A test key may read anything; it may only write through the calls
     that integrations make (``test_ok``: track/events, trigger calls), which then change nothing
-    (``is_test``); every other write refuses it (403 ``test_key``)."""
+    (``is_test``); every other write runs in a rolled-back transaction and publishes nothing
+    (``heron_ingest.dryrun``), or, where the key did not come as a header, refuses it (403 ``test_key``)."""
     key = key if key is not None else presented_key(request, body)
     if key is None:
         raise InputError(401, "missing_api_key", "send your project API key as 'Authorization: Bearer heron_…'")
@@ -46,7 +48,7 @@ async def caller_project(
         )
     if test:
         request[TEST_KEY] = True
-        if not test_ok and request.method not in READS:
+        if not test_ok and request.method not in READS and not dry_run():
             raise InputError(403, "test_key", "a test key changes nothing: this call needs a real API key")
     return project_id
 

@@ -13,8 +13,9 @@ from aiohttp import web
 
 from heron_common import openapi as oa
 from heron_common.db import iso
-from heron_common.service import PG, json_response
+from heron_common.service import json_response
 from heron_ingest import params
+from heron_ingest.dryrun import db
 from heron_ingest.requests import caller_project, handles_errors, json_object, owned_row, path_id
 from heron_ingest.validation import InputError
 
@@ -35,7 +36,7 @@ async def create(request: web.Request) -> web.Response:
     body = await json_object(request)
     project_id = await caller_project(request, body)
     assert body is not None
-    return json_response(service_view(await create_service(request.app[PG], project_id, body)), status=201)
+    return json_response(service_view(await create_service(db(request), project_id, body)), status=201)
 
 
 async def create_service(pool: asyncpg.Pool, project_id: int, body: dict[str, Any]) -> asyncpg.Record:
@@ -56,13 +57,13 @@ async def service_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Reco
 @handles_errors
 async def list_all(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    return json_response([service_view(r) for r in await service_rows(request.app[PG], project_id)])
+    return json_response([service_view(r) for r in await service_rows(db(request), project_id)])
 
 
 @handles_errors
 async def show(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    row = await owned_row(request.app[PG], "services", path_id(request, "service_id"), project_id, "service")
+    row = await owned_row(db(request), "services", path_id(request, "service_id"), project_id, "service")
     return json_response(service_view(row))
 
 
@@ -70,7 +71,7 @@ async def show(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     service_id = path_id(request, "service_id")
-    async with request.app[PG].acquire() as conn, conn.transaction():
+    async with db(request).acquire() as conn, conn.transaction():
         # Locked: a trigger being created for it waits (it takes a share lock), then finds it gone.
         row = await conn.fetchrow(
             "SELECT * FROM services WHERE id = $1 AND project_id = $2 FOR UPDATE", service_id, project_id

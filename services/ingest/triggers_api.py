@@ -16,9 +16,10 @@ from heron_common import messages
 from heron_common import openapi as oa
 from heron_common.db import iso
 from heron_common.monitors import trigger as tr
-from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_common.service import CLOCK, SETTINGS, json_response
 from heron_ingest import params
 from heron_ingest.commands import announce_new, applied, delete_monitor, send_command
+from heron_ingest.dryrun import db
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -92,7 +93,7 @@ async def _service(pool: asyncpg.Pool, body: dict[str, Any], project_id: int) ->
 
 async def own_trigger(request: web.Request, project_id: int) -> asyncpg.Record:
     """The caller's trigger; 404 for anything else, another project's trigger included."""
-    return await owned_monitor(request.app[PG], path_id(request, "trigger_id"), project_id, tr.KIND, "trigger")
+    return await owned_monitor(db(request), path_id(request, "trigger_id"), project_id, tr.KIND, "trigger")
 
 
 @handles_errors
@@ -109,7 +110,7 @@ async def create_trigger(request: web.Request, project_id: int, body: dict[str, 
     settings = request.app[SETTINGS]
     config = settings_from(body, {}, settings.min_interval)
     name = (params.text_field(body, "name", max_len=MAX_NAME, required=True) or "").strip()
-    pool = request.app[PG]
+    pool = db(request)
     limit = settings.max_triggers_per_project
     await within_quota(pool, project_id, limit, "triggers", "HERON_MAX_TRIGGERS_PER_PROJECT", tr.KIND)
     service_id, service = await _service(pool, body, project_id)
@@ -154,7 +155,7 @@ async def trigger_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Reco
 @handles_errors
 async def list_all(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    return json_response([trigger_view(r) for r in await trigger_rows(request.app[PG], project_id)])
+    return json_response([trigger_view(r) for r in await trigger_rows(db(request), project_id)])
 
 
 @handles_errors
@@ -184,9 +185,9 @@ async def update_trigger(
     if "name" in body:
         args["name"] = (params.text_field(body, "name", max_len=MAX_NAME, required=True) or "").strip()
     if "service_id" in body:
-        args["service_id"], args["service"] = await _service(request.app[PG], body, project_id)
+        args["service_id"], args["service"] = await _service(db(request), body, project_id)
     wanted = {k: v for k, v in {**row["config"], **args}.items() if k in CONFIG_KEYS and v is not None}
-    clash = await request.app[PG].fetchval(
+    clash = await db(request).fetchval(
         "SELECT 1 FROM monitors WHERE project_id = $1 AND kind = $2 AND name = $3 AND service = $4 AND id <> $5",
         project_id,
         tr.KIND,
@@ -197,7 +198,7 @@ async def update_trigger(
     if clash:
         raise InputError(409, "name_taken", "a trigger of that name exists already in that service", "name")
     await send_command(request, row, "configure", args)
-    pool = request.app[PG]
+    pool = db(request)
     name, service = args.get("name", row["name"]), args.get("service", row["service"])
     return await applied(
         lambda: pool.fetchrow(

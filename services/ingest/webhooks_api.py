@@ -11,11 +11,12 @@ from aiohttp import web
 from heron_common import openapi as oa
 from heron_common.db import iso, to_dt
 from heron_common.outbound import check_url
-from heron_common.service import CLOCK, PG, SETTINGS, json_response
+from heron_common.service import CLOCK, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
 from heron_ingest import params
 from heron_ingest.context import SECRETS
+from heron_ingest.dryrun import db
 from heron_ingest.requests import (
     caller_project,
     handles_errors,
@@ -106,9 +107,9 @@ async def create_webhook(request: web.Request) -> web.Response:
     project_id = await caller_project(request, body)
     fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=False)
     limit = request.app[SETTINGS].max_webhooks_per_project
-    await within_quota(request.app[PG], project_id, limit, "webhook endpoints", "HERON_MAX_WEBHOOKS_PER_PROJECT")
+    await within_quota(db(request), project_id, limit, "webhook endpoints", "HERON_MAX_WEBHOOKS_PER_PROJECT")
     secret = new_secret()
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         "INSERT INTO webhook_endpoints (project_id, url, topics, description, format, enabled, secret)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
         project_id,
@@ -123,7 +124,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 
 async def _own_endpoint(request: web.Request, project_id: int) -> asyncpg.Record:
-    return await owned_row(request.app[PG], "webhook_endpoints", path_id(request, "webhook_id"), project_id, "webhook")
+    return await owned_row(db(request), "webhook_endpoints", path_id(request, "webhook_id"), project_id, "webhook")
 
 
 async def endpoint_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
@@ -133,7 +134,7 @@ async def endpoint_rows(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Rec
 @handles_errors
 async def list_webhooks(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    rows = await endpoint_rows(request.app[PG], project_id)
+    rows = await endpoint_rows(db(request), project_id)
     now = request.app[CLOCK].now()
     return json_response([endpoint_view(r, now) for r in rows])
 
@@ -156,7 +157,7 @@ async def update_webhook(request: web.Request) -> web.Response:
     if fields.get("enabled") is True:
         # Re-enabling starts afresh: the failure clock and the reason are cleared.
         sets += ["disabled_reason = NULL", "disabled_at = NULL", "failing_since = NULL"]
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         f"UPDATE webhook_endpoints SET {', '.join(sets)}, updated_at = now()"
         " WHERE id = $1 AND project_id = $2 RETURNING *",
         path_id(request, "webhook_id"),
@@ -170,7 +171,7 @@ async def update_webhook(request: web.Request) -> web.Response:
 async def delete_webhook(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     endpoint = await _own_endpoint(request, project_id)
-    await request.app[PG].execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint["id"])
+    await db(request).execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint["id"])
     return web.Response(status=204)
 
 
@@ -184,7 +185,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     endpoint = await _own_endpoint(request, project_id)
     now = request.app[CLOCK].now()
     secret = new_secret()
-    async with request.app[PG].acquire() as conn, conn.transaction():
+    async with db(request).acquire() as conn, conn.transaction():
         # Every rotated-out secret signs until its own overlap ends, so a second rotation inside
         # the window does not cut off receivers still holding the first secret. Rotations of one
         # endpoint take turns (the row lock), so the count below is exact.
@@ -303,16 +304,16 @@ async def list_deliveries(request: web.Request) -> web.Response:
     limit, before, _ = page_args(request)
     endpoint_id, status, topic = delivery_filters(request.query)
     rows = await delivery_rows(
-        request.app[PG], project_id, before=before, limit=limit, endpoint_id=endpoint_id, status=status, topic=topic
+        db(request), project_id, before=before, limit=limit, endpoint_id=endpoint_id, status=status, topic=topic
     )
-    return json_response(await with_attempts(request.app[PG], rows), headers=next_link(request, rows, limit))
+    return json_response(await with_attempts(db(request), rows), headers=next_link(request, rows, limit))
 
 
 @handles_errors
 async def get_delivery(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    row = await owned_row(request.app[PG], "deliveries", path_id(request, "delivery_id"), project_id, "delivery")
-    [delivery] = await with_attempts(request.app[PG], [row])
+    row = await owned_row(db(request), "deliveries", path_id(request, "delivery_id"), project_id, "delivery")
+    [delivery] = await with_attempts(db(request), [row])
     return json_response(delivery)
 
 
@@ -326,17 +327,17 @@ _REDELIVER = (
 async def redeliver(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     row = await redeliver_one(request, project_id, path_id(request, "delivery_id"))
-    [delivery] = await with_attempts(request.app[PG], [row])
+    [delivery] = await with_attempts(db(request), [row])
     return json_response(delivery, status=202)
 
 
 async def redeliver_one(request: web.Request, project_id: int, delivery_id: int) -> asyncpg.Record:
     """Put a finished delivery of ``project_id`` back in the queue, attempts reset; 404 or 409."""
-    row = await request.app[PG].fetchrow(
+    row = await db(request).fetchrow(
         _REDELIVER + " AND id = $3 RETURNING *", to_dt(request.app[CLOCK].now()), project_id, delivery_id
     )
     if row is None:
-        exists = await request.app[PG].fetchval(
+        exists = await db(request).fetchval(
             "SELECT status FROM deliveries WHERE id = $1 AND project_id = $2", delivery_id, project_id
         )
         if exists is None:
@@ -353,7 +354,7 @@ async def redeliver_failed(request: web.Request) -> web.Response:
         raise InputError(422, "missing_field", "since is required: redeliver everything that failed since then")
     since = params.time_value(body["since"], "since")
     endpoint_id = params.id_field(body, "endpoint_id", "a webhook id")
-    rows = await request.app[PG].fetch(
+    rows = await db(request).fetch(
         _REDELIVER + " AND status = 'failed' AND finished_at >= $3 AND ($4::bigint IS NULL OR endpoint_id = $4)"
         " RETURNING id",
         to_dt(request.app[CLOCK].now()),

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from heron_common.monitors import trigger as tr
+from heron_common.service import PG
 from heron_common.settings import Settings
 from tests.support.fakes import FakeReceiver
 from tests.support.system import System, running_system
@@ -212,16 +213,30 @@ async def test_test_keys_answer_as_usual_and_change_nothing(settings: Settings) 
         assert (await call(system, "POST", "/v1/track", test_key, stream))[0] == 202
         status, stored = await call(system, "POST", "/v1/events", test_key, [stream, stream])
         assert status == 200 and stored == {"status": "stored", "count": 2}
-        # Reads work; every other write is refused.
+        # Reads work; every other write answers as a real call would and changes nothing.
         assert (await call(system, "GET", "/v1/triggers", test_key))[0] == 200
-        for method, path, body in [
-            ("POST", "/v1/triggers", {"name": "x"}),
-            ("POST", "/v1/services", {"name": "x"}),
-            ("POST", f"/v1/projects/{project_id}/keys", {}),
-            ("DELETE", f"/v1/triggers/{trigger['id']}", None),
-        ]:
-            status, error = await call(system, method, path, test_key, body)
-            assert status == 403 and error["error"]["code"] == "test_key", (path, error)
+        pool = system.ingest.app[PG]
+        tables = ("monitors", "services", "api_keys", "incidents", "webhook_endpoints")
+        before = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+        status, service = await call(system, "POST", "/v1/services", test_key, {"name": "made by a test key"})
+        assert status == 201, service
+        assert service["name"] == "made by a test key" and service["id"] > 0
+        status, made_trigger = await call(
+            system, "POST", "/v1/triggers", test_key, {"name": "x", "service_id": trigger["service_id"]}
+        )
+        assert status == 201 and made_trigger["name"] == "x" and made_trigger["state"] == "resolved"
+        status, error = await call(system, "POST", "/v1/triggers", test_key, {"name": ""})
+        assert status == 422 and error["error"]["code"] != "test_key"  # validated as a real call is
+        status, new_key = await call(system, "POST", f"/v1/projects/{project_id}/keys", test_key, {})
+        assert status == 201 and new_key["api_key"].startswith("heron_")
+        assert (await call(system, "GET", "/v1/triggers", new_key["api_key"]))[0] == 401  # never stored
+        status, _ = await call(system, "DELETE", f"/v1/triggers/{trigger['id']}", test_key)
+        assert status == 202  # as when the detector has not applied it yet: here it never will
+        status, _ = await call(system, "POST", f"/v1/monitors/{trigger['id']}/pause", test_key)
+        assert status in (200, 202)
+        assert {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables} == before
+        status, listed = await call(system, "GET", "/v1/triggers", key)
+        assert [t["id"] for t in listed] == [trigger["id"]]
 
         # A real call on the same shard comes after the test ones: when it shows, they would have.
         assert (await curl("-X", "POST", "-H", "Content-Type: text/plain", "-d", "real", f"{base}/alert?token={key}"))[
