@@ -35,6 +35,9 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("projects", "id", "slack_webhook_url"),
     # On-call channels: a Slack webhook URL, a webhook URL (may carry a token) or an address.
     ("user_channels", "id", "target"),
+    # Webhook endpoints: a URL may carry a token, and a Slack-format endpoint's always is one. The
+    # endpoint's id is its deliveries' identity, so nothing compares the stored URL.
+    ("webhook_endpoints", "id", "url"),
 )
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from heron_common import openapi as oa
 from heron_common.db import iso, to_dt
 from heron_common.outbound import check_url
+from heron_common.secretbox import SecretBox
 from heron_common.service import CLOCK, SETTINGS, json_response
 from heron_common.topics import TOPICS, valid_pattern
 from heron_common.webhooks import new_secret
@@ -36,11 +37,11 @@ SLACK_HOSTS = ("hooks.slack.com",)
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 
 
-def endpoint_view(r: asyncpg.Record, now: float, secret: str | None = None) -> dict[str, Any]:
+def endpoint_view(r: asyncpg.Record, now: float, box: SecretBox, secret: str | None = None) -> dict[str, Any]:
     rotating = r["previous_secret_expires_at"]
     out = {
         "id": r["id"],
-        "url": r["url"],
+        "url": box.open(r["url"]),  # stored sealed: a URL may carry a token (a Slack webhook always does)
         "topics": list(r["topics"]),
         "description": r["description"],
         "format": r["format"],
@@ -113,14 +114,14 @@ async def create_webhook(request: web.Request) -> web.Response:
         "INSERT INTO webhook_endpoints (project_id, url, topics, description, format, enabled, secret)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
         project_id,
-        fields["url"],
+        request.app[SECRETS].seal(fields["url"]),
         fields["topics"],
         fields.get("description", ""),
         fields["format"],
         fields.get("enabled", True),
         request.app[SECRETS].seal(secret),
     )
-    return json_response(endpoint_view(row, request.app[CLOCK].now(), secret), status=201)
+    return json_response(endpoint_view(row, request.app[CLOCK].now(), request.app[SECRETS], secret), status=201)
 
 
 async def _own_endpoint(request: web.Request, project_id: int) -> asyncpg.Record:
@@ -136,13 +137,15 @@ async def list_webhooks(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
     rows = await endpoint_rows(db(request), project_id)
     now = request.app[CLOCK].now()
-    return json_response([endpoint_view(r, now) for r in rows])
+    return json_response([endpoint_view(r, now, request.app[SECRETS]) for r in rows])
 
 
 @handles_errors
 async def get_webhook(request: web.Request) -> web.Response:
     project_id = await caller_project(request)
-    return json_response(endpoint_view(await _own_endpoint(request, project_id), request.app[CLOCK].now()))
+    return json_response(
+        endpoint_view(await _own_endpoint(request, project_id), request.app[CLOCK].now(), request.app[SECRETS])
+    )
 
 
 @handles_errors
@@ -153,6 +156,8 @@ async def update_webhook(request: web.Request) -> web.Response:
     fields = _validated(body, request.app[SETTINGS].outbound_allow_cidrs, partial=True)
     if not fields:
         raise InputError(422, "invalid_body", "nothing to change: send url, topics, description, format or enabled")
+    if "url" in fields:
+        fields["url"] = request.app[SECRETS].seal(fields["url"])
     sets = [f"{name} = ${i}" for i, name in enumerate(fields, start=3)]
     if fields.get("enabled") is True:
         # Re-enabling starts afresh: the failure clock and the reason are cleared.
@@ -164,7 +169,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         project_id,
         *fields.values(),
     )
-    return json_response(endpoint_view(row, request.app[CLOCK].now()))
+    return json_response(endpoint_view(row, request.app[CLOCK].now(), request.app[SECRETS]))
 
 
 @handles_errors
@@ -215,7 +220,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
             expires,
             request.app[SECRETS].seal(secret),
         )
-    return json_response(endpoint_view(row, now, secret))
+    return json_response(endpoint_view(row, now, request.app[SECRETS], secret))
 
 
 async def topics(_: web.Request) -> web.Response:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,12 +239,18 @@ async def postpone(pool: asyncpg.Pool, claimed: Claimed, until: float) -> None:
 
 
 async def finish(
-    pool: asyncpg.Pool, outcomes: list[Outcome], *, disable_after: float, now: float
+    pool: asyncpg.Pool,
+    outcomes: list[Outcome],
+    *,
+    disable_after: float,
+    now: float,
+    open_url: Callable[[str | None], str | None] = lambda url: url,
 ) -> tuple[set[int], list[Disabled]]:
     """Record a batch of attempts in one transaction.
 
     Returns the delivery ids recorded (a lost lease records nothing) and the endpoints this batch
-    disabled, for which the caller announces ``notice.endpoint_disabled``.
+    disabled, for which the caller announces ``notice.endpoint_disabled``. ``open_url`` opens an
+    endpoint's stored (sealed) URL for that notice.
     """
     if not outcomes:
         return set(), []
@@ -284,12 +291,16 @@ async def finish(
                 ],
                 columns=["delivery_id", "attempted_at", "status_code", "latency_ms", "error", "response_body"],
             )
-        disabled = await _endpoint_health(conn, kept, disable_after, now)
+        disabled = await _endpoint_health(conn, kept, disable_after, now, open_url)
     return recorded, disabled
 
 
 async def _endpoint_health(
-    conn: asyncpg.Connection, outcomes: list[Outcome], disable_after: float, now: float
+    conn: asyncpg.Connection,
+    outcomes: list[Outcome],
+    disable_after: float,
+    now: float,
+    open_url: Callable[[str | None], str | None],
 ) -> list[Disabled]:
     succeeded: dict[int, float] = {}
     failed: dict[int, float] = {}
@@ -327,7 +338,7 @@ async def _endpoint_health(
             list(gone),
             to_dt(now),
         )
-        disabled += [Disabled(r["id"], r["project_id"], r["url"], r["disabled_reason"]) for r in rows]
+        disabled += [Disabled(r["id"], r["project_id"], open_url(r["url"]) or "", r["disabled_reason"]) for r in rows]
     if still_failing:
         rows = await conn.fetch(
             "UPDATE webhook_endpoints SET enabled = false, disabled_at = $2,"
@@ -339,7 +350,7 @@ async def _endpoint_health(
             to_dt(now),
             to_dt(now - disable_after),
         )
-        disabled += [Disabled(r["id"], r["project_id"], r["url"], r["disabled_reason"]) for r in rows]
+        disabled += [Disabled(r["id"], r["project_id"], open_url(r["url"]) or "", r["disabled_reason"]) for r in rows]
     for d in disabled:
         name = await conn.fetchval("SELECT name FROM projects WHERE id = $1", d.project_id)
         notice = messages.alert_message(

@@ -121,7 +121,11 @@ class DeliveryWorker:
         if not outcomes:
             return
         recorded, disabled = await ledger.finish(
-            self.pool, outcomes, disable_after=self.settings.endpoint_disable_after, now=self.clock.now()
+            self.pool,
+            outcomes,
+            disable_after=self.settings.endpoint_disable_after,
+            now=self.clock.now(),
+            open_url=self.box.open,
         )
         for o in outcomes:
             o_log = log.bind(delivery_id=o.claimed.id, alert_id=o.claimed.alert_id, topic=o.claimed.topic)
@@ -172,8 +176,9 @@ class DeliveryWorker:
 
     async def _attempt(self, claimed: Claimed) -> None:
         attempted_at = self.clock.now()
-        if claimed.target_kind == ledger.SLACK:
-            # The project's Slack URL is stored sealed (secretbox.py); opened only here, to send.
+        if claimed.target_kind in (ledger.SLACK, ledger.WEBHOOK):
+            # The project's Slack URL and endpoints' URLs are stored sealed (secretbox.py); opened
+            # only here, to send.
             claimed = dataclasses.replace(claimed, url=self.box.open(claimed.url))
         if not claimed.endpoint_enabled or not claimed.url:
             slack = claimed.target_kind == ledger.SLACK

@@ -149,3 +149,30 @@ async def test_values_stored_before_sealing_keep_working_and_the_reseal_and_migr
     assert await record(pg, incident(project_id)) == 1
     assert await deliver(pg, redis, replace(settings, secrets_keys=(new_key,)))
     await slack.wait_for(2)
+
+
+async def test_a_webhook_endpoints_url_is_sealed_shown_to_its_owner_and_opened_to_send(
+    settings: Settings, pg: asyncpg.Pool, redis: Any, slack: FakeSlack
+) -> None:
+    hook = slack.url + "/services/T0/B0/endpoint-token"  # a Slack-format endpoint: the URL is the credential
+    async with running_system(settings, services=()) as system:
+        project_id, key = await system.create_project()
+        status, endpoint = await call(
+            system, "POST", "/v1/webhooks", key, {"url": hook, "format": "slack", "topics": ["incident.*"]}
+        )
+        assert status == 201 and endpoint["url"] == hook  # type: ignore[index]
+        endpoint_id = endpoint["id"]  # type: ignore[index]
+        stored = await pg.fetchval("SELECT url FROM webhook_endpoints WHERE id = $1", endpoint_id)
+        assert stored.startswith(PREFIX) and "endpoint-token" not in stored
+        status, listed = await call(system, "GET", "/v1/webhooks", key)
+        assert [e["url"] for e in listed] == [hook]  # type: ignore[union-attr,index]
+        moved = hook + "-2"
+        status, changed = await call(system, "PATCH", f"/v1/webhooks/{endpoint_id}", key, {"url": moved})
+        assert status == 200 and changed["url"] == moved  # type: ignore[index]
+        stored = await pg.fetchval("SELECT url FROM webhook_endpoints WHERE id = $1", endpoint_id)
+        assert stored.startswith(PREFIX) and "endpoint-token" not in stored
+
+    assert await record(pg, incident(project_id)) == 1
+    assert await deliver(pg, redis, settings)
+    [got] = await slack.wait_for(1)
+    assert got.path.endswith("/endpoint-token-2") and "payment.completed" in got.body.decode()

@@ -10,6 +10,7 @@ from aiohttp import web
 from heron_common.db import to_ts
 from heron_common.service import CLOCK, PG
 from heron_ingest import webhooks_api
+from heron_ingest.context import SECRETS
 from heron_ingest.dashboard.core import FormState, back, form_of, page, render, safe_next, scope, viewer, writable
 from heron_ingest.requests import page_args, path_id
 
@@ -36,7 +37,7 @@ async def webhooks(request: web.Request) -> web.StreamResponse:
     endpoint_id, status, topic = webhooks_api.delivery_filters({k: v for k, v in request.query.items() if v})
     endpoints = []
     for row in await webhooks_api.endpoint_rows(pool, project.id):
-        view = webhooks_api.endpoint_view(row, now)
+        view = webhooks_api.endpoint_view(row, now, request.app[SECRETS])
         word, state = health(view)
         endpoints.append({**view, "health": word, "health_state": state})
     rows = await webhooks_api.delivery_rows(
