@@ -117,6 +117,14 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    """An optional http(s) URL, which may carry a token (so it has a _FILE variant too)."""
+    value = _secret(env, name)
+    if not value:
+        return None
+    return _url({name: value}, name, value, ("https", "http"))
+
+
 def _schedule(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     raw = env.get(name)
     if not raw:
@@ -298,6 +306,16 @@ class Settings:
     paging_horizon: float = 60.0  # how far ahead steps are written to the ledger
     paging_concurrency: int = 64
     page_retry_schedule: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0)
+    # Heron watching itself (issue #14, libs/heron_common/selfwatch.py; run by the notifier).
+    # A dead-man's switch pinged only while the pipeline moves; where to say it stalled (a Slack
+    # incoming webhook or any URL taking JSON). Both optional, both may carry a token (_FILE too).
+    self_heartbeat_url: str | None = field(default=None, repr=False)
+    self_heartbeat_interval: float = 60.0
+    self_alert_url: str | None = field(default=None, repr=False)
+    self_watch_interval: float = 10.0
+    self_watermark_max_age: float = 120.0
+    self_queue_max_depth: int = 100_000
+    self_confirm_after: float = 30.0  # problems must last this long to be a stall (a restart is not)
     ack_link_ttl: float = 86400.0
 
     log_level: str = "INFO"
@@ -396,6 +414,15 @@ class Settings:
             shift_horizon_days=_int(env, "HERON_SHIFT_HORIZON_DAYS", d.shift_horizon_days, minimum=14, maximum=366),
             shift_topup_interval=_float(env, "HERON_SHIFT_TOPUP_INTERVAL", d.shift_topup_interval, minimum=0.01),
             paging_interval=_float(env, "HERON_PAGING_INTERVAL", d.paging_interval, minimum=0.01),
+            self_heartbeat_url=_optional_url(env, "HERON_SELF_HEARTBEAT_URL"),
+            self_heartbeat_interval=_float(
+                env, "HERON_SELF_HEARTBEAT_INTERVAL", d.self_heartbeat_interval, minimum=0.01
+            ),
+            self_alert_url=_optional_url(env, "HERON_SELF_ALERT_URL"),
+            self_watch_interval=_float(env, "HERON_SELF_WATCH_INTERVAL", d.self_watch_interval, minimum=0.01),
+            self_watermark_max_age=_float(env, "HERON_SELF_WATERMARK_MAX_AGE", d.self_watermark_max_age, minimum=0.01),
+            self_queue_max_depth=_int(env, "HERON_SELF_QUEUE_MAX_DEPTH", d.self_queue_max_depth, minimum=1),
+            self_confirm_after=_float(env, "HERON_SELF_CONFIRM_AFTER", d.self_confirm_after),
             paging_horizon=_float(env, "HERON_PAGING_HORIZON", d.paging_horizon, minimum=1.0),
             paging_concurrency=_int(env, "HERON_PAGING_CONCURRENCY", d.paging_concurrency, minimum=1),
             page_retry_schedule=_schedule(env, "HERON_PAGE_RETRY_SCHEDULE", d.page_retry_schedule),

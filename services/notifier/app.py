@@ -35,6 +35,7 @@ from heron_common.service import (
 )
 from heron_common.settings import Settings
 from heron_notifier import ledger, paging
+from heron_notifier.selfwatch_loop import self_watch_loop
 from heron_notifier.worker import DeliveryWorker
 
 WORKER = web.AppKey("worker", DeliveryWorker)
@@ -184,6 +185,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_worker_ctx)
     background(app, "deliveries", _deliver_loop)
     background(app, "delivery-retention", _retention)
+    background(app, "self-watch", self_watch_loop)  # Heron watching itself (issue #14)
     paging.add_paging(app)  # on-call pages, their planner and the shift top-up (issue #11)
     app[ALERTS_STATUS] = ConsumerStatus("notifier", app[NAMES].notifier_queue, "alerts")
     consumers(app, "alerts-consumer", _consume_alerts, statuses=[app[ALERTS_STATUS]])
