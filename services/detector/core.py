@@ -35,6 +35,11 @@ REPEATED_EVENTS = Counter(
     "heron_detector_repeated_events_total", "Events whose idempotency key was seen before (client retries), skipped"
 )
 OPENED = Counter("heron_detector_incidents_opened_total", "Incidents opened")
+# Every alert the detector publishes, by routing key (incident.opened.<kind>, heartbeat.down, …):
+# incidents by kind, and what the notifier is being handed.
+ALERTS_PUBLISHED = Counter(
+    "heron_detector_alerts_published_total", "Alerts published from the outbox, by routing key", ["routing_key"]
+)
 WATERMARK = Gauge("heron_detector_watermark_seconds", "Newest tick time scanned, per shard", ["shard"])
 POISON_MESSAGES = Counter("heron_detector_poison_messages_total", "Messages that could not be applied, dead-lettered")
 POISON_ROWS = Counter(
@@ -375,6 +380,7 @@ class Detector:
             )
             for row in rows:
                 await bus.publish(self.alerts, row["routing_key"], row["message"])
+                ALERTS_PUBLISHED.labels(row["routing_key"]).inc()
                 sent += 1
             if rows:
                 await conn.execute(
