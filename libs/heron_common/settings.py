@@ -217,6 +217,7 @@ class Settings:
     max_header_bytes: int = 8190
     max_batch_events: int = 1000
     max_metadata_bytes: int = 8192
+    max_json_depth: int = 32  # containers nested in a request body or an event's metadata
     key_cache_seconds: float = 10.0
     body_read_timeout: float = 10.0
     # Rate limits (requests/s and burst; 0 turns one off), shared by every replica through Redis.
@@ -347,6 +348,8 @@ class Settings:
             max_header_bytes=_int(env, "HERON_MAX_HEADER_BYTES", d.max_header_bytes, minimum=1024),
             max_batch_events=_int(env, "HERON_MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),
             max_metadata_bytes=_int(env, "HERON_MAX_METADATA_BYTES", d.max_metadata_bytes, minimum=2),
+            # At most 200: the broker message wraps metadata, and orjson encodes 255 levels at most.
+            max_json_depth=_int(env, "HERON_MAX_JSON_DEPTH", d.max_json_depth, minimum=2, maximum=200),
             key_cache_seconds=_float(env, "HERON_KEY_CACHE_SECONDS", d.key_cache_seconds),
             body_read_timeout=_float(env, "HERON_BODY_READ_TIMEOUT", d.body_read_timeout, minimum=0.01),
             rate_limit_per_key=_float(env, "HERON_RATE_LIMIT_PER_KEY", d.rate_limit_per_key),

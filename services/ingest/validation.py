@@ -19,12 +19,28 @@ from heron_common.monitors.cadence import event_time
 
 MAX_NAME = 200
 MAX_LABEL = 200
-# Containers nested in metadata, metadata itself included. The bound keeps every event well inside
-# what orjson will encode (255 levels, and the broker message wraps metadata in three more).
+# Containers nested in metadata, metadata itself included (and in any request body): the default of
+# HERON_MAX_JSON_DEPTH. The bound keeps every event well inside what orjson will encode (255
+# levels, and the broker message wraps metadata in three more), hence the setting's maximum.
 MAX_DEPTH = 32
-# The shortest JSON of metadata nested deeper than MAX_DEPTH: '{"":[[…]]}'. Anything shorter
-# cannot be too deep, so the usual small metadata is not even scanned for brackets.
-_MIN_TOO_DEEP = 5 + 2 * MAX_DEPTH
+MAX_DEPTH_LIMIT = 200
+
+
+def _min_too_deep(max_depth: int) -> int:
+    """The shortest JSON of metadata nested deeper than ``max_depth``: '{"":[[…]]}'. Anything
+    shorter cannot be too deep, so the usual small metadata is not even scanned for brackets."""
+    return 5 + 2 * max_depth
+
+
+def nesting(value: Any) -> int:
+    """How many containers deep ``value`` is (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((nesting(v) for v in value), default=0)
+    return 0
+
+
 # How a NUL can appear in a JSON body: orjson refuses a raw 0x00 inside a string, and refuses lone
 # surrogates, so this escape (db.JSON_NUL) is the one way in of a character Postgres cannot hold.
 NUL_REFUSED = "contains a NUL character (\\u0000), which cannot be stored"
@@ -62,26 +78,26 @@ def _shown(key: str) -> str:
     return (key[:40] + "…" if len(key) > 40 else key).replace("\x00", "\\u0000")
 
 
-def unstorable(value: Any, path: str, depth: int = 1) -> str | None:
+def unstorable(value: Any, path: str, depth: int = 1, max_depth: int = MAX_DEPTH) -> str | None:
     """Why ``value`` (metadata, found at ``path``) cannot be stored, naming the innermost field;
     None if it can. Postgres text and jsonb refuse U+0000, in keys as in values."""
     if isinstance(value, str):
         return f"{path} {NUL_REFUSED}" if "\x00" in value else None
-    if depth > MAX_DEPTH:
-        return f"{path} is nested more than {MAX_DEPTH} levels deep"
+    if depth > max_depth:
+        return f"{path} is nested more than {max_depth} levels deep"
     if isinstance(value, dict):
         for k, v in value.items():
             inner = f"{path}.{_shown(k)}"
             if "\x00" in k:
                 return f"{inner}: the key {NUL_REFUSED}"
             if type(v) is dict or type(v) is list or type(v) is str:
-                problem = unstorable(v, inner, depth + 1)
+                problem = unstorable(v, inner, depth + 1, max_depth)
                 if problem:
                     return problem
     elif isinstance(value, list):
         for i, v in enumerate(value):
             if type(v) is dict or type(v) is list or type(v) is str:
-                problem = unstorable(v, f"{path}[{i}]", depth + 1)
+                problem = unstorable(v, f"{path}[{i}]", depth + 1, max_depth)
                 if problem:
                     return problem
     return None
@@ -112,6 +128,7 @@ def parse_event(
     max_metadata_bytes: int,
     max_skew: float,
     where: str = "",
+    max_depth: int = MAX_DEPTH,
 ) -> TrackedEvent:
     if not isinstance(raw, dict):
         raise InputError(422, "invalid_event", f"{where or 'the body'} must be a JSON object")
@@ -129,7 +146,7 @@ def parse_event(
         if not isinstance(metadata, dict):
             raise InputError(422, "invalid_field", f"{where}metadata must be a JSON object")
         # Before measuring: orjson cannot even encode metadata nested 255 levels deep.
-        problem = unstorable(metadata, f"{where}metadata")
+        problem = unstorable(metadata, f"{where}metadata", max_depth=max_depth)
         if problem:
             raise InputError(422, "invalid_field", problem)
         size = len(orjson.dumps(metadata))
@@ -166,6 +183,7 @@ def parse_rows(
     max_skew: float,
     batch: bool,
     nul_free: bool = False,
+    max_depth: int = MAX_DEPTH,
 ) -> list[list[Any]]:
     """Wire rows (``TrackedEvent.to_wire`` shape) for ``items``: the hot path of ingest.
 
@@ -177,6 +195,7 @@ def parse_rows(
     metadata, the usual kind, is never walked.
     """
     rows = []
+    too_deep = _min_too_deep(max_depth)
     oldest = received_at - max_skew
     for i, raw in enumerate(items):
         row = None
@@ -199,7 +218,7 @@ def parse_rows(
                         or (
                             type(md) is dict
                             and (size := len(enc := orjson.dumps(md))) <= max_metadata_bytes
-                            and (size < _MIN_TOO_DEEP or enc.count(b"{") + enc.count(b"[") <= MAX_DEPTH)
+                            and (size < too_deep or enc.count(b"{") + enc.count(b"[") <= max_depth)
                         )
                     )
                 ):
@@ -218,6 +237,7 @@ def parse_rows(
                 max_metadata_bytes=max_metadata_bytes,
                 max_skew=max_skew,
                 where=f"events[{i}]." if batch else "",
+                max_depth=max_depth,
             ).to_wire()
         rows.append(row)
     return rows

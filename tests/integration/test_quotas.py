@@ -81,3 +81,26 @@ async def test_header_lines_and_the_query_string_are_bounded_by_a_setting(settin
         status, _, text = await get("/v1/services?name=" + "q" * 3000)
         assert status == 400 and "2048" in text
         assert (await get("/v1/services"))[0] == 200  # the listener still serves
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_json_depth_is_bounded_by_a_setting_for_events_and_every_other_body(settings: Settings) -> None:
+    async with running_system(replace(settings, max_json_depth=4), services=()) as system:
+        _, key = await system.create_project()
+        ok = {"event_name": "x", "metadata": nested(4)}
+        assert (await call(system, "POST", "/v1/track", key, ok))[0] == 202
+        status, error = await call(system, "POST", "/v1/track", key, {"event_name": "x", "metadata": nested(5)})
+        assert status == 422 and "metadata.a.a.a.a is nested more than 4 levels" in error["error"]["message"]
+        status, error = await call(system, "POST", "/v1/events", key, [ok, {"event_name": "x", "metadata": nested(5)}])
+        assert status == 422 and error["error"]["message"].startswith("events[1].metadata")
+        # A management body: the same bound, before any field is looked at.
+        body = {"name": "deep", "interval": "1h", "grace": "5m", "extra": nested(4)}
+        status, error = await call(system, "POST", "/v1/heartbeats", key, body)
+        assert status == 422 and error["error"]["code"] == "invalid_body"
+        assert "nested more than 4 levels" in error["error"]["message"]
