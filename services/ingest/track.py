@@ -119,7 +119,10 @@ _EVENT = oa.obj(
         "service": {"type": "string", "maxLength": 200},
         "environment": {"type": "string", "maxLength": 200},
         "timestamp": {"type": "number", "description": "unix seconds; clamped to [receipt − 1 h, receipt]"},
-        "metadata": {"type": "object", "description": "≤ HERON_MAX_METADATA_BYTES as JSON, nested ≤ HERON_MAX_JSON_DEPTH (32) levels"},
+        "metadata": {
+            "type": "object",
+            "description": "≤ HERON_MAX_METADATA_BYTES as JSON, nested ≤ HERON_MAX_JSON_DEPTH (32) levels",
+        },
         "api_key": {"type": "string", "description": "the key, for clients that cannot send a header"},
     },
     required=["event_name"],
