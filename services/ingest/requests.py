@@ -16,7 +16,7 @@ from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.context import AUTH, KEY_LIMIT
 from heron_ingest.dryrun import dry_run
 from heron_ingest.ratelimit import retry_after
-from heron_ingest.validation import InputError, nesting, parse_json
+from heron_ingest.validation import InputError, nested_deeper, parse_json
 
 # Set on a request authenticated by a test key: it answers as a real call would, changes nothing.
 TEST_KEY = web.RequestKey("test_key", bool)
@@ -73,7 +73,7 @@ async def json_object(request: web.Request, *, required: bool = True) -> dict[st
     if not isinstance(body, dict):
         raise InputError(422, "invalid_body", "the body must be a JSON object")
     limit = request.app[SETTINGS].max_json_depth
-    if nesting(body) > limit:
+    if nested_deeper(body, limit):
         raise InputError(
             422, "invalid_body", f"the body is nested more than {limit} levels deep (HERON_MAX_JSON_DEPTH)"
         )

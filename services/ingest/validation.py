@@ -32,13 +32,16 @@ def _min_too_deep(max_depth: int) -> int:
     return 5 + 2 * max_depth
 
 
-def nesting(value: Any) -> int:
-    """How many containers deep ``value`` is (a scalar is 0)."""
-    if isinstance(value, dict):
-        return 1 + max((nesting(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((nesting(v) for v in value), default=0)
-    return 0
+def nested_deeper(value: Any, limit: int, depth: int = 0) -> bool:
+    """Whether ``value`` holds containers nested more than ``limit`` deep. Stops at ``limit`` + 1,
+    so the recursion stays short however deep the body (the JSON parser allows 1024 levels,
+    more than Python's own recursion limit)."""
+    if isinstance(value, dict | list):
+        if depth >= limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        return any(nested_deeper(v, limit, depth + 1) for v in children)
+    return False
 
 
 # How a NUL can appear in a JSON body: orjson refuses a raw 0x00 inside a string, and refuses lone

@@ -104,3 +104,7 @@ async def test_json_depth_is_bounded_by_a_setting_for_events_and_every_other_bod
         status, error = await call(system, "POST", "/v1/heartbeats", key, body)
         assert status == 422 and error["error"]["code"] == "invalid_body"
         assert "nested more than 4 levels" in error["error"]["message"]
+        # Deeper than Python's own recursion limit, yet valid for the JSON parser (1024 levels).
+        body = {"name": "deeper", "extra": nested(900)}
+        status, error = await call(system, "POST", "/v1/heartbeats", key, body)
+        assert status == 422 and error["error"]["code"] == "invalid_body"
