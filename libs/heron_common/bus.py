@@ -142,13 +142,7 @@ async def publish_changes(
     for project_id, monitor_ids in by_project.items():
         message = messages.change_message(project_id, sorted(monitor_ids), now)
         await exchange.publish(
-            aio_pika.Message(
-                messages.encode(message),
-                delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
-                content_type="application/json",
-                message_id=message["id"],
-                type=message["type"],
-            ),
+            _amqp_message(message, aio_pika.DeliveryMode.NOT_PERSISTENT),
             routing_key=names.changes_key(project_id),
             mandatory=False,  # no dashboard open is the usual case, not an error
         )
@@ -171,15 +165,18 @@ async def publish(exchange: AbstractExchange, routing_key: str, message: dict[st
     so that an unroutable ``mandatory`` message raises instead of vanishing.
     """
     await exchange.publish(
-        aio_pika.Message(
-            messages.encode(message),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type="application/json",
-            message_id=message["id"],
-            type=message["type"],
-        ),
-        routing_key=routing_key,
-        mandatory=True,
+        _amqp_message(message, aio_pika.DeliveryMode.PERSISTENT), routing_key=routing_key, mandatory=True
+    )
+
+
+def _amqp_message(message: dict[str, Any], delivery_mode: aio_pika.DeliveryMode) -> aio_pika.Message:
+    """One of our JSON envelopes as an AMQP message, its id and type in the properties."""
+    return aio_pika.Message(
+        messages.encode(message),
+        delivery_mode=delivery_mode,
+        content_type="application/json",
+        message_id=message["id"],
+        type=message["type"],
     )
 
 
