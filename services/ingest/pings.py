@@ -64,7 +64,8 @@ def _header(request: web.Request, name: str, limit: int) -> str | None:
 
 async def _ping(request: web.Request, kind: str, exit_code: int | None = None) -> web.StreamResponse:
     token = request.match_info["token"]
-    if not (token.isascii() and 0 < len(token) <= MAX_TOKEN):
+    # Tokens are URL-safe ASCII: anything else (a NUL Postgres text refuses, say) names nothing.
+    if not (token.isascii() and token.isprintable() and 0 < len(token) <= MAX_TOKEN):
         return error_response(404, "not_found", "no heartbeat has this ping URL")
     app = request.app
     now = app[CLOCK].now()
