@@ -3,7 +3,10 @@ meanwhile."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aio_pika
+import pytest
 
 from heron_common import bus
 from heron_common.settings import Settings
@@ -39,3 +42,42 @@ async def test_a_deleted_shard_queue_is_declared_again_and_consumed(settings: Se
         async with system.http.get(f"{detector}/metrics") as r:
             text = await r.text()
         assert f'heron_consumer_up{{queue="{names.shard_queue(2)}",service="detector"}} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    ("service", "queue_of", "label"),
+    [
+        ("detector", lambda names: names.detector_dead, "dead letters (detector)"),
+        ("detector", lambda names: names.notifier_dead, "dead letters (notifier)"),
+        ("notifier", lambda names: names.notifier_queue, "alerts"),
+    ],
+    ids=["detector dead letters", "notifier dead letters", "notifier alerts"],
+)
+async def test_every_consumer_that_is_not_a_shard_comes_back_too(
+    settings: Settings, service: str, queue_of: Callable[[bus.Names], str], label: str
+) -> None:
+    names = bus.Names(settings.amqp_prefix)
+    queue_name = queue_of(names)
+    async with running_system(settings, services=(service,)) as system:
+        url = system.others[service].url
+
+        async def readyz() -> tuple[int, dict]:
+            async with system.http.get(f"{url}/readyz") as r:
+                return r.status, await r.json()
+
+        await eventually(readyz, lambda r: r[0] == 200, timeout=10.0)
+        connection = await aio_pika.connect(settings.amqp_url)
+        try:
+            channel = await connection.channel()
+            await channel.queue_delete(queue_name)
+            _, body = await eventually(readyz, lambda r: r[0] == 503, timeout=10.0)
+            assert f"{label} not subscribed" in body["failures"]["consumers"], body
+            await eventually(readyz, lambda r: r[0] == 200, timeout=10.0)
+            channel = await connection.channel()
+            queue = await channel.declare_queue(queue_name, passive=True)
+            assert queue.declaration_result.consumer_count == 1
+        finally:
+            await connection.close()
+        async with system.http.get(f"{url}/metrics") as r:
+            text = await r.text()
+        assert f'heron_consumer_up{{queue="{queue_name}",service="{service}"}} 1.0' in text

@@ -8,6 +8,7 @@ import json
 import asyncpg
 import pytest
 import redis.asyncio as redis_asyncio
+from prometheus_client import REGISTRY
 
 from heron_common import bus, deadletter_store, messages
 from heron_common.db import create_pool, is_transient
@@ -20,6 +21,21 @@ from tests.support.system import System, running_system
 from tests.support.waiting import eventually
 
 T0 = 1_800_000_000.0
+
+
+def counter(name: str, **labels: str) -> float:
+    """A counter's value in this process's registry (the detector runs in-process here)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def stored_letters() -> float:
+    """heron_dead_letters_stored_total over every queue label."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == "heron_dead_letters_stored_total"
+    )
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 # Postgres refusing a value for a reason the screen cannot know: a trigger on the events table.
@@ -74,7 +90,12 @@ async def test_nul_row_is_dead_lettered_and_the_rest_of_the_shard_goes_on(
     name_a, name_b, shard = same_shard_names(a, b, settings.shards)
     mixed = body(row(a, name_a, {"k": "a\u0000"}), row(b, name_b, {"k": "fine"}))
     later = body(row(a, name_a, {"k": "later"}, T0 + 1))
+    rows_before = counter("heron_detector_poison_rows_total")
+    messages_before = counter("heron_detector_poison_messages_total")
     handled = await detector.handle_many(shard, [mixed, later], now=T0 + 1)
+    # An operator sees it: one row counted as refused, no whole message poisoned.
+    assert counter("heron_detector_poison_rows_total") == rows_before + 1
+    assert counter("heron_detector_poison_messages_total") == messages_before
 
     # Nothing is poison: the mixed message's good row and the later message are both committed.
     assert handled.poison == {}
@@ -119,9 +140,11 @@ async def test_unforeseen_failure_isolates_only_the_message_that_fails_alone(
             metadata = {"a": metadata}
     batch = [body(row(a if i % 2 else b, name_a if i % 2 else name_b, {"i": i}, T0 + i)) for i in range(6)]
     batch[3] = body(row(a, name_a, metadata, T0 + 3), row(b, name_b, {"i": 3}, T0 + 3))
+    messages_before = counter("heron_detector_poison_messages_total")
     handled = await detector.handle_many(shard, batch, now=T0 + 6)
 
     assert list(handled.poison) == [3]
+    assert counter("heron_detector_poison_messages_total") == messages_before + 1
     assert handled.events == 5
     assert await count(pg, a) + await count(pg, b) == 5
     # The poison message left nothing behind: not even its good row, nor its id.
@@ -154,6 +177,7 @@ async def test_keeper_stores_a_poison_message_and_replay_applies_it_once_fixed(
         names = bus.Names(settings.amqp_prefix)
         shard = messages.stream_shard(project_id, "job", None, None, settings.shards)
         poison = messages.events_message([row(project_id, "job", {"k": "boom"})], now=T0)
+        stored_before = stored_letters()
         channel = await system.ingest.app[AMQP].channel()
         try:
             exchange = await channel.get_exchange(names.ingest_exchange, ensure=False)
@@ -168,6 +192,7 @@ async def test_keeper_stores_a_poison_message_and_replay_applies_it_once_fixed(
         assert listed["reason"] == f"rejected in {names.shard_queue(shard)}"
         assert (listed["exchange"], listed["routing_key"]) == (names.ingest_exchange, names.shard_key(shard))
         assert listed["replayed_at"] is None
+        assert stored_letters() == stored_before + 1
         assert await _dead_letters(system, queue="notifier") == []
         url = f"{system.ingest.url}/v1/admin/dead-letters/{listed['id']}"
         async with system.http.get(url, headers=ADMIN) as resp:
