@@ -9,14 +9,18 @@ restoring state behind our back.
 
 Each subscription reports whether it is subscribed (``ConsumerStatus``), which feeds ``/readyz``
 and the ``heron_consumer_up`` gauge: a process that should be consuming a queue and is not says so.
+A consumer that stays unsubscribed while the broker is reachable (``stuck_consumers``) fails
+``/healthz`` too, so an orchestrator restarts the process: the loop resubscribes by itself after
+any outage, so a long gap with the broker up means something the loop cannot mend.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -43,14 +47,32 @@ class ConsumerStatus:
     label: str  # how /readyz names it: "shard 3", "alerts"
     subscribed: bool = False
     ever_subscribed: bool = False
+    since: float = field(default_factory=time.monotonic)  # when ``subscribed`` last changed
 
     def __post_init__(self) -> None:
         CONSUMER_UP.labels(self.service, self.queue).set(0)
 
-    def set(self, subscribed: bool) -> None:
+    def set(self, subscribed: bool, now: float | None = None) -> None:
+        if subscribed != self.subscribed:
+            self.since = time.monotonic() if now is None else now
         self.subscribed = subscribed
         self.ever_subscribed = self.ever_subscribed or subscribed
         CONSUMER_UP.labels(self.service, self.queue).set(1 if subscribed else 0)
+
+
+def stuck_consumers(
+    statuses: Iterable[ConsumerStatus], link_up_since: float | None, now: float, bound: float
+) -> list[str]:
+    """Consumers unsubscribed for ``bound`` seconds during which the broker link was up, as
+    ``/healthz`` names them. While the link is down nothing is stuck: every consumer resubscribes
+    once it is back, and restarting the process would not bring the broker back sooner."""
+    if link_up_since is None:
+        return []
+    return [
+        f"{s.label} not subscribed for {now - max(s.since, link_up_since):.0f} s while the broker is reachable"
+        for s in statuses
+        if not s.subscribed and now - max(s.since, link_up_since) >= bound
+    ]
 
 
 class Abandoned(Exception):

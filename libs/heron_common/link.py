@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ class Link:
         self._closing = False
         self.generation = 0  # bumped on every new connection
         self.down_reason = "not connected yet"
+        self.up_since: float | None = None  # monotonic time of the current connection, None while down
 
     async def open(self) -> None:
         """Connect once (a broker unreachable at start-up fails the start), then keep connected."""
@@ -56,6 +58,7 @@ class Link:
         connection.close_callbacks.add(on_close)
         self._connection, self._lost = connection, lost
         self.generation += 1
+        self.up_since = time.monotonic()
         self._up.set()
 
     async def _supervise(self) -> None:
@@ -64,6 +67,7 @@ class Link:
             exc = await self._lost
             self._up.clear()
             self._connection = None
+            self.up_since = None
             self.down_reason = f"connection lost: {exc or 'closed'}"
             log.warning("AMQP connection lost; reconnecting", connection=self._name, error=str(exc))
             attempt = 0

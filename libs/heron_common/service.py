@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -30,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from heron_common import bus, db
 from heron_common import openapi as oa
 from heron_common.clock import Clock, SystemClock
-from heron_common.consumer import ConsumerStatus
+from heron_common.consumer import ConsumerStatus, stuck_consumers
 from heron_common.link import Link
 from heron_common.logging import configure_logging, get_logger
 from heron_common.settings import Settings, SettingsError
@@ -64,8 +65,17 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 
-async def _healthz(_: web.Request) -> web.Response:
-    # Liveness: the event loop answers. Dependencies are /readyz's business.
+async def _healthz(request: web.Request) -> web.Response:
+    # Liveness: the event loop answers, and no consumer is stuck. Dependencies are /readyz's
+    # business: a broker or database outage must not restart every pod in a loop. A consumer
+    # unsubscribed for HERON_CONSUMER_STUCK_SECONDS while the broker is reachable is different:
+    # its loop resubscribes by itself after any outage, so this is a fault only a restart mends.
+    app = request.app
+    statuses: list[ConsumerStatus] = app[CONSUMERS]
+    if LINK in app and statuses:
+        stuck = stuck_consumers(statuses, app[LINK].up_since, time.monotonic(), app[SETTINGS].consumer_stuck_seconds)
+        if stuck:
+            return json_response({"status": "stuck", "failures": {"consumers": ", ".join(stuck)}}, status=503)
     return json_response({"status": "ok"})
 
 
@@ -322,12 +332,24 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
 PATHS = {
     "/healthz": {
         "get": oa.operation(
-            "Liveness: the event loop answers",
+            "Liveness: the event loop answers and no consumer is stuck",
             tag="operations",
             auth="none",
             limited=False,
             operation_id="healthz",
-            responses={200: oa.json_response(oa.obj({"status": {"const": "ok"}}), "Alive")},
+            responses={
+                200: oa.json_response(oa.obj({"status": {"const": "ok"}}), "Alive"),
+                503: oa.json_response(
+                    oa.obj(
+                        {
+                            "status": {"const": "stuck"},
+                            "failures": {"type": "object", "additionalProperties": oa.STRING},
+                        }
+                    ),
+                    "A consumer unsubscribed for HERON_CONSUMER_STUCK_SECONDS while the broker is reachable:"
+                    " restart the process (detector and notifier only)",
+                ),
+            },
         )
     },
     "/readyz": {

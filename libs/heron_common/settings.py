@@ -210,6 +210,8 @@ class Settings:
     detector_port: int = 8081
     notifier_port: int = 8082
     prober_port: int = 8083
+    # /healthz fails once a consumer has been unsubscribed this long while the broker is reachable.
+    consumer_stuck_seconds: float = 120.0
 
     # Ingest.
     max_body_bytes: int = 1_048_576
@@ -344,6 +346,7 @@ class Settings:
             detector_port=_int(env, "HERON_DETECTOR_PORT", d.detector_port, maximum=65535),
             notifier_port=_int(env, "HERON_NOTIFIER_PORT", d.notifier_port, maximum=65535),
             prober_port=_int(env, "HERON_PROBER_PORT", d.prober_port, maximum=65535),
+            consumer_stuck_seconds=_float(env, "HERON_CONSUMER_STUCK_SECONDS", d.consumer_stuck_seconds, minimum=0.1),
             max_body_bytes=_int(env, "HERON_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
             max_header_bytes=_int(env, "HERON_MAX_HEADER_BYTES", d.max_header_bytes, minimum=1024),
             max_batch_events=_int(env, "HERON_MAX_BATCH_EVENTS", d.max_batch_events, minimum=1),

@@ -11,15 +11,45 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from heron_common.settings import Settings
 from tests.chaos.conftest import chaos_settings
 from tests.support.chaos import Figures, Load, detected, learned, project_with_receiver, recovered, report, verify
 from tests.support.fakes import FakeReceiver
 from tests.support.processes import free_port, settings_env, start_service, wait_ready
+from tests.support.waiting import eventually
 
 STREAMS = ["kill.a", "kill.b", "kill.c", "kill.stopped"]
 SERVICES = ("ingest", "detector", "notifier", "prober")
+PROBE_INTERVAL = 0.5
+
+
+class HealthyEndpoint:
+    """A local endpoint that is up all along: what the probe checks while the prober is killed."""
+
+    def __init__(self) -> None:
+        app = web.Application()
+        app.router.add_get("/health", self.health)
+        self.runner = web.AppRunner(app)
+
+    @staticmethod
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def start(self) -> str:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}/health"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def probe_results(pg, project_id: int) -> int:
+    return await pg.fetchval("SELECT count(*) FROM probe_results WHERE project_id = $1 AND up", project_id)
 
 
 class Service:
@@ -79,16 +109,27 @@ async def test_each_service_sigkilled_and_restarted(
         HERON_LOG_LEVEL="WARNING",
         HERON_KEY_CACHE_SECONDS=str(s.key_cache_seconds),
         HERON_WEBHOOK_RETRY_SCHEDULE=",".join(str(x) for x in s.webhook_retry_schedule),
+        HERON_PROBE_MIN_INTERVAL=str(PROBE_INTERVAL),
     )
     services = {name: Service(name, env) for name in SERVICES}
+    endpoint = HealthyEndpoint()
     async with aiohttp.ClientSession() as http:
         try:
+            target = await endpoint.start()
             for service in services.values():
                 await service.start()
             for service in services.values():
                 await service.ready()
             ingest = services["ingest"].url
             project = await project_with_receiver(http, ingest, s.admin_token or "", receiver)
+            # The prober has work when it is killed: a probe of an endpoint that is up all along,
+            # which must keep being checked afterwards and never page.
+            async with http.post(
+                f"{ingest}/v1/probes",
+                json={"url": target, "service": "kill.probe", "interval": PROBE_INTERVAL},
+                headers={"Authorization": f"Bearer {project['api_key']}"},
+            ) as r:
+                assert r.status == 201, await r.text()
             load = Load(http, ingest, project["api_key"], STREAMS).start()
             try:
                 await learned(pg, project["project_id"], STREAMS)
@@ -99,6 +140,13 @@ async def test_each_service_sigkilled_and_restarted(
                     await services[name].start()
                     await services[name].ready()
                     await recovered(http, [x.url for x in services.values()], pg, project["project_id"], load)
+                    if name == "prober":
+                        before = await probe_results(pg, project["project_id"])
+                        await eventually(
+                            lambda: probe_results(pg, project["project_id"]),
+                            lambda n, before=before: n > before,
+                            timeout=30.0,
+                        )
                     recover = max(recover, time.monotonic() - killed)
                 figures.recover_seconds = recover
                 await load.stop("kill.stopped")
@@ -119,3 +167,4 @@ async def test_each_service_sigkilled_and_restarted(
         finally:
             for service in reversed(services.values()):
                 await service.stop()
+            await endpoint.stop()

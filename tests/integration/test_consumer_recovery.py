@@ -4,6 +4,7 @@ meanwhile."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import aio_pika
 import pytest
@@ -81,3 +82,46 @@ async def test_every_consumer_that_is_not_a_shard_comes_back_too(
         async with system.http.get(f"{url}/metrics") as r:
             text = await r.text()
         assert f'heron_consumer_up{{queue="{queue_name}",service="{service}"}} 1.0' in text
+
+
+async def test_a_consumer_stuck_while_the_broker_is_up_fails_liveness_until_it_subscribes(settings: Settings) -> None:
+    """/healthz (liveness) ignores outages but not a consumer that cannot subscribe while the
+    broker is reachable: here a queue of the same name with other arguments is in the way (the
+    detector's declare is refused), so an orchestrator would restart the detector."""
+    settings = replace(settings, consumer_stuck_seconds=0.5)
+    names = bus.Names(settings.amqp_prefix)
+    async with running_system(settings, services=("detector",)) as system:
+        detector = system.others["detector"].url
+
+        async def probe(path: str) -> tuple[int, dict]:
+            async with system.http.get(f"{detector}{path}") as r:
+                return r.status, await r.json()
+
+        assert (await probe("/healthz"))[0] == 200
+        connection = await aio_pika.connect(settings.amqp_url)
+        try:
+            # Replace shard 2's quorum queue with a classic one before the detector declares it
+            # again (retried in case the detector got there first).
+            async def in_the_way() -> bool:
+                channel = await connection.channel()
+                await channel.queue_delete(names.shard_queue(2))
+                try:
+                    await channel.declare_queue(names.shard_queue(2), durable=True)
+                except aio_pika.exceptions.ChannelPreconditionFailed:
+                    return False
+                return True
+
+            await eventually(in_the_way, lambda placed: placed, timeout=10.0)
+            _, body = await eventually(lambda: probe("/healthz"), lambda r: r[0] == 503, timeout=10.0)
+            assert body["status"] == "stuck"
+            assert "shard 2 not subscribed for" in body["failures"]["consumers"], body
+            assert "while the broker is reachable" in body["failures"]["consumers"], body
+            assert (await probe("/readyz"))[0] == 503
+
+            # Out of the way: the detector declares its own queue, subscribes, and is live again.
+            channel = await connection.channel()
+            await channel.queue_delete(names.shard_queue(2))
+            await eventually(lambda: probe("/healthz"), lambda r: r[0] == 200, timeout=10.0)
+            await eventually(lambda: probe("/readyz"), lambda r: r[0] == 200, timeout=10.0)
+        finally:
+            await connection.close()

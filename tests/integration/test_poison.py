@@ -36,6 +36,8 @@ def stored_letters() -> float:
         for sample in metric.samples
         if sample.name == "heron_dead_letters_stored_total"
     )
+
+
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 # Postgres refusing a value for a reason the screen cannot know: a trigger on the events table.

@@ -273,3 +273,7 @@ async def verify(
     assert figures.duplicates == 0, figures.line()
     assert figures.false_incidents == 0, figures.line()
     assert set(opened) == want, figures.line()
+    # No notification sent twice: not the same delivery again (same webhook-id), nor a second
+    # "opened" for one incident under a new id.
+    assert figures.alert_duplicates == 0, figures.line()
+    assert all(n == 1 for n in opened.values()), (opened, figures.line())
