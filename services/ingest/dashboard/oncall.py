@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from heron_common.service import CLOCK, PG
-from heron_ingest import oncall_api
+from heron_ingest import oncall_api, params
 from heron_ingest.dashboard import nav
 from heron_ingest.dashboard.core import FormState, back, form_error, form_of, page, render, scope, viewer, writable
 from heron_ingest.requests import owned_row
@@ -94,10 +94,8 @@ async def edit_rotation(request: web.Request) -> web.StreamResponse:
     session = await viewer(request)
     writable(session)
     project = await scope(request, session)
-    rotation_id = request.match_info["rotation_id"]
-    if not rotation_id.isascii() or not rotation_id.isdigit() or len(rotation_id) > 18:
-        raise InputError(404, "not_found", "no such rotation")
-    row = await owned_row(request.app[PG], "rotations", int(rotation_id), project.id, "rotation")
+    rotation_id = params.path_id(request.match_info, "rotation_id")
+    row = await owned_row(request.app[PG], "rotations", rotation_id, project.id, "rotation")
     spec = form.get("spec") if isinstance(form.get("spec"), str) else ""
     # Browsers send a textarea's lines ending in CRLF: store the text as the API would have it.
     spec = spec.replace("\r\n", "\n")
