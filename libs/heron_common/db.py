@@ -190,13 +190,9 @@ def migrate_main() -> None:
         applied = await migrate(settings.database_url)
         print("applied: " + (", ".join(applied) if applied else "nothing (schema is current)"))
         if settings.secrets_keys:
-            from heron_common.secretbox import SecretBox, reseal_all
+            from heron_common.secretbox import reseal_database
 
-            conn = await asyncpg.connect(settings.database_url)
-            try:
-                resealed = await reseal_all(conn, SecretBox(settings.secrets_keys))
-            finally:
-                await conn.close()
+            resealed = await reseal_database(settings.database_url, settings.secrets_keys)
             print(f"secrets sealed with the first HERON_SECRETS_KEY: {resealed} changed")
         else:
             print("HERON_SECRETS_KEY is not set: stored secrets were not (re)sealed")

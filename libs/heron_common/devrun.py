@@ -23,6 +23,7 @@ from pathlib import Path
 from heron_common import db
 from heron_common.demo import DEMO_ENV, Demo
 from heron_common.keys import new_admin_token
+from heron_common.secretbox import reseal_database
 from heron_common.settings import Settings, SettingsError
 
 SERVICES = (
@@ -89,6 +90,8 @@ async def _run(settings: Settings, env: dict[str, str], demo: bool = False) -> i
     created = await db.ensure_database(settings.database_url)
     applied = await db.migrate(settings.database_url)
     print(f"heron-dev: database {'created' if created else 'ready'}; migrations applied: {len(applied)}", flush=True)
+    if settings.secrets_keys:  # as heron-migrate does: every stored secret sealed with the first key
+        await reseal_database(settings.database_url, settings.secrets_keys)
 
     children: dict[str, asyncio.subprocess.Process] = {}
     for name, module, _ in SERVICES:

@@ -18,6 +18,7 @@ import asyncpg
 
 from heron_common.oncall import rotation as rot
 from heron_common.oncall import shifts as sh
+from heron_common.secretbox import SecretBox
 
 
 @lru_cache(maxsize=256)
@@ -97,11 +98,12 @@ async def top_up_all(pool: asyncpg.Pool, now: datetime, days: int) -> int:
     return added
 
 
-async def ack_key(conn: asyncpg.Connection | asyncpg.Pool) -> bytes:
-    key = await conn.fetchval("SELECT ack_key FROM oncall_keys WHERE id = 1")
-    if key is None:  # pragma: no cover - the migration inserts it
+async def ack_key(conn: asyncpg.Connection | asyncpg.Pool, box: SecretBox) -> bytes:
+    """The acknowledge-link key: stored sealed (hex inside), or as hex before the first re-seal."""
+    stored = await conn.fetchval("SELECT ack_key FROM oncall_keys WHERE id = 1")
+    if stored is None:  # pragma: no cover - the migration inserts it
         raise RuntimeError("oncall_keys has no ack key: migrations not applied?")
-    return bytes(key)
+    return bytes.fromhex(box.open(stored) or "")
 
 
 def by_email(emails: Iterable[str]) -> dict[str, str]:

@@ -38,6 +38,9 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # Webhook endpoints: a URL may carry a token, and a Slack-format endpoint's always is one. The
     # endpoint's id is its deliveries' identity, so nothing compares the stored URL.
     ("webhook_endpoints", "id", "url"),
+    # The key acknowledge links are signed with: whoever has it can acknowledge any incident (and
+    # so stop its pages). Ours, not a third party's, but a credential all the same.
+    ("oncall_keys", "id", "ack_key"),
 )
 
 
@@ -112,3 +115,12 @@ async def reseal_all(conn: asyncpg.Connection, box: SecretBox) -> int:
             )
             changed += status.endswith(" 1")
     return changed
+
+
+async def reseal_database(database_url: str, keys: Sequence[str]) -> int:
+    """``reseal_all`` on its own connection (heron-migrate and heron-dev run it after migrating)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await reseal_all(conn, SecretBox(keys))
+    finally:
+        await conn.close()

@@ -30,6 +30,7 @@ from heron_common.oncall import ack
 from heron_common.service import CLOCK, PG, SETTINGS, error_response, json_response
 from heron_common.views import INCIDENT_SCHEMA, incident_view
 from heron_ingest.commands import applied, send_command
+from heron_ingest.context import SECRETS
 from heron_ingest.validation import InputError
 
 ACTION_ID = "heron_acknowledge"  # the button's action_id in the Slack message (heron_notifier.paging_render)
@@ -50,7 +51,7 @@ class AckProblem(Exception):
 
 
 async def _claims(request: web.Request, token: str) -> ack.AckClaims:
-    key = await oncall_store.ack_key(request.app[PG])
+    key = await oncall_store.ack_key(request.app[PG], request.app[SECRETS])
     try:
         return ack.verify(key, token, request.app[CLOCK].now())
     except ack.AckLinkError as exc:

@@ -173,7 +173,7 @@ class PageSender:
         now = self.clock.now()
         lease = now + self.lease
         if self._key is None:
-            self._key = await oncall_store.ack_key(self.pool)
+            self._key = await oncall_store.ack_key(self.pool, self.box)
         # The claim reads the due-pages index alone: a join here (to skip stopped incidents) let
         # the planner pick a nested loop over every open incident when statistics were stale
         # (freshly filled tables), and a claim took seconds. Stopped incidents are sorted out below.

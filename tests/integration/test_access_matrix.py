@@ -34,6 +34,7 @@ from heron_common import openapi as oa
 from heron_common.oncall import ack
 from heron_common.service import PG
 from heron_common.settings import Settings
+from heron_ingest.context import SECRETS
 from heron_ingest.openapi import DOCUMENT
 from tests.support.system import System, running_system
 from tests.support.waiting import eventually
@@ -177,7 +178,7 @@ async def alpha(system: System) -> dict[str, Any]:
 
 async def ack_token(system: System, project_id: int, incident_id: int) -> str:
     """A fresh acknowledge link's token for alpha's incident, as a page carries."""
-    key = await oncall_store.ack_key(system.ingest.app[PG])
+    key = await oncall_store.ack_key(system.ingest.app[PG], system.ingest.app[SECRETS])
     claims = ack.AckClaims(str(uuid.uuid4()), incident_id, project_id, "alpha@example.com", int(time.time()) + 3600)
     return ack.sign(key, claims)
 

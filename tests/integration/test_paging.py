@@ -22,6 +22,7 @@ import pytest
 from heron_common import oncall_store, slack
 from heron_common.oncall import ack
 from heron_common.settings import Settings
+from heron_ingest.context import SECRETS
 from tests.support.oncall_fakes import FakeSlackAPI, FakeSMTP
 from tests.support.system import System, running_system
 from tests.support.waiting import eventually
@@ -231,7 +232,7 @@ async def test_the_signed_link_in_the_email_acknowledges_once_and_stops_the_repe
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     async with env.system.http.post(f"{ingest}/ack/{forged}") as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_link"
-    key = await oncall_store.ack_key(env.pg)
+    key = await oncall_store.ack_key(env.pg, env.system.ingest.app[SECRETS])
     # Signed with the real key, but expired (an expired token is refused before anything is looked up).
     old = ack.sign(key, ack.AckClaims(str(uuid.uuid4()), incident["id"], 1, "alice@example.com", 1))
     async with env.system.http.post(f"{ingest}/ack/{old}") as r:

@@ -13,8 +13,9 @@ from typing import Any
 import asyncpg
 from cryptography.fernet import Fernet
 
-from heron_common import messages
+from heron_common import messages, oncall_store
 from heron_common.clock import SystemClock
+from heron_common.oncall import ack
 from heron_common.outbound import GuardedSession
 from heron_common.secretbox import PREFIX, SecretBox, reseal_all
 from heron_common.settings import Settings
@@ -137,7 +138,8 @@ async def test_values_stored_before_sealing_keep_working_and_the_reseal_and_migr
     new_key = Fernet.generate_key().decode()
     rotated = (new_key, *settings.secrets_keys)
     async with pg.acquire() as conn:
-        assert await reseal_all(conn, SecretBox(rotated)) == 2  # the project URL and the channel target
+        # The project URL, the channel target and the acknowledge-link key (hex until the first re-seal).
+        assert await reseal_all(conn, SecretBox(rotated)) == 3
     only_new = SecretBox((new_key,))
     assert (
         only_new.open(await pg.fetchval("SELECT slack_webhook_url FROM projects WHERE id = $1", project_id))
@@ -176,3 +178,21 @@ async def test_a_webhook_endpoints_url_is_sealed_shown_to_its_owner_and_opened_t
     assert await deliver(pg, redis, settings)
     [got] = await slack.wait_for(1)
     assert got.path.endswith("/endpoint-token-2") and "payment.completed" in got.body.decode()
+
+
+async def test_the_acknowledge_link_key_is_sealed_at_rest_and_links_signed_before_still_verify(
+    settings: Settings, pg: asyncpg.Pool
+) -> None:
+    # Whoever holds this key can acknowledge any incident, and so stop its pages.
+    box = SecretBox(settings.secrets_keys)
+    key = await oncall_store.ack_key(pg, box)  # stored as hex until heron-migrate's first re-seal
+    assert len(key) == 32
+    claims = ack.AckClaims("8b0e7a52-4c8f-4a1c-9a7e-0d3f2b6c1e55", 7, 3, "ana@example.com", int(time.time()) + 600)
+    token = ack.sign(key, claims)
+
+    async with pg.acquire() as conn:
+        assert await reseal_all(conn, box) == 1
+    stored = await pg.fetchval("SELECT ack_key FROM oncall_keys WHERE id = 1")
+    assert stored.startswith(PREFIX) and key.hex() not in stored
+    assert await oncall_store.ack_key(pg, box) == key
+    assert ack.verify(await oncall_store.ack_key(pg, box), token, time.time()) == claims

@@ -696,7 +696,8 @@ async def test_signing_secrets_are_sealed_at_rest_and_a_key_rotation_reseals_the
     new_key = Fernet.generate_key().decode()
     rotated_keys = (new_key, *settings.secrets_keys)
     async with pg.acquire() as conn:
-        assert await reseal_all(conn, SecretBox(rotated_keys)) == 6  # the 4 secrets and the 2 endpoints' URLs
+        # The 4 secrets, the 2 endpoints' URLs and the acknowledge-link key.
+        assert await reseal_all(conn, SecretBox(rotated_keys)) == 7
         assert await reseal_all(conn, SecretBox(rotated_keys)) == 0  # nothing left to do
     only_new = SecretBox((new_key,))
     assert all(v.startswith(PREFIX) for v in await stored())
