@@ -100,7 +100,7 @@ async def top_up_all(pool: asyncpg.Pool, now: datetime, days: int) -> int:
 
 async def ack_key(conn: asyncpg.Connection | asyncpg.Pool, box: SecretBox) -> bytes:
     """The acknowledge-link key: stored sealed (hex inside), or as hex before the first re-seal."""
-    stored = await conn.fetchval("SELECT ack_key FROM oncall_keys WHERE id = 1")
+    stored = await conn.fetchval("SELECT sealed_ack_key FROM oncall_keys WHERE id = 1")
     if stored is None:  # pragma: no cover - the migration inserts it
         raise RuntimeError("oncall_keys has no ack key: migrations not applied?")
     return bytes.fromhex(box.open(stored) or "")

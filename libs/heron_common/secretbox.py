@@ -40,7 +40,7 @@ SEALED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("webhook_endpoints", "id", "url"),
     # The key acknowledge links are signed with: whoever has it can acknowledge any incident (and
     # so stop its pages). Ours, not a third party's, but a credential all the same.
-    ("oncall_keys", "id", "ack_key"),
+    ("oncall_keys", "id", "sealed_ack_key"),
 )
 
 

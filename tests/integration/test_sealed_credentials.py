@@ -192,7 +192,7 @@ async def test_the_acknowledge_link_key_is_sealed_at_rest_and_links_signed_befor
 
     async with pg.acquire() as conn:
         assert await reseal_all(conn, box) == 1
-    stored = await pg.fetchval("SELECT ack_key FROM oncall_keys WHERE id = 1")
+    stored = await pg.fetchval("SELECT sealed_ack_key FROM oncall_keys WHERE id = 1")
     assert stored.startswith(PREFIX) and key.hex() not in stored
     assert await oncall_store.ack_key(pg, box) == key
     assert ack.verify(await oncall_store.ack_key(pg, box), token, time.time()) == claims
