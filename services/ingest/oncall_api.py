@@ -51,6 +51,9 @@ MAX_CHANNELS = 20
 MAX_ESCALATIONS = 20
 DEFAULT_SHIFTS = 500
 MAX_SHIFTS = 2000
+# An incident left open with repeats pages again and again: the first pages are listed, in order.
+DEFAULT_PAGES = 500
+MAX_PAGES = 2000
 MAX_DELAY = esc.MAX_DELAY.total_seconds()
 # How far the anchor of a new rotation may be from now: generating from further back would be
 # history nobody needs (and work bounded only by shifts.MAX_SHIFTS).
@@ -728,6 +731,42 @@ async def service_oncall(request: web.Request) -> web.Response:
     return json_response(await oncall_of(pool, service, _now(request)))
 
 
+def page_view(row: Any, users: dict[str, Any]) -> dict[str, Any]:
+    user = users.get(row["email"].lower())
+    return {
+        "id": row["id"],
+        "incident_id": row["incident_id"],
+        "email": row["email"],
+        "user_id": user["id"] if user is not None else None,
+        "channel_kind": row["channel_kind"],
+        "reason": row["reason"],
+        "round": row["round"],
+        "strategy": row["strategy"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "due_at": iso(row["due_at"]),
+        "sent_at": iso(row["sent_at"]),
+        "last_error": row["last_error"],
+    }
+
+
+@handles_errors
+async def incident_pages(request: web.Request) -> web.Response:
+    """Who was paged for an incident, how and when: every page step planned, in due order, with
+    its state (pending, sent, failed, or cancelled by the acknowledgement)."""
+    project_id = await caller_project(request)
+    pool = db(request)
+    incident = await owned_row(pool, "incidents", path_id(request, "incident_id"), project_id, "incident")
+    rows = await pool.fetch(
+        "SELECT * FROM pages WHERE incident_id = $1 AND project_id = $2 ORDER BY due_at, id LIMIT $3",
+        incident["id"],
+        project_id,
+        params.query_int(request.query, "limit", default=DEFAULT_PAGES, minimum=1, maximum=MAX_PAGES),
+    )
+    users = await _users_by_email(pool, project_id)
+    return json_response([page_view(r, users) for r in rows])
+
+
 async def oncall_of(pool: asyncpg.Pool, service: Any, now: datetime) -> dict[str, Any]:
     """``{service_id, rotation, now, next}`` for a service row of the caller's project."""
     answer: dict[str, Any] = {"service_id": service["id"], "rotation": None, "now": None, "next": None}
@@ -795,6 +834,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/v1/rotations/{rotation_id}/escalations/{escalation_id}", delete_escalation)
     r.add_put("/v1/services/{service_id}/rotation", map_service)
     r.add_get("/v1/services/{service_id}/oncall", service_oncall)
+    r.add_get("/v1/incidents/{incident_id}/pages", incident_pages)
 
 
 # -- the OpenAPI description (heron_common.openapi) ----------------------------------------------
@@ -808,6 +848,7 @@ _ROTATION_ID = oa.path_param("rotation_id")
 _SHIFT_ID = oa.path_param("shift_id")
 _ESCALATION_ID = oa.path_param("escalation_id")
 _SERVICE_ID = oa.path_param("service_id")
+_INCIDENT_ID = oa.path_param("incident_id")
 _CHANNEL = oa.obj(
     {
         "id": oa.ID,
@@ -900,6 +941,24 @@ _ONCALL = oa.obj(
         "now": oa.nullable(_SHIFT),
         "next": oa.nullable(_SHIFT),
     }
+)
+_PAGE = oa.obj(
+    {
+        "id": oa.ID,
+        "incident_id": oa.ID,
+        "email": oa.STRING,
+        "user_id": oa.nullable(oa.ID),
+        "channel_kind": {"enum": list(KINDS)},
+        "reason": {"enum": ["primary", "repeat", "escalation"]},
+        "round": oa.nullable(oa.INTEGER),
+        "strategy": oa.OPTIONAL_STRING,
+        "status": {"enum": ["pending", "sent", "failed", "cancelled"]},
+        "attempts": oa.INTEGER,
+        "due_at": oa.TIME,
+        "sent_at": oa.OPTIONAL_TIME,
+        "last_error": oa.OPTIONAL_STRING,
+    },
+    required=["id", "incident_id", "email", "channel_kind", "reason", "status", "attempts", "due_at"],
 )
 _NAMED_USER = "user_id or email names no user of this project"
 
@@ -1102,6 +1161,24 @@ PATHS: dict[str, dict[str, Any]] = {
             "serviceOncall",
             parameters=[_SERVICE_ID],
             responses={200: oa.json_response(_ONCALL, "Now and next")},
+        ),
+    },
+    "/v1/incidents/{incident_id}/pages": {
+        "get": _op(
+            "Who was paged for an incident, how and when (every planned step, in due order)",
+            "listIncidentPages",
+            parameters=[
+                _INCIDENT_ID,
+                oa.query_param(
+                    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGES}, f"default {DEFAULT_PAGES}"
+                ),
+            ],
+            responses={
+                200: oa.json_response(
+                    oa.array(_PAGE),
+                    "Pages: sent, failed (last_error says why), pending, or cancelled by the acknowledgement",
+                )
+            },
         ),
     },
 }

@@ -203,6 +203,25 @@ async def test_an_alerting_trigger_pages_by_email_escalates_on_time_and_stops_wh
     )
     assert all(p["status"] == "cancelled" for p in boss)
 
+    # The page history, as the API shows it: who, how, why and what became of each step.
+    status, history = await call(env, "GET", f"/v1/incidents/{incident['id']}/pages")
+    assert status == 200, history
+    by_email = {p["email"]: p for p in history}
+    # The boss's step is listed only if it was planned ahead before the acknowledgement.
+    assert set(by_email) - {"boss@example.com"} == {"alice@example.com", "bob@example.com"}
+    assert {k: by_email["alice@example.com"][k] for k in ("reason", "status", "channel_kind", "attempts")} == {
+        "reason": "primary",
+        "status": "sent",
+        "channel_kind": "email",
+        "attempts": 1,
+    }
+    assert (by_email["bob@example.com"]["reason"], by_email["bob@example.com"]["status"]) == ("escalation", "sent")
+    assert all(p["status"] == "cancelled" and p["sent_at"] is None for p in history if p["email"] == "boss@example.com")
+    assert all(p["user_id"] is not None for p in history)
+    assert [p["due_at"] for p in history] == sorted(p["due_at"] for p in history)
+    status, first = await call(env, "GET", f"/v1/incidents/{incident['id']}/pages?limit=1")
+    assert status == 200 and [p["id"] for p in first] == [history[0]["id"]]
+
 
 async def test_the_signed_link_in_the_email_acknowledges_once_and_stops_the_repeats(env: Env) -> None:
     await person(env, "alice@example.com")
