@@ -5,7 +5,10 @@
   (the page's button) is answered with a page, anything else with JSON.
 - ``POST /slack/interactivity``: Slack's request URL for the button. The request must carry
   Slack's v0 signature made with ``SLACK_SIGNING_SECRET`` (``heron_common.slack``); the
-  button's value is the page's acknowledge token.
+  button's value is the page's acknowledge token. Slack ignores what the request is answered
+  with, so the outcome goes to the interaction's ``response_url``: the message is replaced by
+  one that says who acknowledged it (and has no button left), or the person who clicked is told,
+  privately, why nothing happened (a used or expired link).
 
 Both go through the same path as ``POST /v1/incidents/{id}/acknowledge``: a command to the
 detector, the only writer of incident state. A token (``heron_common.oncall.ack``) is signed,
@@ -16,7 +19,9 @@ could not be queued leaves it usable.
 
 from __future__ import annotations
 
+import asyncio
 import html
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,7 +31,9 @@ from aiohttp import web
 
 from heron_common import oncall_store, slack
 from heron_common import openapi as oa
+from heron_common.logging import get_logger
 from heron_common.oncall import ack
+from heron_common.outbound import GuardedSession
 from heron_common.service import CLOCK, PG, SETTINGS, error_response, json_response
 from heron_common.views import INCIDENT_SCHEMA, incident_view
 from heron_ingest.commands import applied, send_command
@@ -34,7 +41,11 @@ from heron_ingest.context import SECRETS
 from heron_ingest.validation import InputError
 
 ACTION_ID = "heron_acknowledge"  # the button's action_id in the Slack message (heron_notifier.paging_render)
+log = get_logger("oncall-ack")
 MAX_INTERACTIVITY_BODY = 64 * 1024
+# Slack wants the interaction answered within 3 s; the response_url post comes first, bounded.
+RESPONSE_URL_TIMEOUT = 2.0
+SLACK_HTTP = web.AppKey("slack_http", GuardedSession)
 # The confirmation page: no scripts, nothing loaded from elsewhere, the token never leaks in a Referer.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
@@ -213,14 +224,57 @@ async def slack_interactivity(request: web.Request) -> web.Response:
     try:
         status, view = await acknowledge(request, str(action["value"]), _slack_user(payload))
     except AckProblem as exc:
+        await _tell_slack(request, payload, _not_acknowledged(exc))
         return error_response(exc.status, exc.code, exc.message)
+    await _tell_slack(request, payload, _acknowledged(payload, view, status))
     return json_response({"ok": True, "status": "acknowledged" if status == 200 else "accepted", "incident": view})
+
+
+def _acknowledged(payload: dict[str, Any], view: dict[str, Any], status: int) -> dict[str, Any]:
+    """The page's message as it should read now: its text, then who acknowledged; no button."""
+    message = payload.get("message")
+    original = message.get("text") if isinstance(message, dict) else None
+    title = original if isinstance(original, str) and original else view["title"]
+    if status == 200:
+        outcome = f":white_check_mark: Acknowledged by {view.get('acknowledged_by') or 'you'}"
+    else:
+        outcome = ":hourglass_flowing_sand: Acknowledgement queued: Heron applies it shortly"
+    return {"replace_original": True, "text": f"{title}\n{outcome}"}
+
+
+def _not_acknowledged(problem: AckProblem) -> dict[str, Any]:
+    """Only the person who clicked sees it; the message (and its button) stay as they are."""
+    return {"response_type": "ephemeral", "replace_original": False, "text": f"Not acknowledged: {problem.message}."}
+
+
+async def _tell_slack(request: web.Request, payload: dict[str, Any], message: dict[str, Any]) -> None:
+    url = payload.get("response_url")
+    if not isinstance(url, str) or SLACK_HTTP not in request.app:
+        return
+    try:
+        async with asyncio.timeout(RESPONSE_URL_TIMEOUT):
+            async with request.app[SLACK_HTTP].request("POST", url, json=message) as answer:
+                if answer.status >= 300:
+                    log.warning("Slack refused the interaction's update", status=answer.status)
+    except Exception as exc:  # the acknowledgement stands; only its echo in Slack is missing
+        log.warning("could not update the Slack message", error=type(exc).__name__)
+
+
+async def _slack_http(app: web.Application) -> AsyncIterator[None]:
+    """The guarded client for response_url posts, only where Slack interactivity is configured."""
+    if not app[SETTINGS].slack_signing_secret:
+        yield
+        return
+    app[SLACK_HTTP] = GuardedSession(app[SETTINGS].outbound_allow_cidrs, timeout=RESPONSE_URL_TIMEOUT, limit=10)
+    yield
+    await app[SLACK_HTTP].close()
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ack/{token}", confirm_page)
     app.router.add_post("/ack/{token}", acknowledge_link)
     app.router.add_post("/slack/interactivity", slack_interactivity)
+    app.cleanup_ctx.append(_slack_http)
 
 
 # -- the contract (OpenAPI fragment) -------------------------------------------------------------

@@ -23,6 +23,7 @@ from heron_common import oncall_store, slack
 from heron_common.oncall import ack
 from heron_common.settings import Settings
 from heron_ingest.context import SECRETS
+from tests.support.fakes import FakeReceiver
 from tests.support.oncall_fakes import FakeSlackAPI, FakeSMTP
 from tests.support.system import System, running_system
 from tests.support.waiting import eventually
@@ -282,11 +283,13 @@ async def test_the_slack_button_acknowledges_through_a_signed_interactivity_requ
     [actions] = [b for b in message["blocks"] if b["type"] == "actions"]
     [button] = actions["elements"]
     assert button["action_id"] == "heron_acknowledge" and button["text"]["text"] == "Acknowledge"
+    slack_responses = await FakeReceiver(path="/actions/T0/1/secret").start()  # the interaction's response_url
     payload = {
         "type": "block_actions",
         "user": {"id": "U024BE7LH", "username": "alice.s"},
         "actions": [{"action_id": button["action_id"], "value": button["value"], "type": "button"}],
-        "response_url": "http://127.0.0.1:9/never-called",
+        "response_url": slack_responses.url,
+        "message": {"text": message["text"]},
     }
     url = f"{env.system.ingest.url}/slack/interactivity"
 
@@ -301,11 +304,21 @@ async def test_the_slack_button_acknowledges_through_a_signed_interactivity_requ
         answer = await r.json()
         assert r.status == 200 and answer["status"] == "acknowledged", answer
     assert answer["incident"]["acknowledged_by"] == "alice@example.com via Slack (alice.s)"
+    # Slack ignores that answer: the message itself is replaced, saying who acknowledged, no button.
+    [update] = await slack_responses.wait_for(1)
+    assert update.json["replace_original"] is True and "blocks" not in update.json
+    assert update.json["text"].startswith(message["text"])
+    assert "Acknowledged by alice@example.com via Slack (alice.s)" in update.json["text"]
     await assert_stopped(env, incident["id"])
-    # The same button again: the token has been used.
+    # The same button again (another copy of the page): the token has been used, and the person
+    # who clicked is told so privately; the message is left as it is.
     body, headers = slack_request(payload)
     async with env.system.http.post(url, data=body, headers=headers) as r:
         assert r.status == 410
+    [_, told] = await slack_responses.wait_for(2)
+    assert told.json["response_type"] == "ephemeral" and told.json["replace_original"] is False
+    assert told.json["text"].startswith("Not acknowledged: ")
+    await slack_responses.stop()
     # Other interactions are none of Heron's business; a body that is not Slack's shape is a 400.
     body, headers = slack_request({"type": "view_submission"})
     async with env.system.http.post(url, data=body, headers=headers) as r:
