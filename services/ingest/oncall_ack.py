@@ -239,7 +239,13 @@ def _acknowledged(payload: dict[str, Any], view: dict[str, Any], status: int) ->
         outcome = f":white_check_mark: Acknowledged by {view.get('acknowledged_by') or 'you'}"
     else:
         outcome = ":hourglass_flowing_sand: Acknowledgement queued: Heron applies it shortly"
-    return {"replace_original": True, "text": f"{title}\n{outcome}"}
+    text = f"{title}\n{outcome}"
+    # Blocks as well as text: a message that had blocks keeps its old ones when sent text alone.
+    return {"replace_original": True, "text": text, "blocks": [_section(title), _section(outcome)]}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
 
 def _not_acknowledged(problem: AckProblem) -> dict[str, Any]:
