@@ -329,48 +329,42 @@ def run(service: str, factory: Callable[[Settings], web.Application], port_of: C
 
 # -- the operators' endpoints every service serves, as its OpenAPI fragment ------------------------
 
+
+def _probe(summary: str, operation_id: str, ok: str, failed: str, failed_description: str) -> dict[str, Any]:
+    """A probe's operation: 200 with ``{"status": ok}``, or 503 with what failed (an
+    orchestrator's or load balancer's answer, not an API error)."""
+    failures = {"status": {"const": failed}, "failures": {"type": "object", "additionalProperties": oa.STRING}}
+    return oa.operation(
+        summary,
+        tag="operations",
+        auth="none",
+        limited=False,
+        operation_id=operation_id,
+        responses={
+            200: oa.json_response(oa.obj({"status": {"const": ok}}), ok.capitalize()),
+            503: oa.json_response(oa.obj(failures), failed_description),
+        },
+    )
+
+
 PATHS = {
     "/healthz": {
-        "get": oa.operation(
+        "get": _probe(
             "Liveness: the event loop answers and no consumer is stuck",
-            tag="operations",
-            auth="none",
-            limited=False,
-            operation_id="healthz",
-            responses={
-                200: oa.json_response(oa.obj({"status": {"const": "ok"}}), "Alive"),
-                503: oa.json_response(
-                    oa.obj(
-                        {
-                            "status": {"const": "stuck"},
-                            "failures": {"type": "object", "additionalProperties": oa.STRING},
-                        }
-                    ),
-                    "A consumer unsubscribed for HERON_CONSUMER_STUCK_SECONDS while the broker is reachable:"
-                    " restart the process (detector and notifier only)",
-                ),
-            },
+            "healthz",
+            "ok",
+            "stuck",
+            "A consumer unsubscribed for HERON_CONSUMER_STUCK_SECONDS while the broker is reachable:"
+            " restart the process (detector and notifier only)",
         )
     },
     "/readyz": {
-        "get": oa.operation(
+        "get": _probe(
             "Readiness: Postgres, Redis and RabbitMQ reachable, not shutting down",
-            tag="operations",
-            auth="none",
-            limited=False,
-            operation_id="readyz",
-            responses={
-                200: oa.json_response(oa.obj({"status": {"const": "ready"}}), "Ready"),
-                503: oa.json_response(
-                    oa.obj(
-                        {
-                            "status": {"const": "unavailable"},
-                            "failures": {"type": "object", "additionalProperties": oa.STRING},
-                        }
-                    ),
-                    "Not ready: what failed (a load balancer's answer, not an API error)",
-                ),
-            },
+            "readyz",
+            "ready",
+            "unavailable",
+            "Not ready: what failed (a load balancer's answer, not an API error)",
         )
     },
     "/metrics": {

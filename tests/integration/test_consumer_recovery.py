@@ -15,48 +15,22 @@ from tests.support.system import running_system
 from tests.support.waiting import eventually
 
 
-async def test_a_deleted_shard_queue_is_declared_again_and_consumed(settings: Settings) -> None:
-    """Deleting a queue makes the broker cancel its consumers (as a quorum queue may on a leader
-    change): the detector reports the shard unsubscribed, declares the queue again and resubscribes."""
-    names = bus.Names(settings.amqp_prefix)
-    async with running_system(settings, services=("detector",)) as system:
-        detector = system.others["detector"].url
-
-        async def readyz() -> tuple[int, dict]:
-            async with system.http.get(f"{detector}/readyz") as r:
-                return r.status, await r.json()
-
-        assert (await readyz())[0] == 200
-        connection = await aio_pika.connect(settings.amqp_url)
-        try:
-            channel = await connection.channel()
-            await channel.queue_delete(names.shard_queue(2))
-            _, body = await eventually(readyz, lambda r: r[0] == 503, timeout=10.0)
-            assert "shard 2 not subscribed" in body["failures"]["consumers"], body
-            await eventually(readyz, lambda r: r[0] == 200, timeout=10.0)
-            # The queue exists again (passive declare) with one consumer: the detector's.
-            channel = await connection.channel()
-            queue = await channel.declare_queue(names.shard_queue(2), passive=True)
-            assert queue.declaration_result.consumer_count == 1
-        finally:
-            await connection.close()
-        async with system.http.get(f"{detector}/metrics") as r:
-            text = await r.text()
-        assert f'heron_consumer_up{{queue="{names.shard_queue(2)}",service="detector"}} 1.0' in text
-
-
 @pytest.mark.parametrize(
     ("service", "queue_of", "label"),
     [
+        ("detector", lambda names: names.shard_queue(2), "shard 2"),
         ("detector", lambda names: names.detector_dead, "dead letters (detector)"),
         ("detector", lambda names: names.notifier_dead, "dead letters (notifier)"),
         ("notifier", lambda names: names.notifier_queue, "alerts"),
     ],
-    ids=["detector dead letters", "notifier dead letters", "notifier alerts"],
+    ids=["detector shard", "detector dead letters", "notifier dead letters", "notifier alerts"],
 )
-async def test_every_consumer_that_is_not_a_shard_comes_back_too(
+async def test_a_deleted_queue_is_declared_again_and_consumed(
     settings: Settings, service: str, queue_of: Callable[[bus.Names], str], label: str
 ) -> None:
+    """Deleting a queue makes the broker cancel its consumers (as a quorum queue may on a leader
+    change): the service reports it unsubscribed on /readyz, declares the queue again (with its
+    bindings) and resubscribes, whichever consumer it is."""
     names = bus.Names(settings.amqp_prefix)
     queue_name = queue_of(names)
     async with running_system(settings, services=(service,)) as system:
@@ -74,6 +48,7 @@ async def test_every_consumer_that_is_not_a_shard_comes_back_too(
             _, body = await eventually(readyz, lambda r: r[0] == 503, timeout=10.0)
             assert f"{label} not subscribed" in body["failures"]["consumers"], body
             await eventually(readyz, lambda r: r[0] == 200, timeout=10.0)
+            # The queue exists again (passive declare) with one consumer: the service's.
             channel = await connection.channel()
             queue = await channel.declare_queue(queue_name, passive=True)
             assert queue.declaration_result.consumer_count == 1
