@@ -39,6 +39,7 @@ from heron_ingest import (
     pings,
     presence,
     probes_api,
+    protocol_errors,
     read,
     services_api,
     slack_commands,
@@ -185,6 +186,7 @@ async def _revocations_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    protocol_errors.install()  # what the HTTP parser refuses answers in the error shape too
     app = base_app(
         settings,
         clock,

@@ -150,6 +150,19 @@ async def test_a_non_utf8_authorization_header_is_refused(system: System, header
     assert (status, got["error"]["code"]) == (401, code)
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GET /v1/services?api_key=k%00 HTTP/1.1 extra\r\nHost: x\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"],
+    ids=["malformed request line", "malformed header"],
+)
+async def test_what_the_http_parser_refuses_still_gets_the_error_shape(system: System, request_bytes: bytes) -> None:
+    # Answered by aiohttp before any middleware (heron_ingest.protocol_errors): JSON, never the
+    # offending line quoted back, and the connection closed.
+    status, got, rest = await raw_http(system, request_bytes)
+    assert (status, got["error"]["code"]) == (400, "bad_request")
+    assert "api_key" not in got["error"]["message"] and rest == b""
+
+
 async def test_a_body_shorter_than_its_content_length_gets_408_and_the_connection_closes(system: System, ids) -> None:
     # body_read_timeout is 0.3 s here; the client never sends the rest, the 408 is what we await.
     for path in (b"/v1/events", b"/v1/webhooks"):
