@@ -18,10 +18,12 @@ import orjson
 import pytest
 from yarl import URL
 
+from heron_common.service import PG
 from heron_common.settings import Settings
 from heron_ingest.context import PUBLISHER
 from heron_ingest.publisher import UnencodableEvents
 from tests.support.system import System, running_system
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -303,3 +305,27 @@ async def test_every_route_answers_odd_path_and_query_values_with_a_4xx(system: 
                 if not names:
                     break  # one pass is enough for a route with nothing to fill
     assert not failures, failures[:10]
+
+
+async def test_the_longest_stream_key_ingest_accepts_is_stored_and_counted(settings: Settings) -> None:
+    # Found by an audit: 200 four-byte characters in each of name, service and environment passed
+    # ingest, then the detector's screen refused the row (over 2,000 bytes): accepted, then lost.
+    # Random characters, so the unique index cannot compress them under its limit.
+    rng = random.Random(7)
+
+    def longest() -> str:
+        return "".join(chr(rng.randrange(0x20000, 0x2A6DF)) for _ in range(200))
+
+    name, service, environment = longest(), longest(), longest()
+    async with running_system(settings, services=("detector",)) as system:
+        _, key = await system.create_project()
+        event = {"event_name": name, "service": service, "environment": environment}
+        async with system.http.post(
+            f"{system.ingest.url}/v1/track", json=event, headers={"Authorization": f"Bearer {key}"}
+        ) as r:
+            assert r.status == 202, await r.text()
+        pg = system.ingest.app[PG]
+        await eventually(
+            lambda: pg.fetchval("SELECT event_count FROM monitors WHERE event_name = $1", name), lambda n: n == 1
+        )
+        assert await pg.fetchval("SELECT count(*) FROM dead_letters") == 0
