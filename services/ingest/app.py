@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from heron_common import bus
 from heron_common.clock import Clock
+from heron_common.logging import get_logger
 from heron_common.secretbox import SecretBox
 from heron_common.service import (
     AMQP,
@@ -55,6 +57,8 @@ from heron_ingest.publisher import GroupPublisher
 from heron_ingest.ratelimit import Limiter, client_address, retry_after
 from heron_ingest.revocations import RevocationListener
 
+log = get_logger("ingest")
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The API's modules, in routing order: each has ``add_routes(app)`` and describes those routes in
@@ -84,6 +88,13 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """Every error is JSON ``{"error": {"code", "message"}}``, including aiohttp's own 404/405/413."""
     try:
         return await handler(request)
+    except (RequestPayloadError, http_exceptions.HttpProcessingError) as exc:
+        # Raised by the first read of a body that does not decode (Content-Encoding: gzip over
+        # something that is not gzip, a truncated stream): the client's fault, whatever the route.
+        log.info("request body could not be decoded", path=request.path, error=type(exc).__name__)
+        return error_response(
+            400, "invalid_body", "the request body could not be read: it does not decode as its Content-Encoding says"
+        )
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(413, "body_too_large", f"the request body is larger than {limit} bytes")
