@@ -38,6 +38,7 @@ from heron_ingest.requests import (
     owned_monitor,
     page_args,
     path_id,
+    posted_form,
 )
 from heron_ingest.validation import InputError
 
@@ -223,11 +224,7 @@ async def _form_or_json(request: web.Request) -> dict[str, Any]:
         assert body is not None
         return body
     if request.content_type == "multipart/form-data":
-        try:
-            form = await request.post()
-        except (ValueError, AssertionError, RuntimeError, web.HTTPException):
-            # aiohttp's multipart reader refuses a broken body with any of these.
-            raise InputError(400, "invalid_form", "the form is not valid multipart/form-data") from None
+        form = await posted_form(request, "the form is not valid multipart/form-data")
         return {k: v for k, v in form.items() if isinstance(v, str)}
     raw = await request.read()
     try:

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from heron_common.keys import constant_time_equal
 from heron_common.monitors.event import params_from
@@ -78,6 +79,21 @@ async def json_object(request: web.Request, *, required: bool = True) -> dict[st
             422, "invalid_body", f"the body is nested more than {limit} levels deep (HERON_MAX_JSON_DEPTH)"
         )
     return body
+
+
+async def posted_form(request: web.Request, message: str) -> MultiDictProxy[Any]:
+    """The posted form (urlencoded or multipart), or ``400 invalid_form`` with ``message``.
+
+    aiohttp refuses a broken form with any of several exceptions: ValueError (bad encoding, no
+    boundary), LookupError (a ``charset`` that names no codec, in the form's or a part's
+    Content-Type), AssertionError and RuntimeError (a malformed multipart body). A body over the
+    size limit stays a 413."""
+    try:
+        return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except (ValueError, LookupError, AssertionError, RuntimeError, web.HTTPException):
+        raise InputError(400, "invalid_form", message) from None
 
 
 async def owned_row(pool: asyncpg.Pool, table: str, row_id: int, project_id: int, noun: str) -> asyncpg.Record:

@@ -25,6 +25,7 @@ from heron_ingest.dashboard.core import (
     form_of,
     home_of,
     page,
+    read_form,
     redirect,
     render,
     safe_next,
@@ -75,7 +76,7 @@ async def signin_form(request: web.Request) -> web.StreamResponse:
 
 @page
 async def signin(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     config = request.app[DASHBOARD]
     nonce = request.cookies.get(SIGNIN_COOKIE)
     presented = form.get(CSRF_FIELD)

@@ -29,6 +29,7 @@ from heron_ingest import params
 from heron_ingest.commands import ACTOR
 from heron_ingest.context import AUTH
 from heron_ingest.dashboard import nav
+from heron_ingest.requests import posted_form
 from heron_ingest.validation import InputError
 
 COOKIE = sessions.COOKIE
@@ -254,11 +255,7 @@ def page(handler: Handler) -> Handler:
 async def read_form(request: web.Request) -> MultiDictProxy[Any]:
     """The posted form as it came (no CSRF check: :func:`form_of` is what handlers use); a
     form that cannot be read is a 400 page."""
-    try:
-        return await request.post()
-    except (ValueError, AssertionError, RuntimeError, web.HTTPException):
-        # aiohttp's multipart reader refuses a broken body with any of these.
-        raise InputError(400, "invalid_form", "the form could not be read; reload the page and try again") from None
+    return await posted_form(request, "the form could not be read; reload the page and try again")
 
 
 async def form_of(request: web.Request) -> MultiDictProxy[Any]:
