@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 
 from heron_common import bus, messages
@@ -45,6 +46,9 @@ async def _publish(request: web.Request, shard: int, message: dict[str, Any], wh
         return  # a test key's change is never sent (heron_ingest.dryrun)
     try:
         await request.app[PUBLISHER].publish_message(shard, message)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        # Not the broker's fault, and a retry would fail the same way: say so, not "retry".
+        raise InputError(422, "invalid_body", f"{what} cannot be encoded as a message: {exc}") from None
     except Exception:
         raise InputError(503, "unavailable", f"{what} could not be queued right now; retry") from None
 

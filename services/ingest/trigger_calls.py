@@ -20,16 +20,17 @@ from aiohttp import web
 from heron_common import openapi as oa
 from heron_common.db import JSON_NUL
 from heron_common.monitors import trigger as tr
-from heron_common.service import PG, json_response
+from heron_common.service import PG, SETTINGS, json_response
 from heron_ingest.auth import bearer_token, presented_key
 from heron_ingest.commands import send_observation, who
 from heron_ingest.requests import caller_project, handles_errors, is_test, owned_monitor, path_id
-from heron_ingest.validation import InputError
+from heron_ingest.validation import MAX_DEPTH, InputError, nested_deeper
 
 
-def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
+def alert_body(raw: bytes, content_type: str, max_depth: int = MAX_DEPTH) -> dict[str, Any] | None:
     """What an alert's body shows with its incident: the text (cut to 10,240 bytes, marked), its
-    type and, for JSON or a form that arrived whole, the parsed ``data``. Pure."""
+    type and, for JSON or a form that arrived whole, the parsed ``data`` (only when nested at most
+    ``max_depth`` levels, HERON_MAX_JSON_DEPTH: deeper is kept as text alone). Pure."""
     if not raw.strip():
         return None
     # Whatever arrives is shown, never refused: undecodable bytes become U+FFFD, and NUL (which
@@ -39,9 +40,14 @@ def alert_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
     body: dict[str, Any] = {"body": kept, "content_type": content_type}
     if kept == text and content_type == "application/json" and JSON_NUL not in raw:
         try:
-            body["data"] = orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
+        else:
+            # Deeper than the bound, the broker message could not even be encoded (orjson stops
+            # at 255 levels) and the call would fail for good: the text alone is shown.
+            if not nested_deeper(data, max_depth):
+                body["data"] = data
     elif kept == text and content_type == "application/x-www-form-urlencoded":
         fields = parse_qs(text, keep_blank_values=True)
         body["data"] = {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
@@ -58,7 +64,9 @@ def _action(name: str) -> Any:
         config = row["config"] or {}
         if name == "checkin" and config.get("trigger_kind") != tr.LIVENESS:
             raise InputError(409, "not_liveness", "only a liveness trigger takes check-ins")
-        body = alert_body(await request.read(), request.content_type) if name == "alert" else None
+        raw = await request.read()
+        depth = request.app[SETTINGS].max_json_depth
+        body = alert_body(raw, request.content_type, depth) if name == "alert" else None
         if not is_test(request):
             payload = {"action": name, "body": body, "by": who(request, key)}
             await send_observation(request, row["id"], project_id, row["shard"], payload, "the call")

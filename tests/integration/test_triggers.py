@@ -149,6 +149,19 @@ async def test_alert_bodies_json_form_text_and_cut_when_too_long(settings: Setti
         rows = await incidents(system, key, 4)
         kept = rows[0]["details"]["body"]
         assert kept.endswith(tr.TRUNCATED) and len(kept.encode()) <= tr.MAX_BODY_BYTES and long.startswith(kept[:100])
+        assert (await call(system, "POST", f"/v1/incidents/{rows[0]['id']}/resolve", key))[0] == 200
+
+        # JSON nested deeper than HERON_MAX_JSON_DEPTH (32) is shown as text alone. Found by an
+        # audit: 253+ levels answered 503 "retry" for ever (the message could not be encoded) and
+        # the incident never opened; 33-252 levels were stored parsed, past the bound.
+        for n, levels in enumerate((40, 300), start=5):
+            deep = '{"a":' * (levels - 1) + "{}" + "}" * (levels - 1)
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            async with system.http.post(url, data=deep, headers=headers) as r:
+                assert r.status == 200, await r.text()
+            rows = await incidents(system, key, n)
+            assert rows[0]["details"]["body"] == deep and "data" not in rows[0]["details"]
+            assert (await call(system, "POST", f"/v1/incidents/{rows[0]['id']}/resolve", key))[0] == 200
 
 
 async def test_a_liveness_trigger_alerts_by_itself_and_a_checkin_resolves_it(settings: Settings) -> None:
