@@ -20,7 +20,7 @@ from aiohttp import web
 
 from heron_common import openapi as oa
 from heron_common import sessions
-from heron_common.db import BIGINT_MAX, iso
+from heron_common.db import iso
 from heron_common.logging import get_logger
 from heron_common.messages import stream_shard
 from heron_common.monitors import heroku as hk
@@ -284,14 +284,9 @@ async def apply_config(request: web.Request, project_id: int, body: dict[str, An
     check all three fields (InputError naming the first bad one, ``errors`` every one) and apply
     the change through the detector (the prober sees it on its next look and checks at once)."""
     pool = db(request)
-    raw_id = body.get("monitor_id")
-    if raw_id not in (None, ""):
-        text = str(raw_id) if type(raw_id) is int else raw_id
-        if not isinstance(text, str) or not (text.isascii() and text.isdigit() and len(text) <= 19):
-            raise InputError(422, "invalid_field", "monitor_id must be the id of one of the project's Heroku monitors")
-        if not 0 < int(text) <= BIGINT_MAX:
-            raise InputError(422, "invalid_field", "monitor_id must be the id of one of the project's Heroku monitors")
-        row = await owned_monitor(pool, int(text), project_id, hk.KIND, "Heroku app")
+    monitor_id = params.id_field(body, "monitor_id", "the id of one of the project's Heroku monitors", text_ok=True)
+    if monitor_id is not None:
+        row = await owned_monitor(pool, monitor_id, project_id, hk.KIND, "Heroku app")
     else:
         rows = await pool.fetch(
             "SELECT * FROM monitors WHERE project_id = $1 AND kind = $2 ORDER BY id LIMIT 2", project_id, hk.KIND

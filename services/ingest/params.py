@@ -125,10 +125,17 @@ def seconds_field(body: Mapping[str, Any], name: str, *, minimum: float, maximum
     return float(value)
 
 
-def id_field(body: Mapping[str, Any], name: str, what: str) -> int | None:
+def id_field(body: Mapping[str, Any], name: str, what: str, *, text_ok: bool = False) -> int | None:
+    """A row id from a body; ``text_ok``: also as ASCII digits (a form posts every field as text),
+    and an empty field is no id."""
     value = body.get(name)
-    if value is None:
+    if value is None or (text_ok and value == ""):
         return None
+    if text_ok and isinstance(value, str):
+        parsed = _id(value)
+        if parsed is None or parsed == 0:
+            raise InputError(422, "invalid_field", f"{name} must be {what}", name)
+        return parsed
     if type(value) is not int or not 0 < value <= BIGINT_MAX:
         raise InputError(422, "invalid_field", f"{name} must be {what}", name)
     return value

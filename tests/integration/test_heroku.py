@@ -420,7 +420,12 @@ async def test_update_config_applies_at_once_and_names_each_bad_field(settings: 
             ),
             ({"app_name": APP, "slack_channel": "#ops", "check_interval": "x"}, 422, "invalid_field", "check_interval"),
             ({"app_name": APP, "slack_channel": "#ops", "check_interval": ""}, 422, "invalid_field", "check_interval"),
-        ]
+            *(
+                ({"monitor_id": odd, "app_name": APP, "slack_channel": "#ops", "check_interval": "5"}, 422,
+                 "invalid_field", "monitor_id")
+                for odd in ("\u00b2", "99999999999999999999", "0", "-1", "x")
+            ),
+        ]  # fmt: skip
         for fields, code, error, named in bad:
             status, answer = await form(system, key, fields)
             assert status == code and answer["error"]["code"] == error, (fields, answer)
