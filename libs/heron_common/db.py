@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,17 @@ _MIGRATION_LOCK = 0x4E52_4F4E
 BIGINT_MAX = 2**63 - 1
 # How U+0000 appears in JSON text (orjson never writes a raw NUL): Postgres text and jsonb refuse it.
 JSON_NUL = b"\\u0000"
+
+
+def holds_json_nul(encoded: bytes) -> bool:
+    """Exactly whether JSON text holds a NUL: ``JSON_NUL`` not itself escaped. ``JSON_NUL in
+    encoded`` is the cheap over-approximation (a string holding a backslash and then ``u0000``,
+    such as a Windows path, is written ``\\\\u0000``)."""
+    return JSON_NUL in encoded and _ESCAPED_NUL.search(encoded) is not None
+
+
+# An odd run of backslashes before u0000: the last one starts the escape.
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 # Errors that say "the database is not reachable right now", not "this data is wrong". Work that
 # failed with one of these is retried in place (it will succeed once Postgres is back); anything

@@ -15,10 +15,13 @@ import asyncpg
 
 from heron_common import blind
 from heron_common.db import to_dt, to_ts
+from heron_common.logging import get_logger
 from heron_common.messages import MessageError
 from heron_common.monitors import Flip
 from heron_common.monitors import trigger as tr
 from heron_detector import incidents, kinds
+
+log = get_logger("detector.trigger")
 
 # What a configure command may change in a trigger's config (the API validates the values).
 CONFIG_KEYS = ("trigger_kind", "timeout", "critical", "escalate", "service_id")
@@ -124,13 +127,15 @@ async def configure(
     config = {**(row["config"] or {}), **{k: args[k] for k in CONFIG_KEYS if k in args}}
     config = {k: v for k, v in config.items() if v is not None}
     trigger = tr.reconfigure(_load(row), config, now)
-    await conn.execute(
-        "UPDATE monitors SET config = $2, name = coalesce($3, name), service = coalesce($4, service) WHERE id = $1",
-        row["id"],
-        config,
-        args.get("name"),
-        args.get("service"),
-    )
+    update = "UPDATE monitors SET config = $2, name = coalesce($3, name), service = coalesce($4, service) WHERE id = $1"
+    try:
+        # A savepoint: the API checked the name is free, but a trigger created meanwhile (ingest
+        # inserts new ones itself) may have taken it. Then the rest of the change still applies.
+        async with conn.transaction():
+            await conn.execute(update, row["id"], config, args.get("name"), args.get("service"))
+    except asyncpg.UniqueViolationError:
+        log.warning("trigger name taken meanwhile; the rest of the change applied", monitor_id=row["id"])
+        await conn.execute(update, row["id"], config, None, None)
     return kinds.Outcome(await _save(conn, row, trigger))
 
 

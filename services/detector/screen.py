@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from heron_common.db import BIGINT_MAX, JSON_NUL
+from heron_common.db import BIGINT_MAX, JSON_NUL, holds_json_nul
 from heron_common.messages import MessageError, TrackedEvent
 
 # 1970 .. 3000: every real event is near now (ingest clamps), and a deadline computed from a time
@@ -71,7 +71,7 @@ def _deep_problem(e: TrackedEvent) -> str | None:
         encoded = orjson.dumps(e.metadata)
     except orjson.JSONEncodeError as exc:
         return f"metadata cannot be encoded as JSON: {exc}"
-    if JSON_NUL in encoded:
+    if holds_json_nul(encoded):
         return "metadata contains NUL (U+0000), which Postgres cannot store"
     for text in (e.event_name, e.service or "", e.environment or ""):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import http_exceptions, web
@@ -105,6 +106,25 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(exc.status, code, exc.reason)
 
 
+# A Host header as a client may send it: a DNS name or IPv4 address, or a bracketed IPv6 address,
+# then an optional port. Pages and API answers build URLs from it (ping URLs, badge URLs, Link).
+_HOST = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?\Z")
+
+
+@web.middleware
+async def valid_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A ``Host`` that names no host (non-ASCII bytes, a port out of range, stray characters) is a
+    400 at the door: otherwise it fails deep inside, wherever a URL is built from it."""
+    host = request.headers.get("Host")
+    if host is not None:
+        found = _HOST.match(host)
+        if found is None or (found[1] is not None and not 0 < int(found[1]) < 65536):
+            return error_response(
+                400, "invalid_host", "the Host header is not a host name or address, with a port 1-65535"
+            )
+    return await handler(request)
+
+
 @web.middleware
 async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read the whole body within ``HERON_BODY_READ_TIMEOUT``, else 408 and close.
@@ -204,7 +224,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         client_max_size=settings.max_body_bytes,
         # Bounds every header line and the request line, so the query string too (aiohttp answers 400).
         handler_args={"max_line_size": settings.max_header_bytes, "max_field_size": settings.max_header_bytes},
-        middlewares=[json_errors, address_limit, body_deadline, test_keys_change_nothing],
+        middlewares=[json_errors, valid_host, address_limit, body_deadline, test_keys_change_nothing],
     )
     use_postgres(app, max_size=20)
     use_rabbitmq(app, "heron-ingest")

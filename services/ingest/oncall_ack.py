@@ -194,7 +194,10 @@ def _slack_user(payload: dict[str, Any]) -> str:
     found = payload.get("user")
     user: dict[str, Any] = found if isinstance(found, dict) else {}
     name = next((str(user[k]) for k in ("username", "name", "id") if isinstance(user.get(k), str)), "someone")
-    return f"Slack ({name[:100]})"
+    # Stored as acknowledged_by: keep what Postgres text can hold (no NUL, no lone surrogates),
+    # or the acknowledgement would be refused after its link was spent.
+    name = "".join(c for c in name[:100] if c.isprintable()).encode("utf-8", "replace").decode("utf-8")
+    return f"Slack ({name or 'someone'})"
 
 
 async def slack_interactivity(request: web.Request) -> web.Response:
@@ -217,7 +220,15 @@ async def slack_interactivity(request: web.Request) -> web.Response:
         return error_response(400, "invalid_payload", "expected a form with a JSON 'payload', as Slack sends")
     actions = payload.get("actions") if payload.get("type") == "block_actions" else None
     action = next(
-        (a for a in actions or [] if isinstance(a, dict) and a.get("action_id") == ACTION_ID and a.get("value")), None
+        (
+            a
+            for a in (actions if isinstance(actions, list) else [])
+            if isinstance(a, dict)
+            and a.get("action_id") == ACTION_ID
+            and isinstance(a.get("value"), str)
+            and a["value"]
+        ),
+        None,
     )
     if action is None:
         return json_response({"ok": True})  # another interaction: nothing for Heron to do

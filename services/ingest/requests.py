@@ -154,7 +154,7 @@ def next_link(request: web.Request, rows: list[Any], limit: int) -> dict[str, st
     query = {k: v for k, v in request.query.items() if k in FILTERS}
     query["before"] = str(rows[-1]["id"])
     query["limit"] = str(limit)
-    url = request.url.with_query(query)
+    url = request.rel_url.with_query(query)  # path and query only: the Host plays no part
     return {"Link": f'<{url.path_qs}>; rel="next"'}
 
 

@@ -27,6 +27,10 @@ from heron_ingest.requests import caller_project, handles_errors, is_test, owned
 from heron_ingest.validation import MAX_DEPTH, InputError, nested_deeper
 
 
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
+
+
 def alert_body(raw: bytes, content_type: str, max_depth: int = MAX_DEPTH) -> dict[str, Any] | None:
     """What an alert's body shows with its incident: the text (cut to 10,240 bytes, marked), its
     type and, for JSON or a form that arrived whole, the parsed ``data`` (only when nested at most
@@ -49,8 +53,11 @@ def alert_body(raw: bytes, content_type: str, max_depth: int = MAX_DEPTH) -> dic
             if not nested_deeper(data, max_depth):
                 body["data"] = data
     elif kept == text and content_type == "application/x-www-form-urlencoded":
+        # %00 decodes to NUL, which Postgres cannot store: shown as U+FFFD, as in the text.
         fields = parse_qs(text, keep_blank_values=True)
-        body["data"] = {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
+        body["data"] = {
+            _storable(k): _storable(v[0]) if len(v) == 1 else [_storable(x) for x in v] for k, v in fields.items()
+        }
     return body
 
 

@@ -439,3 +439,87 @@ async def test_every_route_that_takes_a_body_answers_odd_bodies_with_a_4xx(syste
                         if r.status >= 500:
                             failures.append((r.status, method, path, (await r.text())[:200]))
     assert not failures, failures[:10]
+
+
+# --- found by the second audit ---------------------------------------------------------------
+
+
+async def _raw_status(system: System, request: bytes) -> tuple[int, bytes]:
+    parts = urlsplit(system.ingest.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await reader.read()
+        return int(answer.split(b" ", 2)[1]), answer
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("host", [b"x:99999", b"host:abc", b"x:-1", b"\xff", b"a b", b"x/y"])
+async def test_a_host_header_that_names_no_host_is_a_400(system: System, ids, host: bytes) -> None:
+    # Found by an audit: a full page of a list (its Link header), ping URLs and dashboard pages
+    # built URLs from the Host and answered 500; POST /v1/heartbeats stored the row, then 500.
+    request = (
+        b"GET /v1/monitors?limit=1 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n"
+        % (host, ids["key"].encode())
+    )
+    status, answer = await _raw_status(system, request)
+    assert status == 400 and b'"invalid_host"' in answer, answer
+
+
+async def test_a_signin_cookie_that_is_not_ascii_is_no_nonce(system: System) -> None:
+    # Found by an audit: sign-in (no session needed) answered 500 to a heron_signin cookie of raw
+    # bytes; now it is treated as absent (the form has expired: 403, the page again).
+    body = b"csrf_token=abc&token=xyz"
+    request = (
+        b"POST /dashboard/signin HTTP/1.1\r\nHost: x\r\nCookie: heron_signin=\xff\xfe\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+        % (len(body), body)
+    )
+    status, _ = await _raw_status(system, request)
+    assert status == 403
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"json_path": "$.a", "json_equals": "a\u0000"}, "json_equals"),
+        ({"json_path": "$.a", "json_equals": {"\u0000": 1}}, "json_equals"),
+        ({"body_regex": "(" * 499 + ")" * 499}, "body_regex"),
+    ],
+    ids=["nul value", "nul key", "regex nested 499 deep"],
+)
+async def test_probe_settings_postgres_or_the_regex_compiler_cannot_take_are_422(
+    system: System, ids, fields: dict[str, Any], named: str
+) -> None:
+    # Found by an audit: create answered 500; a PATCH answered 202 and its command was then
+    # dead-lettered by the detector (accepted, then lost).
+    auth = _auth(ids, "key")
+    probe = {"url": "http://127.0.0.1:9/x", "method": "GET", "service": "s"}
+    async with system.http.post(f"{system.ingest.url}/v1/probes", json={**probe, **fields}, headers=auth) as r:
+        got = await r.json()
+        assert r.status == 422 and got["error"]["message"].startswith(named), got
+    async with system.http.post(f"{system.ingest.url}/v1/probes", json=probe, headers=auth) as r:
+        created = await r.json()
+    url = f"{system.ingest.url}/v1/probes/{created['id']}"
+    async with system.http.patch(url, json=fields, headers=auth) as r:
+        got = await r.json()
+        assert r.status == 422 and got["error"]["message"].startswith(named), got
+
+
+async def test_metadata_holding_a_backslash_and_then_u0000_is_counted(settings: Settings) -> None:
+    # Found by an audit: the detector took the escaped text of C:\u0000 (a backslash, then
+    # "u0000": no NUL) for a NUL and dead-lettered the event ingest had accepted.
+    async with running_system(settings, services=("detector",)) as system:
+        _, key = await system.create_project()
+        raw = b'{"event_name":"windows.path","metadata":{"p":"C:\\\\u0000","C:\\\\u0000":1}}'
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        async with system.http.post(f"{system.ingest.url}/v1/track", data=raw, headers=headers) as r:
+            assert r.status == 202, await r.text()
+        pg = system.ingest.app[PG]
+        await eventually(
+            lambda: pg.fetchval("SELECT event_count FROM monitors WHERE event_name = 'windows.path'"), lambda n: n == 1
+        )
+        assert await pg.fetchval("SELECT metadata->>'p' FROM events") == "C:\\u0000"
+        assert await pg.fetchval("SELECT count(*) FROM dead_letters") == 0

@@ -286,7 +286,9 @@ async def test_the_slack_button_acknowledges_through_a_signed_interactivity_requ
     slack_responses = await FakeReceiver(path="/actions/T0/1/secret").start()  # the interaction's response_url
     payload = {
         "type": "block_actions",
-        "user": {"id": "U024BE7LH", "username": "alice.s"},
+        # A NUL in the name (found by an audit) once had the acknowledgement refused after its
+        # link was spent: it is left out of acknowledged_by.
+        "user": {"id": "U024BE7LH", "username": "alice.s\u0000"},
         "actions": [{"action_id": button["action_id"], "value": button["value"], "type": "button"}],
         "response_url": slack_responses.url,
         "message": {"text": message["text"]},
@@ -297,6 +299,13 @@ async def test_the_slack_button_acknowledges_through_a_signed_interactivity_requ
     for body, headers in (slack_request(payload, secret="wrong"), slack_request(payload, at=time.time() - 3600)):
         async with env.system.http.post(url, data=body, headers=headers) as r:
             assert r.status == 401 and (await r.json())["error"]["code"] == "invalid_signature"
+    assert (await env.pg.fetchval("SELECT acknowledged_at FROM incidents WHERE id = $1", incident["id"])) is None
+
+    # Malformed but signed: no button pressed, nothing to do (an audit found 500 for these).
+    for odd in (5, True, 1.5, [5], [{"action_id": "heron_acknowledge", "value": 5}]):
+        body, headers = slack_request({**payload, "actions": odd})
+        async with env.system.http.post(url, data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
     assert (await env.pg.fetchval("SELECT acknowledged_at FROM incidents WHERE id = $1", incident["id"])) is None
 
     body, headers = slack_request(payload)

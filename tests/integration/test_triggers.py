@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import time
 from typing import Any
 
 from heron_common.monitors import trigger as tr
@@ -133,6 +134,13 @@ async def test_alert_bodies_json_form_text_and_cut_when_too_long(settings: Setti
                 {"host": "server1", "status": "onfire"},
             ),
             (["-H", "Content-Type: text/plain", "-d", "server 1 is on fire"], "server 1 is on fire", None),
+            # %00 decodes to NUL, which Postgres refuses: an audit found the call answered 200 and
+            # then no incident ever opened. Shown as U+FFFD instead.
+            (
+                ["-H", "Content-Type: application/x-www-form-urlencoded", "-d", "msg=a%00b"],
+                "msg=a%00b",
+                {"msg": "a\ufffdb"},
+            ),
         ]
         for n, (args, text, data) in enumerate(cases, start=1):
             status, _ = await curl("-X", "POST", "-H", auth, *args, url)
@@ -146,7 +154,7 @@ async def test_alert_bodies_json_form_text_and_cut_when_too_long(settings: Setti
             url, data=long, headers={"Authorization": f"Bearer {key}", "Content-Type": "text/plain"}
         ) as r:
             assert r.status == 200
-        rows = await incidents(system, key, 4)
+        rows = await incidents(system, key, 5)
         kept = rows[0]["details"]["body"]
         assert kept.endswith(tr.TRUNCATED) and len(kept.encode()) <= tr.MAX_BODY_BYTES and long.startswith(kept[:100])
         assert (await call(system, "POST", f"/v1/incidents/{rows[0]['id']}/resolve", key))[0] == 200
@@ -154,7 +162,7 @@ async def test_alert_bodies_json_form_text_and_cut_when_too_long(settings: Setti
         # JSON nested deeper than HERON_MAX_JSON_DEPTH (32) is shown as text alone. Found by an
         # audit: 253+ levels answered 503 "retry" for ever (the message could not be encoded) and
         # the incident never opened; 33-252 levels were stored parsed, past the bound.
-        for n, levels in enumerate((40, 300), start=5):
+        for n, levels in enumerate((40, 300), start=6):
             deep = '{"a":' * (levels - 1) + "{}" + "}" * (levels - 1)
             headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
             async with system.http.post(url, data=deep, headers=headers) as r:
@@ -296,3 +304,30 @@ async def test_ids_that_are_not_the_callers_are_404_and_bad_calls_are_clear(sett
         assert (await call(system, "GET", f"/v1/services/{trigger['service_id']}", key))[0] == 404
         assert (await call(system, "DELETE", f"/v1/triggers/{trigger['id']}", key))[0] == 204
         assert (await call(system, "GET", "/v1/triggers", key))[1] == []
+
+
+async def test_a_rename_to_a_name_taken_meanwhile_applies_the_rest_and_loses_nothing(
+    settings: Settings, pg, redis
+) -> None:
+    # Found by an audit: PATCH {"name": "Y"} raced with POST {"name": "Y"}: both passed the API's
+    # check, and the detector's configure hit the unique index and was dead-lettered. The
+    # command below is that PATCH arriving after the other trigger took the name.
+    from heron_common import messages
+    from heron_detector.core import Detector
+
+    async with running_system(settings, services=()) as system:
+        _, key = await system.create_project("race")
+        first = await new_trigger(system, key, name="X")
+        second = await new_trigger(system, key, name="Y")
+    row = await pg.fetchrow("SELECT * FROM monitors WHERE id = $1", first["id"])
+    if second["service"] != first["service"]:  # the name is unique per service: share one
+        await pg.execute("UPDATE monitors SET service = $2 WHERE id = $1", second["id"], row["service"])
+    command = messages.command_message(
+        row["id"], row["project_id"], "configure", time.time(), by="race", args={"name": "Y", "escalate": False}
+    )
+    handled = await Detector(pg, redis, None, settings).handle_many(
+        row["shard"], [messages.encode(command)], time.time()
+    )
+    assert handled.poison == {}
+    after = await pg.fetchrow("SELECT name, config FROM monitors WHERE id = $1", row["id"])
+    assert after["name"] == "X" and after["config"]["escalate"] is False

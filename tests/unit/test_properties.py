@@ -14,7 +14,9 @@ import math
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
+import orjson
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import assume, example, given, settings
@@ -405,3 +407,29 @@ def test_an_event_time_is_never_in_the_future_nor_older_than_the_skew(client_ts,
     assert received_at - skew <= t <= received_at
     if client_ts is not None and received_at - skew <= client_ts <= received_at:
         assert t == client_ts
+
+
+_NUL_ALPHABET = st.sampled_from(["\\", "u", "0", "\x00", "a", '"'])
+_JSONISH = st.recursive(
+    st.text(alphabet=_NUL_ALPHABET),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet=_NUL_ALPHABET, max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(_JSONISH)
+def test_a_nul_is_found_in_json_exactly_when_a_string_holds_one(value: Any) -> None:
+    # Found by an audit: the detector refused metadata holding a backslash and then "u0000" (a
+    # Windows path, say) as if it held a NUL, after ingest had accepted it: accepted, then lost.
+    from heron_common.db import holds_json_nul
+
+    def has_nul(v: Any) -> bool:
+        if isinstance(v, str):
+            return "\x00" in v
+        if isinstance(v, dict):
+            return any(has_nul(k) or has_nul(x) for k, x in v.items())
+        return isinstance(v, list) and any(has_nul(x) for x in v)
+
+    assert holds_json_nul(orjson.dumps(value)) == has_nul(value)

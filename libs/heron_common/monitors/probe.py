@@ -63,6 +63,7 @@ MAX_HEADERS = 50
 MAX_HEADER_VALUE = 4096
 MAX_REQUEST_BODY = 65_536
 MAX_TEXT = 1000  # a string to look for, a regex, a JSON path, a JSON value (encoded)
+MAX_JSON_DEPTH = 32  # json_equals: as deep as HERON_MAX_JSON_DEPTH allows by default
 # How much of a response body is read and judged; a longer body is cut there (and said so).
 MAX_BODY_BYTES = 1_048_576
 # The longest a body regex may run on one response; a pattern that takes longer is down (a
@@ -256,6 +257,26 @@ def _statuses(value: Any) -> tuple[int, ...]:
     return tuple(sorted(set(items)))
 
 
+def _json_value_problem(value: Any, depth: int) -> str | None:
+    """Why Postgres (jsonb) could not store ``value``, or None: a NUL in a string or a key, or
+    nesting past MAX_JSON_DEPTH (a form's text is parsed without the request body's bound)."""
+    if depth > MAX_JSON_DEPTH:
+        return f"is nested more than {MAX_JSON_DEPTH} levels deep"
+    if isinstance(value, str):
+        return "contains a NUL character (\\u0000), which cannot be stored" if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        problem = _json_value_problem(item, depth + 1)
+        if problem is not None:
+            return problem
+    return None
+
+
 def parse_config(fields: Mapping[str, Any], limits: Limits) -> Config:
     """The probe's settings from ``fields`` (a POST's body, or a PATCH's over the stored config;
     null or absent means the default), each checked; ConfigError names the first bad field."""
@@ -298,6 +319,8 @@ def parse_config(fields: Mapping[str, Any], limits: Limits) -> Config:
             compiled_regex(body_regex)
         except regex.error as exc:
             raise ConfigError("body_regex", f"is not a valid regular expression: {exc}") from None
+        except RecursionError:  # the compiler recurses per group: ~500 nested ones exhaust the stack
+            raise ConfigError("body_regex", "is nested too deeply to compile") from None
     json_path = _text(fields, "json_path")
     json_equals = fields.get("json_equals")
     if json_path is not None:
@@ -307,6 +330,9 @@ def parse_config(fields: Mapping[str, Any], limits: Limits) -> Config:
             raise ConfigError("json_path", f"is not a valid JSON path: {exc}") from None
         if "json_equals" not in fields:
             raise ConfigError("json_equals", "is required with json_path: the value the path must equal")
+        problem = _json_value_problem(json_equals, 0)
+        if problem is not None:
+            raise ConfigError("json_equals", problem)
         if len(orjson.dumps(json_equals)) > MAX_TEXT:
             raise ConfigError("json_equals", f"is longer than {MAX_TEXT} bytes as JSON")
     elif fields.get("json_equals") is not None:

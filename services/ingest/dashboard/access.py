@@ -80,6 +80,9 @@ async def signin(request: web.Request) -> web.StreamResponse:
     config = request.app[DASHBOARD]
     nonce = request.cookies.get(SIGNIN_COOKIE)
     presented = form.get(CSRF_FIELD)
+    # As the form's page does: a cookie we did not set (non-ASCII, huge) is no nonce at all.
+    if nonce is not None and (len(nonce) > 64 or not nonce.isascii()):
+        nonce = None
     if not nonce or not isinstance(presented, str) or not sessions.csrf_ok(config.secret, "signin:" + nonce, presented):
         return _signin_page(
             request, error="The sign-in form expired (or cookies are blocked). Please try again.", status=403
