@@ -95,6 +95,7 @@ bench: install servers  ## every benchmark; the ingest ones need wrk (apt-get in
 	$(BIN)/python bench/paging.py
 	$(BIN)/python bench/detection.py
 	$(BIN)/python bench/model_cost.py
+	$(BIN)/python bench/revocation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
