@@ -194,9 +194,9 @@ def _slack_user(payload: dict[str, Any]) -> str:
     found = payload.get("user")
     user: dict[str, Any] = found if isinstance(found, dict) else {}
     name = next((str(user[k]) for k in ("username", "name", "id") if isinstance(user.get(k), str)), "someone")
-    # Stored as acknowledged_by: keep what Postgres text can hold (no NUL, no lone surrogates),
-    # or the acknowledgement would be refused after its link was spent.
-    name = "".join(c for c in name[:100] if c.isprintable()).encode("utf-8", "replace").decode("utf-8")
+    # Stored as acknowledged_by: printable characters only (NUL and lone surrogates are not, and
+    # Postgres text refuses them), or the acknowledgement would be refused after its link was spent.
+    name = "".join(c for c in name[:100] if c.isprintable())
     return f"Slack ({name or 'someone'})"
 
 

@@ -42,13 +42,14 @@ def handle_error(
     exc: BaseException | None = None,
     message: str | None = None,
 ) -> web.StreamResponse:
-    answer = _original(self, request, status, exc, message)  # logs, and refuses if already sending
+    # aiohttp's own: it logs the error and refuses if a response is already being sent; its
+    # plain-text answer is replaced.
+    _original(self, request, status, exc, message)
     code, text = _error(status, exc)
     response = web.Response(
         status=status, body=orjson.dumps({"error": {"code": code, "message": text}}), content_type="application/json"
     )
     response.force_close()
-    del answer
     return response
 
 

@@ -28,6 +28,7 @@ from heron_ingest.validation import MAX_DEPTH, InputError, nested_deeper
 
 
 def _storable(text: str) -> str:
+    """NUL, which Postgres cannot store, shown as U+FFFD."""
     return text.replace("\x00", "\ufffd")
 
 
@@ -39,7 +40,7 @@ def alert_body(raw: bytes, content_type: str, max_depth: int = MAX_DEPTH) -> dic
         return None
     # Whatever arrives is shown, never refused: undecodable bytes become U+FFFD, and NUL (which
     # Postgres cannot store) too.
-    text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    text = _storable(raw.decode("utf-8", errors="replace"))
     kept = tr.cut_body(text)
     body: dict[str, Any] = {"body": kept, "content_type": content_type}
     if kept == text and content_type == "application/json" and JSON_NUL not in raw:
@@ -53,7 +54,7 @@ def alert_body(raw: bytes, content_type: str, max_depth: int = MAX_DEPTH) -> dic
             if not nested_deeper(data, max_depth):
                 body["data"] = data
     elif kept == text and content_type == "application/x-www-form-urlencoded":
-        # %00 decodes to NUL, which Postgres cannot store: shown as U+FFFD, as in the text.
+        # %00 decodes to NUL: made storable, as in the text.
         fields = parse_qs(text, keep_blank_values=True)
         body["data"] = {
             _storable(k): _storable(v[0]) if len(v) == 1 else [_storable(x) for x in v] for k, v in fields.items()
@@ -71,9 +72,9 @@ def _action(name: str) -> Any:
         config = row["config"] or {}
         if name == "checkin" and config.get("trigger_kind") != tr.LIVENESS:
             raise InputError(409, "not_liveness", "only a liveness trigger takes check-ins")
-        raw = await request.read()
-        depth = request.app[SETTINGS].max_json_depth
-        body = alert_body(raw, request.content_type, depth) if name == "alert" else None
+        body = None
+        if name == "alert":  # the other calls carry nothing worth reading
+            body = alert_body(await request.read(), request.content_type, request.app[SETTINGS].max_json_depth)
         if not is_test(request):
             payload = {"action": name, "body": body, "by": who(request, key)}
             await send_observation(request, row["id"], project_id, row["shard"], payload, "the call")
