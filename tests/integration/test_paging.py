@@ -273,7 +273,17 @@ def slack_request(
     }
 
 
-async def test_the_slack_button_acknowledges_through_a_signed_interactivity_request(env: Env) -> None:
+@pytest.fixture
+async def slack_responses() -> AsyncIterator[FakeReceiver]:
+    """Where Slack's response_url points: records what Heron says back to the interaction."""
+    fake = await FakeReceiver(path="/actions/T0/1/secret").start()
+    yield fake
+    await fake.stop()
+
+
+async def test_the_slack_button_acknowledges_through_a_signed_interactivity_request(
+    env: Env, slack_responses: FakeReceiver
+) -> None:
     await person(env, "alice@example.com", {"kind": "slack", "target": "U024BE7LH"})
     rot = await rotation(env, "alice@example.com\n", repeat_every=1.0)
     trigger = await trigger_for(env, rot["id"])
@@ -283,7 +293,6 @@ async def test_the_slack_button_acknowledges_through_a_signed_interactivity_requ
     [actions] = [b for b in message["blocks"] if b["type"] == "actions"]
     [button] = actions["elements"]
     assert button["action_id"] == "heron_acknowledge" and button["text"]["text"] == "Acknowledge"
-    slack_responses = await FakeReceiver(path="/actions/T0/1/secret").start()  # the interaction's response_url
     payload = {
         "type": "block_actions",
         # A NUL in the name (found by an audit) once had the acknowledgement refused after its
@@ -328,7 +337,6 @@ async def test_the_slack_button_acknowledges_through_a_signed_interactivity_requ
     [_, told] = await slack_responses.wait_for(2)
     assert told.json["response_type"] == "ephemeral" and told.json["replace_original"] is False
     assert told.json["text"].startswith("Not acknowledged: ")
-    await slack_responses.stop()
     # Other interactions are none of Heron's business; a body that is not Slack's shape is a 400.
     body, headers = slack_request({"type": "view_submission"})
     async with env.system.http.post(url, data=body, headers=headers) as r:
